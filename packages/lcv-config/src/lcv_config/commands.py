@@ -1,0 +1,59 @@
+"""The subcommands lcv-config provides itself: ``lcv components`` and ``lcv config``."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from lcv_config.groups import GROUPS, resolve_group, short_name
+from lcv_config.loading import dump_config, load_config
+from lcv_config.plugins import list_plugins
+
+
+class ComponentsCommand:
+    """``lcv components [GROUP]``: list installed plugins without importing them."""
+
+    help = "List installed plugins (name, distribution, version) per group, without importing them."
+
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        """Add the optional GROUP argument."""
+        parser.add_argument("group", nargs="?", help="a group such as 'splitters' or 'lcv.tuners'; default: all")
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Print one table per group."""
+        groups = [resolve_group(args.group)] if args.group else list(GROUPS)
+        console = Console(highlight=False)
+        for group in groups:
+            table = Table(title=group, title_justify="left", show_edge=False)
+            for column in ("name", "distribution", "version", "target"):
+                table.add_column(column)
+            for p in list_plugins(group):
+                table.add_row(p.name, p.distribution, p.version, p.value)
+            if not table.row_count:
+                table.add_row(f"(none installed: {short_name(group)})", "", "", "")
+            console.print(table)
+        return 0
+
+
+class ConfigCommand:
+    """``lcv config show|validate CONFIG [overrides]``: print or check a resolved config."""
+
+    help = "Show the resolved config (files merged, overrides and ${...} references applied), or validate it."
+
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        """Add the action, the config files and the overrides."""
+        parser.add_argument("action", choices=["show", "validate"])
+        parser.add_argument("config", nargs="+", help="config files, then key=value overrides")
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Load the config; print it (show) or confirm it is valid (validate)."""
+        files = [c for c in args.config if "=" not in c]
+        overrides = [c for c in args.config if "=" in c]
+        config = load_config(files, overrides)
+        if args.action == "show":
+            print(dump_config(config), end="")
+        else:
+            print(f"{', '.join(files)}: valid")
+        return 0

@@ -1,0 +1,59 @@
+"""Exception types shared by every lcv package."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class LcvError(Exception):
+    """Base class of every error lcv raises on purpose; the CLI exits 2 on these (bad input)."""
+
+
+class ConfigError(LcvError, ValueError):
+    """An experiment config, a component reference or an argument is invalid.
+
+    Args:
+        message: What is wrong and how to fix it.
+        path: The dotted config path of the offending value (``optimizer.cfg.lr``), if known.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{message} (at {path})" if path and f"at {path}" not in message else message)
+
+
+class PluginError(LcvError):
+    """A plugin could not be found, was registered twice, or failed to import."""
+
+
+class UnknownPluginError(PluginError, KeyError):
+    """No plugin of that name is installed in the group."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class DuplicatePluginError(PluginError):
+    """Two distributions register the same name in one group."""
+
+
+class PluginImportError(PluginError, ImportError):
+    """A plugin's module raised while being imported."""
+
+
+def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """Return the candidates closest to ``name``, best first (case-insensitive)."""
+    pool = list(candidates)
+    lowered = {c.lower(): c for c in pool}
+    hits = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)
+    return [lowered[h] for h in hits]
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest candidate, or an empty string."""
+    hits = closest(name, candidates, n=2)
+    if not hits:
+        return ""
+    return " Did you mean " + " or ".join(f"'{h}'" for h in hits) + "?"

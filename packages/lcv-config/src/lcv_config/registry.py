@@ -1,0 +1,259 @@
+"""The component registry: turn a reference in a config into a class or function, then build it.
+
+A reference resolves in this order: a name registered with :func:`register` → an entry point of
+the kind's group → a dotted import path → a class or function given directly → the kind's
+default modules (``torch.optim`` for optimizers, ...). A bare name found in two default modules is
+an error, never a silent first match. A dotted path imports its module, as in Hydra and
+LightningCLI: only use configs you trust.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from lcv_config.errors import ConfigError, LcvError, closest, did_you_mean
+from lcv_config.groups import CALLBACKS, DATAMODULES, LEARNERS, SPLITTERS, TRANSFORMS, TUNERS
+from lcv_config.plugins import list_plugins, load_plugin
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A component kind: where its names come from."""
+
+    name: str
+    """The kind's name, as used in error messages (``optimizer``)."""
+    group: str | None = None
+    """Its entry-point group, if plugins provide it."""
+    default_modules: tuple[str, ...] = ()
+    """Modules searched for a bare name last, in order (``torch.optim``)."""
+
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind("model"),
+        Kind("learner", LEARNERS),
+        Kind("criterion", None, ("torch.nn",)),
+        Kind("optimizer", None, ("torch.optim",)),
+        Kind("lr_scheduler", None, ("torch.optim.lr_scheduler",)),
+        Kind("metric", None, ("torchmetrics",)),
+        Kind("datamodule", DATAMODULES),
+        Kind("dataset", DATAMODULES),
+        Kind("splitter", SPLITTERS),
+        Kind("transform", TRANSFORMS, ("torchvision.transforms.v2",)),
+        Kind("callback", CALLBACKS),
+        Kind("logger", None, ("lightning.pytorch.loggers",)),
+        Kind("tuner", TUNERS),
+    )
+}
+"""Every component kind lcv knows."""
+
+_REGISTERED: dict[str, dict[str, Any]] = {k: {} for k in KINDS}
+
+
+def _kind(kind: str) -> Kind:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise LcvError(f"Unknown component kind '{kind}'.{did_you_mean(kind, KINDS)} Kinds: {', '.join(KINDS)}") from None
+
+
+def register(kind: str, name: str | None = None) -> Callable[[T], T]:
+    """Register a class or function under ``name`` (default: its ``__name__``) for ``kind``.
+
+    Example:
+        >>> @register("model")
+        ... class TinyNet: ...
+    """
+    _kind(kind)
+
+    def decorator(obj: T) -> T:
+        key = name or getattr(obj, "__name__", None)
+        if not key:
+            raise LcvError(f"Cannot register {obj!r} as a {kind} without a name.")
+        existing = _REGISTERED[kind].get(key)
+        if existing is not None and existing is not obj:
+            raise LcvError(f"The {kind} name '{key}' is already registered to {existing!r}; choose another name.")
+        _REGISTERED[kind][key] = obj
+        return obj
+
+    return decorator
+
+
+def registered_names(kind: str, pattern: str = "*") -> list[str]:
+    """List registered and entry-point names of ``kind`` matching a glob ``pattern``, importing nothing."""
+    k = _kind(kind)
+    names = set(_REGISTERED[k.name])
+    if k.group:
+        names.update(p.name for p in list_plugins(k.group))
+    return sorted(n for n in names if fnmatch.fnmatchcase(n, pattern))
+
+
+def _import_dotted(ref: str, kind: str, path: str | None) -> Any:
+    module_name, _, attr = ref.rpartition(":") if ":" in ref else ref.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"Cannot import module '{module_name}' for {kind} '{ref}': {type(exc).__name__}: {exc}", path
+        ) from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        public = [n for n in dir(module) if not n.startswith("_")]
+        raise ConfigError(
+            f"Module '{module_name}' has no attribute '{attr}' for {kind} '{ref}'.{did_you_mean(attr, public)}", path
+        ) from None
+
+
+def resolve(kind: str, ref: Any, path: str | None = None) -> Any:
+    """Return the class or function that ``ref`` names for component ``kind``.
+
+    Raises:
+        ConfigError: Unknown name (with suggestions and installed names), ambiguous bare name, or a
+            dotted path whose module does not import (with that module's error).
+    """
+    k = _kind(kind)
+    path = path or kind
+    if not isinstance(ref, str):
+        if callable(ref):
+            return ref
+        raise ConfigError(f"Expected a {kind} name, dotted path or class, got {type(ref).__name__} {ref!r}.", path)
+    if ref in _REGISTERED[k.name]:
+        return _REGISTERED[k.name][ref]
+    if k.group and any(p.name == ref for p in list_plugins(k.group)):
+        return load_plugin(k.group, ref)
+    if "." in ref or ":" in ref:
+        return _import_dotted(ref, kind, path)
+    hits: list[tuple[str, Any]] = []
+    candidates = set(_REGISTERED[k.name])
+    if k.group:
+        candidates.update(p.name for p in list_plugins(k.group))
+    for module_name in k.default_modules:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        public = [n for n in dir(module) if not n.startswith("_")]
+        candidates.update(public)
+        if ref in public:
+            hits.append((module_name, getattr(module, ref)))
+    if len(hits) > 1:
+        where = ", ".join(f"{m}.{ref}" for m, _ in hits)
+        raise ConfigError(f"Ambiguous {kind} '{ref}': found {where}. Write the full dotted path.", path)
+    if hits:
+        return hits[0][1]
+    installed = sorted(n for n in candidates if n[:1].isupper() or k.group)
+    hint = did_you_mean(ref, installed)
+    listing = ", ".join(installed[:25]) + (", ..." if len(installed) > 25 else "")
+    raise ConfigError(
+        f"Unknown {kind} '{ref}'.{hint} Installed: {listing or 'none'}."
+        + ("" if k.group is None else f" Plugins come from the '{k.group}' entry-point group."),
+        path,
+    )
+
+
+def check_arguments(target: Any, kwargs: Mapping[str, Any], kind: str, path: str, provided: tuple[str, ...] = ()) -> None:
+    """Check ``kwargs`` against ``target``'s signature before anything is built.
+
+    Args:
+        target: The class or function to call.
+        kwargs: The arguments from the config.
+        kind: The component kind, for messages.
+        path: The config path of the component, for messages.
+        provided: Argument names the caller fills in itself (``params`` of an optimizer).
+
+    Raises:
+        ConfigError: An argument is not in the signature (naming the valid ones) or a required one is missing.
+    """
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):
+        return  # builtins without a signature: let the call itself complain
+    params = sig.parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        accepts_any = True
+    else:
+        accepts_any = False
+    valid = [n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and n != "self"]
+    name = getattr(target, "__qualname__", repr(target))
+    if not accepts_any:
+        for key in kwargs:
+            if key not in valid:
+                hint = did_you_mean(key, valid)
+                raise ConfigError(
+                    f"Unknown argument '{key}' for {kind} {name}.{hint} Valid arguments: {', '.join(valid)}.",
+                    f"{path}.cfg.{key}",
+                )
+    for n, p in params.items():
+        required = p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        if required and n not in kwargs and n not in provided and n != "self":
+            raise ConfigError(f"Missing required argument '{n}' for {kind} {name}.", f"{path}.cfg")
+
+
+def build(kind: str, component: Any, path: str | None = None, *args: Any, **extra: Any) -> Any:
+    """Resolve and instantiate a component written ``{name: ..., cfg: {...}}`` or as a bare name.
+
+    Nested components inside ``cfg`` (dicts with exactly the keys ``name`` and optionally ``cfg``
+    whose ``name`` is a string) are not built here; the consumer decides which arguments are
+    components, so a plain dict of data is never instantiated by accident.
+
+    Args:
+        kind: The component kind.
+        component: A bare name, a ``{name, cfg}`` mapping, a pydantic ``Component`` or a class.
+        path: The config path, for messages.
+        *args: Positional arguments the caller provides (``params`` for an optimizer).
+        **extra: Keyword arguments the caller provides in addition to ``cfg``.
+    """
+    path = path or kind
+    name, cfg = split_component(component, path)
+    target = resolve(kind, name, f"{path}.name" if isinstance(component, Mapping) or hasattr(component, "cfg") else path)
+    merged = {**cfg, **extra}
+    if inspect.isclass(target) or inspect.isfunction(target):
+        positional = tuple(n for n, _ in _positional_params(target)[: len(args)])
+        check_arguments(target, merged, kind, path, provided=positional)
+    try:
+        return target(*args, **merged)
+    except LcvError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"Cannot build {kind} '{name}': {type(exc).__name__}: {exc}", path) from exc
+
+
+def _positional_params(target: Any) -> list[tuple[str, inspect.Parameter]]:
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return []
+    return [(n, p) for n, p in params.items() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and n != "self"]
+
+
+def split_component(component: Any, path: str) -> tuple[Any, dict[str, Any]]:
+    """Return ``(name, cfg)`` of a component reference in any accepted form."""
+    if isinstance(component, str) or inspect.isclass(component) or inspect.isfunction(component):
+        return component, {}
+    if hasattr(component, "name") and hasattr(component, "cfg") and not isinstance(component, Mapping):
+        return component.name, dict(component.cfg or {})
+    if isinstance(component, Mapping):
+        extra = set(component) - {"name", "cfg"}
+        if "name" not in component or extra:
+            keys = ", ".join(sorted(extra)) or "none"
+            raise ConfigError(
+                f"A component is written {{name: ..., cfg: {{...}}}}; got keys {sorted(component)} "
+                f"(unexpected: {keys}). Put arguments under 'cfg'.",
+                path,
+            )
+        return component["name"], dict(component.get("cfg") or {})
+    if callable(component):
+        return component, {}
+    raise ConfigError(f"Expected a component name or {{name, cfg}}, got {type(component).__name__}.", path)
+
+
+__all__ = ["KINDS", "Kind", "build", "check_arguments", "closest", "register", "registered_names", "resolve", "split_component"]

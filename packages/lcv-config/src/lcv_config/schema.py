@@ -1,0 +1,177 @@
+"""The validated experiment config: one pydantic model for a whole cross-validation experiment."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Schedule = Literal["interleaved", "sequential", "offload", "vectorized", "parallel"]
+"""How the k fold models share the machine; see the trainer docs."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_assignment=True)
+
+
+class Component(_Strict):
+    """A reference to a class or function plus its keyword arguments: ``{name: ..., cfg: {...}}``."""
+
+    name: Any
+    """A registered name, an entry-point name, a dotted import path, or the object itself."""
+    cfg: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments passed to it."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_bare_name(cls, value: Any) -> Any:
+        if isinstance(value, str) or callable(value):
+            return {"name": value}
+        return value
+
+
+class TrainerConfig(_Strict):
+    """Settings of the cross-validation trainer; Fabric's own arguments pass through unchanged."""
+
+    accelerator: str = "auto"
+    """Fabric accelerator: ``cpu``, ``cuda``, ``mps``, ``auto``."""
+    strategy: Any = "auto"
+    """Fabric strategy: ``auto``, ``ddp``, ``fsdp``, or a strategy object."""
+    devices: int | str | list[int] = 1
+    """Devices per node."""
+    num_nodes: int = Field(1, ge=1)
+    """Number of nodes."""
+    precision: str | int | None = None
+    """Fabric precision (``32-true``, ``bf16-mixed``, ``16-mixed``)."""
+    plugins: Any = None
+    """Fabric plugins."""
+    loggers: Any = None
+    """Lightning loggers (objects); the experiment config's ``loggers`` builds them from names."""
+    callbacks: Any = None
+    """lcv callbacks (objects); the experiment config's ``callbacks`` builds them from names."""
+    max_epochs: int = Field(10, ge=1)
+    """Stop after this many epochs."""
+    min_epochs: int = Field(0, ge=0)
+    """Early stopping cannot stop before this many epochs."""
+    accumulate_grad_batches: int = Field(1, ge=1)
+    """Step the optimizer every this many batches."""
+    gradient_clip_val: int | float | None = Field(None, ge=0)
+    """Clip gradients to this norm or value; ``None`` does not clip."""
+    gradient_clip_algorithm: Literal["norm", "value"] = "norm"
+    """How ``gradient_clip_val`` clips."""
+    limit_train_batches: int | float | None = Field(None, ge=0)
+    """At most this many (int) or this fraction (float) of training batches per epoch."""
+    limit_val_batches: int | float | None = Field(None, ge=0)
+    """At most this many (int) or this fraction (float) of validation batches per epoch."""
+    check_val_every_n_epoch: int = Field(1, ge=1)
+    """Validate every this many epochs."""
+    fast_dev_run: bool | int = False
+    """Run this many batches (``True``: 1) of one epoch, to find bugs quickly."""
+    overfit_batches: int | float = Field(0, ge=0)
+    """Train and validate on this many training batches, to check the model can overfit."""
+    seed: int | None = None
+    """Seed of the run; each fold's model gets a seed derived from it."""
+    deterministic: bool = False
+    """Ask torch for deterministic algorithms."""
+    schedule: Schedule = "interleaved"
+    """How folds share the machine."""
+    default_root_dir: str | None = None
+    """Run directory for logs and checkpoints."""
+    enable_progress_bar: bool = True
+    """Show the progress bar."""
+    profiler: str | None = None
+    """``simple`` or ``advanced`` profiler, or ``None``."""
+    monitor: str = "val_loss"
+    """The metric whose fold mean picks the best epoch."""
+    mode: Literal["min", "max"] = "min"
+    """Whether a lower or a higher ``monitor`` is better."""
+
+    @field_validator("limit_train_batches", "limit_val_batches", "overfit_batches")
+    @classmethod
+    def _fraction_at_most_one(cls, value: int | float | None) -> int | float | None:
+        if isinstance(value, float) and value > 1.0:
+            raise ValueError("a float is a fraction of the batches and must be at most 1.0; use an int for a count")
+        return value
+
+
+CrossValidationTrainerConfig = TrainerConfig
+"""The name lightning-cv users know for :class:`TrainerConfig`."""
+
+
+class DataConfig(_Strict):
+    """The data of an experiment: one dataset, a splitter, transforms and dataloader settings."""
+
+    datamodule: str = "cross_val"
+    """The ``lcv.datamodules`` plugin that builds the datamodule from this section."""
+    dataset: Component | None = None
+    """The dataset: a source in ``lcv.datamodules`` (``digits``), a dotted path, or an object."""
+    splitter: Component = Field(default_factory=lambda: Component(name="stratified_kfold", cfg={"n_splits": 5}))
+    """The splitter: a name in ``lcv.splitters`` (``kfold``) with its arguments."""
+    holdout: float | int | None = None
+    """A test split carved off before splitting (fraction or count)."""
+    transforms: dict[str, list[Component]] = Field(default_factory=dict)
+    """Sample transforms per stage: ``pre``, ``train``, ``val``, ``test``, ``predict``, ``post``."""
+    target_transforms: dict[str, list[Component]] = Field(default_factory=dict)
+    """Target transforms per stage, same keys as ``transforms``."""
+    fitted_transforms: list[Component] = Field(default_factory=list)
+    """Transforms fitted on each fold's training data only (``standardize``)."""
+    dataloaders: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"default": {"batch_size": 32}})
+    """Dataloader settings per split, with ``default`` for all."""
+
+
+class TuneConfig(_Strict):
+    """How ``lcv tune`` searches: backend, search space and study settings."""
+
+    backend: str = "optuna"
+    """The ``lcv.tuners`` plugin."""
+    space: dict[str, Any] = Field(default_factory=dict)
+    """The search space, keyed by config path (``optimizer.cfg.lr``)."""
+    n_trials: int | None = Field(None, ge=1)
+    """Number of trials."""
+    timeout: float | None = Field(None, gt=0)
+    """Time budget in seconds."""
+    direction: Literal["minimize", "maximize"] | None = None
+    """Direction; default from ``trainer.mode``."""
+    storage: str | None = None
+    """Study storage URL; default a SQLite file in the run directory."""
+    study: str | None = None
+    """Study name."""
+    pruner: Component | None = None
+    """Pruner by name with arguments."""
+    sampler: Component | None = None
+    """Sampler by name with arguments."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Backend-specific options."""
+
+
+class ExperimentConfig(_Strict):
+    """A whole cross-validation experiment: model, data, training, tuning."""
+
+    name: str = "experiment"
+    """The run's name; runs go to ``<output_dir>/<name>/<timestamp>/``."""
+    output_dir: str = "runs"
+    """Where run directories are created."""
+    seed: int = 0
+    """Seed of splits, model initialisation and shuffling."""
+    model: Component | None = None
+    """The network (an ``nn.Module``) the learner trains."""
+    learner: Component = Field(default_factory=lambda: Component(name="supervised"))
+    """The LightningModule: a name in ``lcv.learners`` or a dotted path."""
+    criterion: Component | None = None
+    """The loss, e.g. ``CrossEntropyLoss`` from ``torch.nn``."""
+    optimizer: Component | list[Component] = Field(default_factory=lambda: Component(name="Adam", cfg={"lr": 1e-3}))
+    """The optimizer(s), e.g. ``Adam`` from ``torch.optim``."""
+    lr_scheduler: Component | list[Component] | None = None
+    """Learning-rate scheduler(s), with Lightning's ``interval``/``frequency``/``monitor`` keys."""
+    metrics: list[Component] = Field(default_factory=list)
+    """Metrics logged on validation (torchmetrics names)."""
+    data: DataConfig = Field(default_factory=DataConfig)
+    """The data section."""
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    """The trainer section."""
+    callbacks: list[Component] = Field(default_factory=list)
+    """Callbacks by name in ``lcv.callbacks`` with arguments."""
+    loggers: list[Component] = Field(default_factory=list)
+    """Lightning loggers by name (``CSVLogger``, ``TensorBoardLogger``, ``WandbLogger``)."""
+    tune: TuneConfig | None = None
+    """The tuning section, used by ``lcv tune``."""

@@ -1,0 +1,74 @@
+"""Make one model per fold from a class, a factory or an instance, each seeded from the run's seed."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningModule
+
+from lcv_config import LcvError
+
+
+def fold_seeds(seed: int, n_folds: int) -> list[int]:
+    """Derive one independent seed per fold from the run's seed (NumPy's ``SeedSequence.spawn``)."""
+    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n_folds)]
+
+
+ModelSpec = LightningModule | type[LightningModule] | Callable[..., LightningModule]
+
+
+def make_fold_model(model: ModelSpec, fold: int, seed: int, model_kwargs: Mapping[str, Any] | None = None) -> LightningModule:
+    """Return fold ``fold``'s model: a copy of an instance, or a new one built under the fold's seed.
+
+    A class is called with ``model_kwargs``; a factory is called with ``fold=`` when it accepts it.
+    """
+    kwargs = dict(model_kwargs or {})
+    if isinstance(model, LightningModule):
+        if kwargs:
+            raise LcvError("model_kwargs are for a model class or factory, not an instance.")
+        built: Any = copy.deepcopy(model)  # every fold starts from the instance's weights
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            if not inspect.isclass(model) and _accepts(model, "fold"):
+                kwargs["fold"] = fold
+            built = model(**kwargs)
+    if not isinstance(built, LightningModule):
+        raise LcvError(f"The model must be a LightningModule (or a class/factory making one); got {type(built).__name__}.")
+    check_module(built)
+    return built
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def check_module(module: LightningModule) -> None:
+    """Refuse a module without ``training_step`` or ``configure_optimizers`` before training starts."""
+    cls = type(module)
+    for hook in ("training_step", "configure_optimizers"):
+        if getattr(cls, hook) is getattr(LightningModule, hook):
+            raise LcvError(f"{cls.__name__} does not define {hook}(); a LightningModule for lcv needs it.")
+
+
+def check_no_shared_parameters(models: list[LightningModule]) -> None:
+    """Refuse fold models whose copies share a parameter tensor (each fold must train its own weights)."""
+    owner: dict[int, int] = {}
+    for fold, m in enumerate(models):
+        for name, p in m.named_parameters():
+            key = p.data_ptr()
+            if key in owner and owner[key] != fold:
+                raise LcvError(
+                    f"Fold {fold}'s parameter '{name}' is the same tensor as one of fold {owner[key]}'s: "
+                    "the model factory returns modules that share weights. Build a new module per call."
+                )
+            owner[key] = fold

@@ -1,0 +1,85 @@
+"""Stop training when the fold mean of a metric stops improving."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from lcv_core.callbacks.base import Callback
+
+
+class EarlyStopping(Callback):
+    """Stop all folds when ``monitor``'s fold mean has not improved for ``patience`` epochs.
+
+    Args:
+        monitor: A metric logged in validation (``val_loss``); its fold mean ``cv/<monitor>_mean`` is watched.
+        patience: Epochs without improvement before stopping.
+        min_delta: The smallest change that counts as an improvement.
+        mode: ``min`` if lower is better, ``max`` if higher is better.
+        warmup: Epochs at the start that are never counted against ``patience``.
+        stopping_threshold: Stop as soon as the fold mean reaches this value.
+        divergence_threshold: Stop as soon as the fold mean is worse than this value.
+        check_finite: Stop when the fold mean or any fold's value is NaN or infinite.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 3,
+        min_delta: float = 0.0,
+        mode: Literal["min", "max"] = "min",
+        warmup: int = 0,
+        stopping_threshold: float | None = None,
+        divergence_threshold: float | None = None,
+        check_finite: bool = True,
+    ) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.monitor = monitor
+        self.patience = patience
+        self.min_delta = abs(min_delta)
+        self.mode = mode
+        self.warmup = warmup
+        self.stopping_threshold = stopping_threshold
+        self.divergence_threshold = divergence_threshold
+        self.check_finite = check_finite
+        self.best: float = math.inf if mode == "min" else -math.inf
+        self.wait = 0
+        self.stopped_epoch: int | None = None
+        self.reason: str | None = None
+
+    def _better(self, value: float, than: float) -> bool:
+        return value < than - self.min_delta if self.mode == "min" else value > than + self.min_delta
+
+    def on_validation_end(self, *, trainer: Any, epoch: int, metrics: dict[str, float], **kwargs: Any) -> None:
+        """Check the fold mean of ``monitor`` and ask the trainer to stop when it is time."""
+        key = f"cv/{self.monitor}_mean"
+        if key not in metrics:
+            logged = sorted({k.split("/", 1)[1] for k in metrics if k.startswith("fold_")})
+            raise ValueError(f"EarlyStopping monitors '{self.monitor}', which was not logged. Logged: {', '.join(logged)}")
+        value = metrics[key]
+        reason = None
+        if self.check_finite and not math.isfinite(value):
+            bad = [k.split("/")[0] for k, v in metrics.items() if k.endswith(f"/{self.monitor}") and not math.isfinite(v)]
+            reason = f"{self.monitor} is not finite at epoch {epoch + 1} ({', '.join(bad) or 'fold mean'})"
+        elif self.stopping_threshold is not None and not self._better(self.stopping_threshold, value):
+            reason = f"fold mean of {self.monitor} {value:.4g} reached the stopping threshold {self.stopping_threshold}"
+        elif self.divergence_threshold is not None and self._better(self.divergence_threshold, value):
+            reason = f"fold mean of {self.monitor} {value:.4g} diverged past {self.divergence_threshold}"
+        elif self._better(value, self.best):
+            self.best, self.wait = value, 0
+        elif epoch >= self.warmup:
+            self.wait += 1
+            if self.wait >= self.patience:
+                reason = f"fold mean of {self.monitor} did not improve for {self.patience} epochs (best {self.best:.4g})"
+        if reason:
+            self.stopped_epoch, self.reason = epoch, reason
+            trainer.stop(reason)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the best value, the wait counter and the stop epoch."""
+        return {"best": self.best, "wait": self.wait, "stopped_epoch": self.stopped_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the best value, the wait counter and the stop epoch."""
+        self.best, self.wait, self.stopped_epoch = state_dict["best"], state_dict["wait"], state_dict["stopped_epoch"]

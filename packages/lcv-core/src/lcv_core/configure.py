@@ -1,0 +1,102 @@
+"""Build a trainer, a per-fold learner factory and a datamodule from an experiment config."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import LightningModule
+
+import lcv_core.models  # noqa: F401  # registers the built-in models ("mlp")
+from lcv_config import DATAMODULES, ConfigError, ExperimentConfig, build, load_config, load_plugin, resolve
+from lcv_core.trainer import CrossValidationTrainer
+
+
+def build_datamodule(config: ExperimentConfig) -> Any:
+    """Build the datamodule the ``data`` section describes, through its ``lcv.datamodules`` plugin."""
+    builder = load_plugin(DATAMODULES, config.data.datamodule)
+    if not hasattr(builder, "from_config"):
+        raise ConfigError(
+            f"The datamodule plugin '{config.data.datamodule}' has no from_config(); it cannot be built from a config.",
+            "data.datamodule",
+        )
+    return builder.from_config(config.data, seed=config.seed)
+
+
+def learner_factory(config: ExperimentConfig) -> Callable[[], LightningModule]:
+    """Return a function that builds a new learner per call, checking its arguments once now."""
+    target = resolve("learner", config.learner.name, "learner.name")
+    sections = {
+        "model": config.model.model_dump() if config.model else None,
+        "criterion": config.criterion.model_dump() if config.criterion else None,
+        "optimizer": _dump(config.optimizer),
+        "lr_scheduler": _dump(config.lr_scheduler),
+        "metrics": [m.model_dump() for m in config.metrics],
+    }
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]
+    accepts_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    extra = {k: v for k, v in sections.items() if v not in (None, []) and (accepts_all or k in params)}
+    component = {"name": target, "cfg": dict(config.learner.cfg)}
+
+    def factory() -> LightningModule:
+        return build("learner", component, "learner", **extra)  # type: ignore[no-any-return]
+
+    return factory
+
+
+def _dump(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [v.model_dump() for v in value]
+    return value.model_dump()
+
+
+def build_callbacks(config: ExperimentConfig) -> list[Any]:
+    """Build the ``callbacks`` section."""
+    return [build("callback", c, f"callbacks[{i}]") for i, c in enumerate(config.callbacks)]
+
+
+def build_loggers(config: ExperimentConfig, run_dir: Path | None) -> list[Any]:
+    """Build the ``loggers`` section; a logger without ``root_dir``/``save_dir`` writes into the run directory."""
+    loggers = []
+    for i, c in enumerate(config.loggers):
+        target = resolve("logger", c.name, f"loggers[{i}].name")
+        cfg = dict(c.cfg)
+        params = inspect.signature(target).parameters
+        for key in ("root_dir", "save_dir"):
+            if key in params and key not in cfg and run_dir is not None:
+                cfg[key] = str(run_dir)
+        loggers.append(build("logger", {"name": target, "cfg": cfg}, f"loggers[{i}]"))
+    return loggers
+
+
+def configure_all(
+    config: ExperimentConfig | str | Path, run_dir: str | Path | None = None
+) -> tuple[CrossValidationTrainer, Callable[[], LightningModule], Any]:
+    """Return ``(trainer, learner_factory, datamodule)`` for an experiment config or config file.
+
+    Example:
+        >>> trainer, make_learner, datamodule = configure_all("examples/digits/config.yaml")  # doctest: +SKIP
+        >>> result = trainer.fit(make_learner, datamodule)  # doctest: +SKIP
+    """
+    if not isinstance(config, ExperimentConfig):
+        config = load_config(config)
+    datamodule = build_datamodule(config)
+    factory = learner_factory(config)
+    factory()  # build one learner now, so a bad argument fails before anything is written
+    path = Path(run_dir) if run_dir is not None else None
+    trainer_cfg = config.trainer.model_copy(
+        update={
+            "seed": config.trainer.seed if config.trainer.seed is not None else config.seed,
+            "default_root_dir": str(path) if path is not None else config.trainer.default_root_dir,
+            "callbacks": [*(config.trainer.callbacks or []), *build_callbacks(config)],
+            "loggers": [*(config.trainer.loggers or []), *build_loggers(config, path)] or None,
+        }
+    )
+    return CrossValidationTrainer(trainer_cfg), factory, datamodule

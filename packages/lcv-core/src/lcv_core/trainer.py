@@ -1,0 +1,405 @@
+"""The cross-validation trainer: k fold models on Lightning Fabric, stepping through epochs together."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric import Fabric
+from lightning.fabric.loggers import CSVLogger
+from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities.types import LRSchedulerConfig
+from torch.utils.data import DataLoader
+
+from lcv_config import LcvError, TrainerConfig
+from lcv_core._logging import FoldMetricLog, batch_size_of
+from lcv_core._models import ModelSpec, check_no_shared_parameters, fold_seeds, make_fold_model
+from lcv_core._optim import configure_optimizers
+from lcv_core.results import CVResult
+
+
+@dataclass
+class FoldState:
+    """Everything one fold owns during a fit."""
+
+    index: int
+    """The fold's index."""
+    module: LightningModule
+    """The user's LightningModule for this fold (unwrapped)."""
+    wrapped: Any
+    """The module as returned by ``fabric.setup`` (precision, devices, DDP)."""
+    optimizers: list[Any]
+    """The fold's Fabric-wrapped optimizers."""
+    schedulers: list[LRSchedulerConfig]
+    """The fold's scheduler configs (``interval``, ``frequency``, ``monitor``)."""
+    train_loader: Any
+    """The fold's training batches."""
+    val_loader: Any
+    """The fold's validation batches."""
+    log: FoldMetricLog = field(default_factory=FoldMetricLog)
+    """Collects the values the module logs."""
+    history: list[dict[str, float]] = field(default_factory=list)
+    """Per epoch, the fold's epoch-level metrics."""
+    global_step: int = 0
+    """Optimizer steps taken."""
+    stopped: bool = False
+    """Whether this fold stopped early (per-fold early stopping)."""
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+class CrossValidationTrainer:
+    """Train one model per fold with Lightning Fabric; folds step through epochs together.
+
+    After every epoch the validation metrics of all folds are aggregated into ``cv/<name>_mean`` and
+    ``cv/<name>_std``, so early stopping, checkpointing and tuner pruning act on the fold mean.
+
+    Args:
+        config: A :class:`~lcv_config.TrainerConfig`, a mapping of its fields, or ``None``.
+        **kwargs: Fields of :class:`~lcv_config.TrainerConfig`, overriding ``config``.
+
+    Example:
+        >>> trainer = CrossValidationTrainer(max_epochs=5, accelerator="cpu")  # doctest: +SKIP
+        >>> result = trainer.fit(MyModule, datamodule)  # doctest: +SKIP
+        >>> print(result.metric("val_acc"))  # doctest: +SKIP
+    """
+
+    def __init__(self, config: TrainerConfig | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        base = config.model_dump() if isinstance(config, TrainerConfig) else dict(config or {})
+        self.config = TrainerConfig(**{**base, **kwargs})
+        cfg = self.config
+        self.callbacks: list[Any] = _as_list(cfg.callbacks)
+        self.run_dir = Path(cfg.default_root_dir) if cfg.default_root_dir else None
+        loggers = _as_list(cfg.loggers)
+        if not loggers and self.run_dir is not None:
+            loggers = [CSVLogger(root_dir=str(self.run_dir), name="logs", version="")]
+        self.fabric = Fabric(
+            accelerator=cfg.accelerator,
+            strategy=cfg.strategy,
+            devices=cfg.devices,
+            num_nodes=cfg.num_nodes,
+            precision=cfg.precision,  # type: ignore[arg-type]  # validated by Fabric itself
+            plugins=cfg.plugins,
+            callbacks=self.callbacks,
+            loggers=loggers,
+        )
+        self.folds: list[FoldState] = []
+        self.current_epoch = 0
+        self.should_stop = False
+        self.stop_reason: str | None = None
+        self.epoch_metrics: dict[str, float] = {}
+
+    # -- public API ---------------------------------------------------------------------------------
+
+    @property
+    def n_folds(self) -> int:
+        """The number of folds of the current fit."""
+        return len(self.folds)
+
+    def fit(
+        self,
+        model: ModelSpec,
+        datamodule: Any,
+        ckpt_path: str | None = None,
+        model_kwargs: Mapping[str, Any] | None = None,
+    ) -> CVResult:
+        """Train and validate one model per fold; return the per-fold history and fold-mean summary.
+
+        Args:
+            model: A LightningModule class (built with ``model_kwargs``), a factory returning one
+                (called with ``fold=`` if it accepts it), or an instance copied per fold.
+            datamodule: An object with ``train_val_dataloaders()`` or a list of ``(train, val)`` loaders.
+            ckpt_path: Reserved for resuming from a checkpoint.
+            model_kwargs: Keyword arguments for a model class or factory.
+
+        Raises:
+            LcvError: Bad input, reported before training starts.
+        """
+        if ckpt_path is not None:
+            raise LcvError("Resuming from a checkpoint is not available yet in this version of lcv-core.")
+        cfg = self.config
+        start = time.perf_counter()
+        seed = cfg.seed if cfg.seed is not None else 0
+        self.fabric.seed_everything(seed, workers=True, verbose=False)
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        loaders = self._fold_loaders(datamodule)
+        seeds = fold_seeds(seed, len(loaders))
+        models = [make_fold_model(model, i, s, model_kwargs) for i, s in enumerate(seeds)]
+        check_no_shared_parameters(models)
+        self.folds = [self._setup_fold(i, m, tr, va) for i, (m, (tr, va)) in enumerate(zip(models, loaders))]
+        self.current_epoch = 0
+        self.should_stop = False
+        try:
+            self.fabric.call("on_train_start", trainer=self)
+            for f in self.folds:
+                f.module.on_fit_start()
+                self.fabric.call("on_train_fold_start", trainer=self, fold=f.index, module=f.module)
+            if cfg.schedule == "sequential":
+                self._run_sequential()
+            else:
+                self._run_interleaved()
+            for f in self.folds:
+                f.module.on_fit_end()
+                self.fabric.call("on_train_fold_end", trainer=self, fold=f.index, module=f.module)
+            self.fabric.call("on_train_end", trainer=self)
+        except BaseException as exc:
+            self.fabric.call("on_exception", trainer=self, exception=exc)
+            raise
+        for logger in self.fabric.loggers:
+            logger.finalize("success")
+        result = CVResult(
+            history=[f.history for f in self.folds],
+            monitor=cfg.monitor,
+            mode=cfg.mode,
+            wall_time=time.perf_counter() - start,
+            run_dir=self.run_dir,
+            stopped_epoch=self.current_epoch if self.stop_reason else None,
+        )
+        if self.run_dir is not None and self.fabric.is_global_zero:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            result.to_json(self.run_dir / "metrics.json")
+            result.write_csv(self.run_dir / "metrics.csv")
+        return result
+
+    # -- setup --------------------------------------------------------------------------------------
+
+    def _fold_loaders(self, datamodule: Any) -> list[tuple[Any, Any]]:
+        if hasattr(datamodule, "train_val_dataloaders"):
+            for hook, args in (("prepare_data", ()), ("setup", ("fit",))):
+                if callable(getattr(datamodule, hook, None)):
+                    getattr(datamodule, hook)(*args)
+            loaders = list(datamodule.train_val_dataloaders())
+        elif isinstance(datamodule, Sequence) and not isinstance(datamodule, (str, bytes)):
+            loaders = list(datamodule)
+        else:
+            raise LcvError(
+                f"The datamodule ({type(datamodule).__name__}) has no train_val_dataloaders(); pass an object with "
+                "that method (e.g. lcv_data.CrossValDataModule) or a list of (train_loader, val_loader) pairs."
+            )
+        if len(loaders) < 2:
+            raise LcvError(f"Cross-validation needs at least 2 folds; the datamodule gave {len(loaders)}.")
+        for i, pair in enumerate(loaders):
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+                raise LcvError(f"Fold {i} is not a (train_loader, val_loader) pair: {type(pair).__name__}.")
+            for name, loader in zip(("training", "validation"), pair):
+                if hasattr(loader, "__len__") and len(loader) == 0:
+                    raise LcvError(f"Fold {i} has no {name} batches; check the split and the batch size.")
+        return loaders
+
+    def _setup_fold(self, index: int, module: LightningModule, train: Any, val: Any) -> FoldState:
+        optimizers, schedulers = configure_optimizers(module)
+        wrapped, *fab_optimizers = self.fabric.setup(module, *optimizers)
+        # Fabric registers a LightningModule as a callback of its own; lcv calls each fold's module
+        # hooks itself, for that fold only, so remove it from Fabric's dispatch list.
+        if module in self.fabric._callbacks:
+            self.fabric._callbacks.remove(module)
+        if isinstance(train, DataLoader):
+            train = self.fabric.setup_dataloaders(train)
+        if isinstance(val, DataLoader):
+            val = self.fabric.setup_dataloaders(val)
+        fold = FoldState(index, module, wrapped, list(fab_optimizers), schedulers, train, val)
+        # self.log / self.log_dict of the user's module land in this fold's log, on device.
+        module.log = fold.log.log  # type: ignore[method-assign]
+        module.log_dict = fold.log.log_dict  # type: ignore[method-assign]
+        return fold
+
+    # -- schedules ----------------------------------------------------------------------------------
+
+    def _run_interleaved(self) -> None:
+        for epoch in range(self.config.max_epochs):
+            self.current_epoch = epoch
+            for f in self.folds:
+                if not f.stopped:
+                    self._fold_epoch(f, epoch)
+            self._end_epoch(epoch)
+            if self.should_stop and epoch + 1 >= self.config.min_epochs:
+                break
+            self.should_stop = False
+
+    def _run_sequential(self) -> None:
+        for f in self.folds:
+            for epoch in range(self.config.max_epochs):
+                self.current_epoch = epoch
+                self._fold_epoch(f, epoch)
+                self._step_epoch_schedulers(f, f.history[-1])
+                if f.stopped:
+                    break
+        for epoch in range(min(len(f.history) for f in self.folds)):
+            self._log_epoch(epoch, self._aggregate(epoch))
+
+    # -- one fold, one epoch ------------------------------------------------------------------------
+
+    def _limit(self, loader: Any, limit: int | float | None) -> int | None:
+        if self.config.fast_dev_run:
+            return int(self.config.fast_dev_run)
+        if limit is None:
+            return None
+        if isinstance(limit, float):
+            return max(1, int(len(loader) * limit)) if hasattr(loader, "__len__") else None
+        return int(limit)
+
+    def _call_step(self, f: FoldState, name: str, batch: Any, batch_idx: int) -> Any:
+        # Run the step through Fabric's precision context so mixed precision really autocasts.
+        if f.wrapped._forward_module is not f.wrapped._original_module:
+            return getattr(f.wrapped, name)(batch, batch_idx)  # DDP & co: Fabric redirects through forward
+        precision = self.fabric.strategy.precision
+        batch = precision.convert_input(batch)
+        with precision.forward_context():
+            out = getattr(f.module, name)(batch, batch_idx)
+        return precision.convert_output(out)
+
+    def _fold_epoch(self, f: FoldState, epoch: int) -> None:
+        cfg = self.config
+        module, call = f.module, self.fabric.call
+        module.train()
+        f.log.start("train")
+        call("on_train_epoch_start_per_fold", trainer=self, fold=f.index, epoch=epoch, module=module)
+        module.on_train_epoch_start()
+        limit = self._limit(f.train_loader, cfg.limit_train_batches)
+        n_batches = len(f.train_loader) if hasattr(f.train_loader, "__len__") else None
+        if limit is not None and n_batches is not None:
+            n_batches = min(n_batches, limit)
+        for batch_idx, batch in enumerate(f.train_loader):
+            if limit is not None and batch_idx >= limit:
+                break
+            batch = self.fabric.to_device(batch) if not isinstance(f.train_loader, DataLoader) else batch
+            f.log.batch_size = batch_size_of(batch)
+            call("on_train_batch_start_per_fold", trainer=self, fold=f.index, batch=batch, batch_idx=batch_idx)
+            if module.automatic_optimization:
+                last = n_batches is not None and batch_idx + 1 == n_batches
+                outputs = self._automatic_step(f, batch, batch_idx, last)
+            else:
+                outputs = self._call_step(f, "training_step", batch, batch_idx)
+            call(
+                "on_train_batch_end_per_fold", trainer=self, fold=f.index, outputs=outputs, batch=batch, batch_idx=batch_idx
+            )
+        module.on_train_epoch_end()
+        train_metrics = f.log.reduce()
+        call("on_train_epoch_end_per_fold", trainer=self, fold=f.index, epoch=epoch, metrics=train_metrics, module=module)
+        val_metrics: dict[str, float] = {}
+        if (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs:
+            val_metrics = self._validate(f, epoch)
+        f.history.append({**train_metrics, **val_metrics})
+
+    def _automatic_step(self, f: FoldState, batch: Any, batch_idx: int, last: bool) -> Any:
+        cfg, call = self.config, self.fabric.call
+        outputs = self._call_step(f, "training_step", batch, batch_idx)
+        loss = outputs["loss"] if isinstance(outputs, Mapping) else outputs
+        if loss is None:
+            return outputs  # Lightning semantics: returning None skips the batch
+        accumulating = (batch_idx + 1) % cfg.accumulate_grad_batches != 0 and not last
+        call("on_before_backward", trainer=self, fold=f.index, loss=loss)
+        with self.fabric.no_backward_sync(f.wrapped, enabled=accumulating):
+            self.fabric.backward(loss / cfg.accumulate_grad_batches)
+        call("on_after_backward", trainer=self, fold=f.index, module=f.module)
+        if accumulating:
+            return outputs
+        optimizer = f.optimizers[0]
+        if cfg.gradient_clip_val:
+            if cfg.gradient_clip_algorithm == "norm":
+                self.fabric.clip_gradients(f.wrapped, optimizer, max_norm=cfg.gradient_clip_val)
+            else:
+                self.fabric.clip_gradients(f.wrapped, optimizer, clip_val=cfg.gradient_clip_val)
+        call("on_before_optimizer_step", trainer=self, fold=f.index, optimizer=optimizer, module=f.module)
+        optimizer.step()
+        call("on_before_zero_grad", trainer=self, fold=f.index, optimizer=optimizer)
+        optimizer.zero_grad(set_to_none=True)
+        f.global_step += 1
+        for sched in f.schedulers:
+            if sched.interval == "step" and f.global_step % sched.frequency == 0:
+                sched.scheduler.step()  # type: ignore[call-arg]
+        return outputs
+
+    @torch.no_grad()
+    def _validate(self, f: FoldState, epoch: int) -> dict[str, float]:
+        module, call = f.module, self.fabric.call
+        module.eval()
+        f.log.start("val")
+        call("on_validation_start_per_fold", trainer=self, fold=f.index, epoch=epoch, module=module)
+        module.on_validation_epoch_start()
+        limit = self._limit(f.val_loader, self.config.limit_val_batches)
+        for batch_idx, batch in enumerate(f.val_loader):
+            if limit is not None and batch_idx >= limit:
+                break
+            batch = self.fabric.to_device(batch) if not isinstance(f.val_loader, DataLoader) else batch
+            f.log.batch_size = batch_size_of(batch)
+            call("on_validation_batch_start_per_fold", trainer=self, fold=f.index, batch=batch, batch_idx=batch_idx)
+            outputs = self._call_step(f, "validation_step", batch, batch_idx)
+            call(
+                "on_validation_batch_end_per_fold",
+                trainer=self, fold=f.index, outputs=outputs, batch=batch, batch_idx=batch_idx,
+            )
+        module.on_validation_epoch_end()
+        metrics = f.log.reduce()
+        module.train()
+        call("on_validation_end_per_fold", trainer=self, fold=f.index, epoch=epoch, metrics=metrics, module=module)
+        return metrics
+
+    # -- end of epoch: aggregate over folds ---------------------------------------------------------
+
+    def _aggregate(self, epoch: int) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        rows = [f.history[epoch] if epoch < len(f.history) else f.history[-1] for f in self.folds]
+        for f, row in zip(self.folds, rows):
+            metrics.update({f"fold_{f.index}/{k}": v for k, v in row.items()})
+        names = set.intersection(*(set(r) for r in rows))
+        for name in sorted(names):
+            values = [r[name] for r in rows]
+            metrics[f"cv/{name}_mean"] = statistics.fmean(values)
+            metrics[f"cv/{name}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        return metrics
+
+    def _end_epoch(self, epoch: int) -> None:
+        metrics = self._aggregate(epoch)
+        self.epoch_metrics = metrics
+        for f in self.folds:
+            if not f.stopped:
+                self._step_epoch_schedulers(f, f.history[-1])
+        self._log_epoch(epoch, metrics)
+        self.fabric.call("on_validation_end", trainer=self, epoch=epoch, metrics=metrics)
+        if self.config.enable_progress_bar and self.fabric.is_global_zero:
+            self._print_epoch(epoch, metrics)
+
+    def _log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.fabric.call("on_before_log_metrics", trainer=self, epoch=epoch, metrics=metrics)
+        self.fabric.log_dict({k: v for k, v in metrics.items() if not math.isnan(v)} | {"epoch": epoch}, step=epoch)
+
+    def _step_epoch_schedulers(self, f: FoldState, fold_metrics: Mapping[str, float]) -> None:
+        for sched in f.schedulers:
+            if sched.interval != "epoch" or (self.current_epoch + 1) % sched.frequency != 0:
+                continue
+            if sched.reduce_on_plateau:
+                name = sched.monitor or ""
+                value = self.epoch_metrics.get(name, fold_metrics.get(name))
+                if value is None:
+                    raise LcvError(
+                        f"ReduceLROnPlateau of fold {f.index} monitors '{name}', which was not logged. "
+                        f"Logged: {', '.join(sorted(fold_metrics))}; fold means: cv/<name>_mean."
+                    )
+                sched.scheduler.step(value)  # type: ignore[call-arg]
+            else:
+                sched.scheduler.step()  # type: ignore[call-arg]
+
+    def stop(self, reason: str) -> None:
+        """Ask the loop to stop after this epoch (callbacks call this); ``reason`` is reported."""
+        self.should_stop = True
+        self.stop_reason = reason
+
+    def _print_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        parts = [f"epoch {epoch + 1}/{self.config.max_epochs}"]
+        for key in sorted(k for k in metrics if k.startswith("cv/") and k.endswith("_mean")):
+            name = key[3:-5]
+            parts.append(f"{name} {metrics[key]:.4f} ± {metrics[f'cv/{name}_std']:.4f}")
+        print("  ".join(parts), flush=True)
+
