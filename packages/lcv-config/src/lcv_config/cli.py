@@ -14,21 +14,26 @@ from importlib import metadata
 
 from lcv_config.errors import LcvError, PluginError
 from lcv_config.groups import COMMANDS
-from lcv_config.plugins import list_plugins, load_plugin, unknown_message
+from lcv_config.plugins import PluginInfo, list_plugins, select_plugin, unknown_message
 
 
 def installed_lcv_packages() -> list[tuple[str, str]]:
     """Return ``(distribution, version)`` of every installed lcv package, sorted by name."""
     found = {}
     for dist in metadata.distributions():
+        # The normalised name comes from the dist-info folder's name; it spares parsing every METADATA file.
+        cheap = getattr(dist, "_normalized_name", None)
+        if isinstance(cheap, str) and not cheap.lower().startswith("lcv"):
+            continue
         name = dist.metadata["Name"] or ""
         if name.lower().replace("_", "-").startswith("lcv-"):
             found[name] = dist.version
     return sorted(found.items())
 
 
-def _top_parser(commands: list[str]) -> argparse.ArgumentParser:
-    listing = "\n".join(f"  {p.name:<12} (from {p.distribution} {p.version})" for p in list_plugins(COMMANDS))
+def _top_parser(plugins: list[PluginInfo]) -> argparse.ArgumentParser:
+    listing = "\n".join(f"  {p.name:<12} (from {p.distribution} {p.version})" for p in plugins)
+    names = sorted({p.name for p in plugins})
     parser = argparse.ArgumentParser(
         prog="lcv",
         description="Cross-validated training, configuration and tuning for PyTorch Lightning.",
@@ -37,35 +42,47 @@ def _top_parser(commands: list[str]) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="list every installed lcv package and its version")
     parser.add_argument("--verbose", "-v", action="store_true", help="show tracebacks of errors")
-    parser.add_argument("command", nargs="?", metavar="COMMAND", help=f"one of: {', '.join(commands)}")
+    parser.add_argument("command", nargs="?", metavar="COMMAND", help=f"one of: {', '.join(names)}")
     parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``lcv`` command line and return its exit code (the console script exits with it)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    commands = sorted({p.name for p in list_plugins(COMMANDS)})
-    parser = _top_parser(commands)
+def _run(argv: list[str]) -> int:
+    plugins = list_plugins(COMMANDS)
+    commands = sorted({p.name for p in plugins})
+    parser = _top_parser(plugins)
     top = parser.parse_args(argv)
     if top.version:
         for name, version in installed_lcv_packages():
             print(f"{name} {version}")
         return 0
     if top.command is None:
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return 2
-    verbose = top.verbose or "--verbose" in top.args
+    if top.command not in commands:
+        raise PluginError(unknown_message(COMMANDS, top.command, commands, noun="command"))
+    command = select_plugin(COMMANDS, top.command, plugins)  # two distributions with one name: an error
+    instance = command.load()()
+    sub = argparse.ArgumentParser(prog=f"lcv {top.command}", description=instance.help)
+    sub.add_argument("--verbose", "-v", action="store_true", help="show tracebacks of errors")
+    instance.configure(sub)
+    args = sub.parse_args(top.args)
+    args.verbose = top.verbose or args.verbose
+    return int(instance.run(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``lcv`` command line and return its exit code (the console script exits with it).
+
+    Exit codes: 0 success; 2 invalid config or input (one line on stderr, the traceback only with
+    ``--verbose``); 1 an unexpected failure while running; 130 interrupted.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = any(a in ("--verbose", "-v") for a in argv)
     try:
-        if top.command not in commands:
-            raise PluginError(unknown_message(COMMANDS, top.command, commands, noun="command"))
-        command = load_plugin(COMMANDS, top.command)()
-        sub = argparse.ArgumentParser(prog=f"lcv {top.command}", description=command.help)
-        sub.add_argument("--verbose", "-v", action="store_true", help="show tracebacks of errors")
-        command.configure(sub)
-        args = sub.parse_args(top.args)
-        args.verbose = verbose
-        return int(command.run(args))
+        return _run(argv)
+    except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except LcvError as exc:
         if verbose:
             traceback.print_exc()
@@ -77,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if verbose:
             traceback.print_exc()
-        print(f"lcv: error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)", file=sys.stderr)
+        hint = "" if verbose else " (run with --verbose for the traceback)"
+        print(f"lcv: error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return 1
 
 

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
-from rich.table import Table
-
 from lcv_config.groups import GROUPS, resolve_group, short_name
-from lcv_config.loading import dump_config, load_config
-from lcv_config.plugins import list_plugins
+from lcv_config.plugins import list_all_plugins
 
 
 class ComponentsCommand:
@@ -23,13 +19,18 @@ class ComponentsCommand:
 
     def run(self, args: argparse.Namespace) -> int:
         """Print one table per group."""
+        from rich.console import Console  # imported here: ``lcv --help`` must not pay for rich
+        from rich.table import Table
+
         groups = [resolve_group(args.group)] if args.group else list(GROUPS)
+        listing = list_all_plugins(groups)
         console = Console(highlight=False)
         for group in groups:
             table = Table(title=group, title_justify="left", show_edge=False)
-            for column in ("name", "distribution", "version", "target"):
-                table.add_column(column)
-            for p in list_plugins(group):
+            for column in ("name", "distribution", "version"):
+                table.add_column(column, no_wrap=True)
+            table.add_column("target", overflow="fold")
+            for p in listing[group]:
                 table.add_row(p.name, p.distribution, p.version, p.value)
             if not table.row_count:
                 table.add_row(f"(none installed: {short_name(group)})", "", "", "")
@@ -49,6 +50,8 @@ class ConfigCommand:
 
     def run(self, args: argparse.Namespace) -> int:
         """Load the config; print it (show) or confirm it is valid (validate)."""
+        from lcv_config.loading import dump_config, load_config  # pydantic only for this command
+
         files = [c for c in args.config if "=" not in c]
         overrides = [c for c in args.config if "=" in c]
         config = load_config(files, overrides)

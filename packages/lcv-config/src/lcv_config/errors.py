@@ -21,7 +21,8 @@ class ConfigError(LcvError, ValueError):
     def __init__(self, message: str, path: str | None = None) -> None:
         self.path = path
         self.message = message
-        super().__init__(f"{message} (at {path})" if path and f"at {path}" not in message else message)
+        named = path is not None and any(f"{w}{path}" in message for w in ("at ", "in ", "'"))
+        super().__init__(f"{message} (at {path})" if path and not named else message)
 
 
 class PluginError(LcvError):

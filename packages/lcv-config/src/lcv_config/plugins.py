@@ -6,12 +6,13 @@ that one plugin. Errors name the plugin, the distributions involved and what is 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
 from lcv_config.errors import DuplicatePluginError, PluginImportError, UnknownPluginError, did_you_mean
-from lcv_config.groups import KNOWN_PROVIDERS, short_name
+from lcv_config.groups import GROUPS, KNOWN_PROVIDERS, short_name
 
 
 @dataclass(frozen=True)
@@ -50,21 +51,37 @@ def kind_name(group: str) -> str:
     return short_name(group).removesuffix("s")
 
 
+def _scan(groups: tuple[str, ...]) -> dict[str, list[PluginInfo]]:
+    # Only entry_points.txt is read for every distribution; METADATA (name, version), which is much slower to
+    # parse, is read only for the few distributions that register something in these groups.
+    found: dict[str, list[PluginInfo]] = {g: [] for g in groups}
+    seen: set[tuple[str, str, str]] = set()
+    for dist in metadata.distributions():
+        entries = [e for e in dist.entry_points if e.group in found]
+        if not entries:
+            continue
+        dist_name = dist.metadata["Name"] or "?"
+        version = dist.version
+        for entry in entries:
+            key = (entry.group, dist_name, entry.name)
+            if key in seen:  # the same distribution found twice on sys.path
+                continue
+            seen.add(key)
+            found[entry.group].append(PluginInfo(entry.group, entry.name, entry.value, dist_name, version))
+    return {g: sorted(ps, key=lambda p: (p.name, p.distribution)) for g, ps in found.items()}
+
+
 def list_plugins(group: str) -> list[PluginInfo]:
     """List every plugin registered in ``group``, sorted by name, without importing any.
 
     A name registered by two distributions appears twice; loading it is an error.
     """
-    found: list[PluginInfo] = []
-    seen: set[tuple[str, str]] = set()
-    for dist in metadata.distributions():
-        dist_name = dist.metadata["Name"] or "?"
-        for entry in dist.entry_points:
-            if entry.group != group or (dist_name, entry.name) in seen:
-                continue
-            seen.add((dist_name, entry.name))  # the same distribution found twice on sys.path
-            found.append(PluginInfo(group, entry.name, entry.value, dist_name, dist.version))
-    return sorted(found, key=lambda p: (p.name, p.distribution))
+    return _scan((group,))[group]
+
+
+def list_all_plugins(groups: Iterable[str] = GROUPS) -> dict[str, list[PluginInfo]]:
+    """List the plugins of several groups (default: every lcv group) in one pass, without importing any."""
+    return _scan(tuple(groups))
 
 
 def find_plugin(group: str, name: str) -> PluginInfo:
@@ -76,6 +93,11 @@ def find_plugin(group: str, name: str) -> PluginInfo:
         DuplicatePluginError: Two distributions register the name.
     """
     plugins = list_plugins(group)
+    return select_plugin(group, name, plugins)
+
+
+def select_plugin(group: str, name: str, plugins: list[PluginInfo]) -> PluginInfo:
+    """Return plugin ``name`` out of an existing listing of ``group``; see :func:`find_plugin` for the errors."""
     matches = [p for p in plugins if p.name == name]
     if len(matches) > 1:
         owners = " and ".join(f"{p.distribution} {p.version} ({p.value})" for p in matches)
@@ -119,9 +141,12 @@ def load_plugins(group: str) -> tuple[dict[str, Any], dict[str, PluginImportErro
     """
     loaded: dict[str, Any] = {}
     failed: dict[str, PluginImportError] = {}
-    for info in list_plugins(group):
+    plugins = list_plugins(group)
+    for name in sorted({p.name for p in plugins}):
         try:
-            loaded[info.name] = find_plugin(group, info.name).load()
-        except (PluginImportError, DuplicatePluginError) as exc:
-            failed[info.name] = exc if isinstance(exc, PluginImportError) else PluginImportError(str(exc))
+            loaded[name] = select_plugin(group, name, plugins).load()
+        except PluginImportError as exc:
+            failed[name] = exc
+        except DuplicatePluginError as exc:
+            failed[name] = PluginImportError(str(exc))
     return loaded, failed

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import importlib.util
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from lcv_config.errors import ConfigError, LcvError, closest, did_you_mean
-from lcv_config.groups import CALLBACKS, DATAMODULES, LEARNERS, SPLITTERS, TRANSFORMS, TUNERS
+from lcv_config.groups import CALLBACKS, DATAMODULES, KNOWN_PROVIDERS, LEARNERS, SPLITTERS, TRANSFORMS, TUNERS
 from lcv_config.plugins import list_plugins, load_plugin
 
 T = TypeVar("T")
@@ -60,9 +61,24 @@ _REGISTERED: dict[str, dict[str, Any]] = {k: {} for k in KINDS}
 
 def _kind(kind: str) -> Kind:
     try:
-        return KINDS[kind]
+        k = KINDS[kind]
     except KeyError:
         raise LcvError(f"Unknown component kind '{kind}'.{did_you_mean(kind, KINDS)} Kinds: {', '.join(KINDS)}") from None
+    _REGISTERED.setdefault(k.name, {})
+    return k
+
+
+def unregister(kind: str, name: str) -> None:
+    """Remove a name registered with :func:`register` (tests and notebooks re-registering a class).
+
+    Raises:
+        LcvError: Nothing of that name is registered for ``kind``.
+    """
+    _kind(kind)
+    if name not in _REGISTERED[kind]:
+        known = sorted(_REGISTERED[kind])
+        raise LcvError(f"No {kind} '{name}' is registered.{did_you_mean(name, known)} Registered: {', '.join(known) or 'none'}.")
+    del _REGISTERED[kind][name]
 
 
 def register(kind: str, name: str | None = None) -> Callable[[T], T]:
@@ -150,14 +166,34 @@ def resolve(kind: str, ref: Any, path: str | None = None) -> Any:
         raise ConfigError(f"Ambiguous {kind} '{ref}': found {where}. Write the full dotted path.", path)
     if hits:
         return hits[0][1]
-    installed = sorted(n for n in candidates if n[:1].isupper() or k.group)
+    installed = sorted(n for n in candidates if n[:1].isupper() or n in _REGISTERED[k.name] or k.group)
     hint = did_you_mean(ref, installed)
     listing = ", ".join(installed[:25]) + (", ..." if len(installed) > 25 else "")
-    raise ConfigError(
-        f"Unknown {kind} '{ref}'.{hint} Installed: {listing or 'none'}."
-        + ("" if k.group is None else f" Plugins come from the '{k.group}' entry-point group."),
-        path,
-    )
+    message = f"Unknown {kind} '{ref}' at {path}.{hint} Installed: {listing or 'none'}."
+    if k.group:
+        provider = KNOWN_PROVIDERS.get(k.group, {}).get(ref)
+        if provider and not any(p.distribution == provider for p in list_plugins(k.group)):
+            message += f" '{ref}' is provided by {provider}: pip install {provider}."
+        message += f" Plugins come from the '{k.group}' entry-point group."
+    missing = [m for m in k.default_modules if m.split(".")[0] not in _importable_roots(k.default_modules)]
+    if missing:
+        message += f" Not installed, so not searched: {', '.join(missing)}."
+    raise ConfigError(message + " A dotted path (package.module.Class) or @register also work.", path)
+
+
+def _importable_roots(modules: tuple[str, ...]) -> set[str]:
+    return {m.split(".")[0] for m in modules if importlib.util.find_spec(m.split(".")[0]) is not None}
+
+
+_SIMPLE_TYPES: dict[Any, type] = {t: t for t in (int, float, str, bool)} | {t.__name__: t for t in (int, float, str, bool)}
+
+
+def _is_instance(value: Any, expected: type) -> bool:
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
 
 
 def check_arguments(target: Any, kwargs: Mapping[str, Any], kind: str, path: str, provided: tuple[str, ...] = ()) -> None:
@@ -171,7 +207,8 @@ def check_arguments(target: Any, kwargs: Mapping[str, Any], kind: str, path: str
         provided: Argument names the caller fills in itself (``params`` of an optimizer).
 
     Raises:
-        ConfigError: An argument is not in the signature (naming the valid ones) or a required one is missing.
+        ConfigError: An argument is not in the signature (naming the valid ones), a required one is missing,
+            or a value does not match a plain ``int``/``float``/``str``/``bool`` annotation.
     """
     try:
         sig = inspect.signature(target)
@@ -192,6 +229,14 @@ def check_arguments(target: Any, kwargs: Mapping[str, Any], kind: str, path: str
                     f"Unknown argument '{key}' for {kind} {name}.{hint} Valid arguments: {', '.join(valid)}.",
                     f"{path}.cfg.{key}",
                 )
+    for key, value in kwargs.items():
+        expected = _SIMPLE_TYPES.get(params[key].annotation) if key in params else None
+        if expected is not None and value is not None and not _is_instance(value, expected):
+            raise ConfigError(
+                f"Wrong type for argument '{key}' of {kind} {name}: expected {expected.__name__}, "
+                f"got {type(value).__name__} {value!r}.",
+                f"{path}.cfg.{key}",
+            )
     for n, p in params.items():
         required = p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         if required and n not in kwargs and n not in provided and n != "self":
@@ -256,4 +301,15 @@ def split_component(component: Any, path: str) -> tuple[Any, dict[str, Any]]:
     raise ConfigError(f"Expected a component name or {{name, cfg}}, got {type(component).__name__}.", path)
 
 
-__all__ = ["KINDS", "Kind", "build", "check_arguments", "closest", "register", "registered_names", "resolve", "split_component"]
+__all__ = [
+    "KINDS",
+    "Kind",
+    "build",
+    "check_arguments",
+    "closest",
+    "register",
+    "registered_names",
+    "resolve",
+    "split_component",
+    "unregister",
+]

@@ -6,6 +6,40 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lcv_config.errors import did_you_mean
+
+DATALOADER_SPLITS: tuple[str, ...] = ("default", "train", "val", "test", "predict")
+"""The keys of ``data.dataloaders``: settings for every split (``default``) or for one."""
+
+DATALOADER_KEYS: tuple[str, ...] = (
+    "batch_size",
+    "shuffle",
+    "sampler",
+    "batch_sampler",
+    "num_workers",
+    "collate_fn",
+    "pin_memory",
+    "drop_last",
+    "timeout",
+    "worker_init_fn",
+    "multiprocessing_context",
+    "generator",
+    "prefetch_factor",
+    "persistent_workers",
+    "pin_memory_device",
+    "in_order",
+)
+"""The arguments of ``torch.utils.data.DataLoader`` a config may set (listed here so validation needs no torch)."""
+
+class FieldError(ValueError):
+    """A validator's error about a value below the field: ``subpath`` is relative to the field (``train.batch_size``)."""
+
+    def __init__(self, message: str, subpath: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.subpath = subpath
+
+
 Schedule = Literal["interleaved", "sequential", "offload", "vectorized", "parallel"]
 """How the k fold models share the machine; see the trainer docs."""
 
@@ -118,6 +152,28 @@ class DataConfig(_Strict):
     dataloaders: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"default": {"batch_size": 32}})
     """Dataloader settings per split, with ``default`` for all."""
 
+    @field_validator("dataloaders")
+    @classmethod
+    def _known_dataloader_keys(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for split, settings in value.items():
+            if split not in DATALOADER_SPLITS:
+                raise FieldError(
+                    f"Unknown dataloader split '{split}'.{did_you_mean(split, DATALOADER_SPLITS)} "
+                    f"Valid splits: {', '.join(DATALOADER_SPLITS)}.",
+                    split,
+                )
+            for key in settings:
+                if key not in DATALOADER_KEYS:
+                    raise FieldError(
+                        f"Unknown dataloader argument '{key}'.{did_you_mean(key, DATALOADER_KEYS)} "
+                        f"Valid arguments: {', '.join(DATALOADER_KEYS)}.",
+                        f"{split}.{key}",
+                    )
+            size = settings.get("batch_size")
+            if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+                raise FieldError(f"batch_size must be a positive integer, got {size!r}.", f"{split}.batch_size")
+        return value
+
 
 class TuneConfig(_Strict):
     """How ``lcv tune`` searches: backend, search space and study settings."""
@@ -125,7 +181,19 @@ class TuneConfig(_Strict):
     backend: str = "optuna"
     """The ``lcv.tuners`` plugin."""
     space: dict[str, Any] = Field(default_factory=dict)
-    """The search space, keyed by config path (``optimizer.cfg.lr``)."""
+    """The search space, keyed by config path (``optimizer.cfg.lr``); see :func:`lcv_config.space.parse_space`."""
+
+    @field_validator("space")
+    @classmethod
+    def _valid_space(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from lcv_config.errors import ConfigError
+        from lcv_config.space import parse_space
+
+        try:
+            parse_space(value, "tune.space")
+        except ConfigError as exc:
+            raise FieldError(exc.message, (exc.path or "").removeprefix("tune.space").lstrip(".")) from None
+        return value
     n_trials: int | None = Field(None, ge=1)
     """Number of trials."""
     timeout: float | None = Field(None, gt=0)

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from lcv_config.errors import ConfigError
+from lcv_config.errors import ConfigError, did_you_mean
 
 
 class _Param(BaseModel):
@@ -74,7 +74,8 @@ class CategoricalParam(_Param):
 Param = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
 """One dimension of a search space."""
 
-_PARAM = TypeAdapter(Param)
+_PARAM: TypeAdapter[FloatParam | IntParam | CategoricalParam] = TypeAdapter(Param)
+_TYPES: dict[str, type[_Param]] = {"float": FloatParam, "int": IntParam, "categorical": CategoricalParam}
 
 
 def parse_space(space: Mapping[str, Any], path: str = "tune.space") -> dict[str, FloatParam | IntParam | CategoricalParam]:
@@ -91,12 +92,29 @@ def parse_space(space: Mapping[str, Any], path: str = "tune.space") -> dict[str,
             raise ConfigError(
                 f"Search-space entry '{key}' needs a 'type' (float, int or categorical); got {spec!r}.", f"{path}.{key}"
             )
+        kind = spec["type"]
+        if kind not in _TYPES:
+            raise ConfigError(
+                f"Unknown search-space type {kind!r} for '{key}'.{did_you_mean(str(kind), _TYPES)} "
+                f"Types: {', '.join(_TYPES)}.",
+                f"{path}.{key}.type",
+            )
         try:
             parsed[key] = _PARAM.validate_python(dict(spec))
         except ValidationError as exc:
             err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"][1:])
-            raise ConfigError(f"Invalid search-space entry '{key}': {where + ': ' if where else ''}{err['msg']}.", f"{path}.{key}") from None
+            fields = [str(p) for p in err["loc"][1:]]
+            where = ".".join([path, key, *fields])
+            if err["type"] == "extra_forbidden":
+                valid = list(_TYPES[kind].model_fields)
+                raise ConfigError(
+                    f"Unknown key '{fields[-1]}' in search-space entry '{key}' of type {kind}."
+                    f"{did_you_mean(fields[-1], valid)} Valid keys: {', '.join(valid)}.",
+                    where,
+                ) from None
+            reason = err["msg"].removeprefix("Value error, ")
+            what = f"'{'.'.join(fields)}' of search-space entry '{key}'" if fields else f"search-space entry '{key}'"
+            raise ConfigError(f"Invalid {what}: {reason}.", where) from None
     for key, param in parsed.items():
         for other in param.when or {}:
             if other not in parsed:

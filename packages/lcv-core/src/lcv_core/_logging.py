@@ -2,6 +2,15 @@
 
 Values are accumulated on their device (weighted by batch size) and read back once per fold and
 epoch, so logging adds no host synchronisation per step.
+
+Semantics, as in Lightning where it makes sense for cross-validation:
+
+- ``on_epoch`` (default ``True`` in every stage, unlike Lightning's ``False`` in ``training_step``,
+  because fold means need epoch values): the value is reduced over the epoch with ``reduce_fx``
+  (``mean`` weighted by batch size, ``sum``, ``max``, ``min``) and lands in the fold's history.
+- ``on_step=True``: every value is also kept and sent to the loggers as ``fold_<i>/<name>_step``
+  at the fold's optimizer step, once per epoch (one host read for the whole epoch).
+- A ``torchmetrics.Metric`` object is computed at the end of the epoch and then reset.
 """
 
 from __future__ import annotations
@@ -12,6 +21,10 @@ from typing import Any
 import torch
 from torchmetrics import Metric
 
+from lcv_config import LcvError
+
+_REDUCTIONS = ("mean", "sum", "max", "min")
+
 
 class FoldMetricLog:
     """Collects what one fold's module logs during one stage of one epoch."""
@@ -19,19 +32,22 @@ class FoldMetricLog:
     def __init__(self) -> None:
         self.stage = "train"
         self.batch_size = 1
+        self.step = 0
         self._sums: dict[str, torch.Tensor] = {}
         self._weights: dict[str, float] = {}
+        self._reduce: dict[str, str] = {}
         self._metrics: dict[str, Metric] = {}
+        self._steps: list[tuple[int, str, torch.Tensor]] = []
         self.prog_bar: set[str] = set()
-        self.step_values: dict[str, torch.Tensor] = {}
 
     def start(self, stage: str) -> None:
         """Begin collecting a new stage (``train``, ``val``, ``test``); forget the previous one."""
         self.stage = stage
         self._sums.clear()
         self._weights.clear()
+        self._reduce.clear()
         self._metrics.clear()
-        self.step_values.clear()
+        self._steps.clear()
 
     def log(
         self,
@@ -54,22 +70,39 @@ class FoldMetricLog:
         if prog_bar:
             self.prog_bar.add(name)
         if isinstance(value, Metric):
-            self._metrics[name] = value
+            if on_epoch is not False:
+                self._metrics[name] = value
             return
-        weight = float(batch_size if batch_size is not None else self.batch_size)
+        reduce = reduce_fx if isinstance(reduce_fx, str) else getattr(reduce_fx, "__name__", repr(reduce_fx))
+        if reduce not in _REDUCTIONS:
+            raise LcvError(f"self.log('{name}', ..., reduce_fx={reduce!r}): lcv reduces with one of {', '.join(_REDUCTIONS)}.")
         if isinstance(value, torch.Tensor):
             if value.numel() != 1:
-                raise ValueError(f"self.log('{name}', ...) needs a scalar; got a tensor of shape {tuple(value.shape)}")
+                raise LcvError(f"self.log('{name}', ...) needs a scalar; got a tensor of shape {tuple(value.shape)}.")
             value = value.detach().reshape(()).float()
         else:
             value = torch.tensor(float(value))
-        self.step_values[name] = value
-        if name in self._sums:
-            self._sums[name] = self._sums[name] + value.to(self._sums[name].device) * weight
-            self._weights[name] += weight
-        else:
-            self._sums[name] = value * weight
+        if on_step:
+            self._steps.append((self.step, name, value))
+        if on_epoch is False:
+            return
+        weight = float(batch_size if batch_size is not None else self.batch_size)
+        if name not in self._sums:
+            self._reduce[name] = reduce
+            self._sums[name] = value * weight if reduce == "mean" else value
             self._weights[name] = weight
+            return
+        old = self._sums[name]
+        value = value.to(old.device)
+        if reduce == "mean":
+            self._sums[name] = old + value * weight
+            self._weights[name] += weight
+        elif reduce == "sum":
+            self._sums[name] = old + value
+        elif reduce == "max":
+            self._sums[name] = torch.maximum(old, value)
+        else:
+            self._sums[name] = torch.minimum(old, value)
 
     def log_dict(self, dictionary: Mapping[str, Any], **kwargs: Any) -> None:
         """Record several values, with the signature of ``LightningModule.log_dict``."""
@@ -77,18 +110,28 @@ class FoldMetricLog:
             self.log(name, value, **kwargs)
 
     def reduce(self) -> dict[str, float]:
-        """Return the batch-size-weighted epoch mean of every logged value, with one host read."""
+        """Return the epoch value of every logged value (one host read) and reset logged Metric objects."""
         names = list(self._sums)
         out: dict[str, float] = {}
         if names:
-            devices = {self._sums[n].device for n in names}
-            device = next(iter(devices))
-            means = torch.stack([(self._sums[n] / self._weights[n]).to(device) for n in names])
-            out = dict(zip(names, means.cpu().tolist()))
+            device = self._sums[names[0]].device
+            values = [self._sums[n] / self._weights[n] if self._reduce[n] == "mean" else self._sums[n] for n in names]
+            out = dict(zip(names, torch.stack([v.to(device) for v in values]).cpu().tolist()))
         for name, metric in self._metrics.items():
             out[name] = float(metric.compute())
             metric.reset()
         return out
+
+    def step_values(self) -> list[tuple[int, dict[str, float]]]:
+        """Return the ``on_step`` values of this stage as ``(step, {name: value})`` rows (one host read)."""
+        if not self._steps:
+            return []
+        device = self._steps[0][2].device
+        values = torch.stack([v.to(device) for _, _, v in self._steps]).cpu().tolist()
+        rows: dict[int, dict[str, float]] = {}
+        for (step, name, _), value in zip(self._steps, values):
+            rows.setdefault(step, {})[name] = value
+        return list(rows.items())
 
 
 def batch_size_of(batch: Any) -> int:

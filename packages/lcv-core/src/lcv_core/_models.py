@@ -19,6 +19,11 @@ def fold_seeds(seed: int, n_folds: int) -> list[int]:
     return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n_folds)]
 
 
+def fold_stream_seeds(seed: int, n_folds: int) -> list[int]:
+    """Derive each fold's seed of its training stream (shuffling, dropout), independent of its init seed."""
+    return [int(s.generate_state(2)[1]) for s in np.random.SeedSequence(seed).spawn(n_folds)]
+
+
 ModelSpec = LightningModule | type[LightningModule] | Callable[..., LightningModule]
 
 

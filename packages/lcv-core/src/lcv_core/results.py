@@ -64,6 +64,8 @@ class CVResult:
     """Where the run's files were written."""
     stopped_epoch: int | None = None
     """The epoch an early stop ended training after, if any."""
+    stop_reason: str | None = None
+    """Why training stopped early (the callback's message), if it did."""
     checkpoints: dict[str, Any] = field(default_factory=dict)
     """Checkpoint paths written during the run (``best``, ``last``)."""
     oof_predictions: Any = None
@@ -122,6 +124,7 @@ class CVResult:
             "n_epochs": self.n_epochs,
             "best_epoch": self.best_epoch,
             "stopped_epoch": self.stopped_epoch,
+            "stop_reason": self.stop_reason,
             "wall_time": self.wall_time,
             "summary": {
                 n: {"mean": m.mean, "std": m.std, "ci95": list(m.ci95), "per_fold": m.per_fold}

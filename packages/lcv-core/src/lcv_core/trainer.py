@@ -19,8 +19,9 @@ from torch.utils.data import DataLoader
 
 from lcv_config import LcvError, TrainerConfig
 from lcv_core._logging import FoldMetricLog, batch_size_of
-from lcv_core._models import ModelSpec, check_no_shared_parameters, fold_seeds, make_fold_model
+from lcv_core._models import ModelSpec, check_no_shared_parameters, fold_seeds, fold_stream_seeds, make_fold_model
 from lcv_core._optim import configure_optimizers
+from lcv_core._rng import FoldRNG
 from lcv_core.results import CVResult
 
 
@@ -42,6 +43,8 @@ class FoldState:
     """The fold's training batches."""
     val_loader: Any
     """The fold's validation batches."""
+    rng: FoldRNG
+    """The fold's own random stream (shuffling, dropout), independent of the schedule."""
     log: FoldMetricLog = field(default_factory=FoldMetricLog)
     """Collects the values the module logs."""
     history: list[dict[str, float]] = field(default_factory=list)
@@ -137,21 +140,24 @@ class CrossValidationTrainer:
         seeds = fold_seeds(seed, len(loaders))
         models = [make_fold_model(model, i, s, model_kwargs) for i, s in enumerate(seeds)]
         check_no_shared_parameters(models)
-        self.folds = [self._setup_fold(i, m, tr, va) for i, (m, (tr, va)) in enumerate(zip(models, loaders))]
+        streams = fold_stream_seeds(seed, len(loaders))
+        self.folds = [
+            self._setup_fold(i, m, tr, va, FoldRNG(s)) for i, (m, (tr, va), s) in enumerate(zip(models, loaders, streams))
+        ]
         self.current_epoch = 0
         self.should_stop = False
+        self.stop_reason = None
+        self.epoch_metrics = {}
         try:
             self.fabric.call("on_train_start", trainer=self)
-            for f in self.folds:
-                f.module.on_fit_start()
-                self.fabric.call("on_train_fold_start", trainer=self, fold=f.index, module=f.module)
             if cfg.schedule == "sequential":
                 self._run_sequential()
             else:
+                for f in self.folds:
+                    self._start_fold(f)
                 self._run_interleaved()
-            for f in self.folds:
-                f.module.on_fit_end()
-                self.fabric.call("on_train_fold_end", trainer=self, fold=f.index, module=f.module)
+                for f in self.folds:
+                    self._end_fold(f)
             self.fabric.call("on_train_end", trainer=self)
         except BaseException as exc:
             self.fabric.call("on_exception", trainer=self, exception=exc)
@@ -165,6 +171,7 @@ class CrossValidationTrainer:
             wall_time=time.perf_counter() - start,
             run_dir=self.run_dir,
             stopped_epoch=self.current_epoch if self.stop_reason else None,
+            stop_reason=self.stop_reason,
         )
         if self.run_dir is not None and self.fabric.is_global_zero:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -197,8 +204,14 @@ class CrossValidationTrainer:
                     raise LcvError(f"Fold {i} has no {name} batches; check the split and the batch size.")
         return loaders
 
-    def _setup_fold(self, index: int, module: LightningModule, train: Any, val: Any) -> FoldState:
+    def _setup_fold(self, index: int, module: LightningModule, train: Any, val: Any, rng: FoldRNG) -> FoldState:
         optimizers, schedulers = configure_optimizers(module)
+        for sched in schedulers:
+            if self.config.schedule == "sequential" and sched.reduce_on_plateau and (sched.monitor or "").startswith("cv/"):
+                raise LcvError(
+                    f"ReduceLROnPlateau of fold {index} monitors the fold mean '{sched.monitor}', which the sequential "
+                    "schedule only knows after the last fold; monitor the fold's own metric or use schedule='interleaved'."
+                )
         wrapped, *fab_optimizers = self.fabric.setup(module, *optimizers)
         # Fabric registers a LightningModule as a callback of its own; lcv calls each fold's module
         # hooks itself, for that fold only, so remove it from Fabric's dispatch list.
@@ -208,7 +221,7 @@ class CrossValidationTrainer:
             train = self.fabric.setup_dataloaders(train)
         if isinstance(val, DataLoader):
             val = self.fabric.setup_dataloaders(val)
-        fold = FoldState(index, module, wrapped, list(fab_optimizers), schedulers, train, val)
+        fold = FoldState(index, module, wrapped, list(fab_optimizers), schedulers, train, val, rng)
         # self.log / self.log_dict of the user's module land in this fold's log, on device.
         module.log = fold.log.log  # type: ignore[method-assign]
         module.log_dict = fold.log.log_dict  # type: ignore[method-assign]
@@ -216,25 +229,42 @@ class CrossValidationTrainer:
 
     # -- schedules ----------------------------------------------------------------------------------
 
+    def _start_fold(self, f: FoldState) -> None:
+        f.module.on_fit_start()
+        self.fabric.call("on_train_fold_start", trainer=self, fold=f.index, module=f.module)
+
+    def _end_fold(self, f: FoldState) -> None:
+        f.module.on_fit_end()
+        self.fabric.call("on_train_fold_end", trainer=self, fold=f.index, module=f.module)
+
     def _run_interleaved(self) -> None:
         for epoch in range(self.config.max_epochs):
             self.current_epoch = epoch
+            validated = False
             for f in self.folds:
                 if not f.stopped:
-                    self._fold_epoch(f, epoch)
-            self._end_epoch(epoch)
-            if self.should_stop and epoch + 1 >= self.config.min_epochs:
-                break
-            self.should_stop = False
+                    validated = self._fold_epoch(f, epoch) or validated
+            self._end_epoch(epoch, validated)
+            if self.should_stop:
+                if epoch + 1 >= self.config.min_epochs:
+                    if self.config.enable_progress_bar:
+                        self.fabric.print(f"Stopped after epoch {epoch + 1}: {self.stop_reason}")
+                    break
+                self.should_stop, self.stop_reason = False, None  # min_epochs not reached: keep going
 
     def _run_sequential(self) -> None:
+        # Each fold runs to its end; fold means exist only afterwards, so callbacks get them replayed
+        # per epoch through on_before_log_metrics (on_validation_end, where stop decisions are taken,
+        # is not called: stopping on the fold mean needs the interleaved schedule).
         for f in self.folds:
+            self._start_fold(f)
             for epoch in range(self.config.max_epochs):
                 self.current_epoch = epoch
                 self._fold_epoch(f, epoch)
                 self._step_epoch_schedulers(f, f.history[-1])
                 if f.stopped:
                     break
+            self._end_fold(f)
         for epoch in range(min(len(f.history) for f in self.folds)):
             self._log_epoch(epoch, self._aggregate(epoch))
 
@@ -259,7 +289,12 @@ class CrossValidationTrainer:
             out = getattr(f.module, name)(batch, batch_idx)
         return precision.convert_output(out)
 
-    def _fold_epoch(self, f: FoldState, epoch: int) -> None:
+    def _fold_epoch(self, f: FoldState, epoch: int) -> bool:
+        """Train and (when due) validate one fold for one epoch in its own random stream; return whether it validated."""
+        with f.rng.active():
+            return self._fold_epoch_impl(f, epoch)
+
+    def _fold_epoch_impl(self, f: FoldState, epoch: int) -> bool:
         cfg = self.config
         module, call = f.module, self.fabric.call
         module.train()
@@ -274,7 +309,8 @@ class CrossValidationTrainer:
             if limit is not None and batch_idx >= limit:
                 break
             batch = self.fabric.to_device(batch) if not isinstance(f.train_loader, DataLoader) else batch
-            f.log.batch_size = batch_size_of(batch)
+            f.log.batch_size = max(1, batch_size_of(batch))
+            f.log.step = f.global_step
             call("on_train_batch_start_per_fold", trainer=self, fold=f.index, batch=batch, batch_idx=batch_idx)
             if module.automatic_optimization:
                 last = n_batches is not None and batch_idx + 1 == n_batches
@@ -286,11 +322,18 @@ class CrossValidationTrainer:
             )
         module.on_train_epoch_end()
         train_metrics = f.log.reduce()
+        self._log_steps(f)
         call("on_train_epoch_end_per_fold", trainer=self, fold=f.index, epoch=epoch, metrics=train_metrics, module=module)
         val_metrics: dict[str, float] = {}
-        if (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs:
+        validate = (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs
+        if validate:
             val_metrics = self._validate(f, epoch)
         f.history.append({**train_metrics, **val_metrics})
+        return validate
+
+    def _log_steps(self, f: FoldState) -> None:
+        for step, values in f.log.step_values():
+            self.fabric.log_dict({f"fold_{f.index}/{k}_step": v for k, v in values.items()}, step=step)
 
     def _automatic_step(self, f: FoldState, batch: Any, batch_idx: int, last: bool) -> Any:
         cfg, call = self.config, self.fabric.call
@@ -303,6 +346,8 @@ class CrossValidationTrainer:
         with self.fabric.no_backward_sync(f.wrapped, enabled=accumulating):
             self.fabric.backward(loss / cfg.accumulate_grad_batches)
         call("on_after_backward", trainer=self, fold=f.index, module=f.module)
+        # callbacks get the loss detached, as in Lightning, so no one keeps the graph alive
+        outputs = {**outputs, "loss": loss.detach()} if isinstance(outputs, Mapping) else loss.detach()
         if accumulating:
             return outputs
         optimizer = f.optimizers[0]
@@ -333,7 +378,7 @@ class CrossValidationTrainer:
             if limit is not None and batch_idx >= limit:
                 break
             batch = self.fabric.to_device(batch) if not isinstance(f.val_loader, DataLoader) else batch
-            f.log.batch_size = batch_size_of(batch)
+            f.log.batch_size = max(1, batch_size_of(batch))
             call("on_validation_batch_start_per_fold", trainer=self, fold=f.index, batch=batch, batch_idx=batch_idx)
             outputs = self._call_step(f, "validation_step", batch, batch_idx)
             call(
@@ -342,6 +387,7 @@ class CrossValidationTrainer:
             )
         module.on_validation_epoch_end()
         metrics = f.log.reduce()
+        self._log_steps(f)
         module.train()
         call("on_validation_end_per_fold", trainer=self, fold=f.index, epoch=epoch, metrics=metrics, module=module)
         return metrics
@@ -360,14 +406,15 @@ class CrossValidationTrainer:
             metrics[f"cv/{name}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         return metrics
 
-    def _end_epoch(self, epoch: int) -> None:
+    def _end_epoch(self, epoch: int, validated: bool = True) -> None:
         metrics = self._aggregate(epoch)
         self.epoch_metrics = metrics
         for f in self.folds:
             if not f.stopped:
                 self._step_epoch_schedulers(f, f.history[-1])
         self._log_epoch(epoch, metrics)
-        self.fabric.call("on_validation_end", trainer=self, epoch=epoch, metrics=metrics)
+        if validated:  # as in Lightning, decisions on validation metrics are taken on epochs that validated
+            self.fabric.call("on_validation_end", trainer=self, epoch=epoch, metrics=metrics)
         if self.config.enable_progress_bar and self.fabric.is_global_zero:
             self._print_epoch(epoch, metrics)
 
@@ -376,6 +423,8 @@ class CrossValidationTrainer:
         self.fabric.log_dict({k: v for k, v in metrics.items() if not math.isnan(v)} | {"epoch": epoch}, step=epoch)
 
     def _step_epoch_schedulers(self, f: FoldState, fold_metrics: Mapping[str, float]) -> None:
+        if not f.module.automatic_optimization:
+            return  # as in Lightning, with manual optimization the module steps its schedulers itself
         for sched in f.schedulers:
             if sched.interval != "epoch" or (self.current_epoch + 1) % sched.frequency != 0:
                 continue

@@ -15,13 +15,19 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import Dataset, TensorDataset
 
 from lcv_config import ConfigError, DataConfig, LcvError, build, resolve
+from lcv_config.errors import did_you_mean
+from lcv_data._checks import check_before_split
 from lcv_data.loaders import TensorBatchLoader
 
 _LOADER_KEYS = ("batch_size", "shuffle", "drop_last")
+_SPLITS = ("default", "train", "val", "test", "predict")
 
 
 class CrossValDataModule(LightningDataModule):
     """Cross-validation folds of one dataset, served as ``(train_loader, val_loader)`` pairs.
+
+    Folds are index views of the one dataset: every loader gathers from the same tensors, so memory does
+    not grow with the number of folds.
 
     Args:
         dataset: A ``TensorDataset`` (inputs, targets), or arrays given as ``X``/``y`` instead.
@@ -33,6 +39,10 @@ class CrossValDataModule(LightningDataModule):
         fitted_transforms: Transforms with ``fit``/``transform`` fitted on each fold's training inputs.
         dataloaders: Loader settings per split (``train``, ``val``) with ``default`` for all.
         seed: Seed of the splitter and of the shuffling.
+
+    Raises:
+        LcvError: No data, an empty dataset, or ``groups`` whose length differs from the dataset's.
+        ConfigError: An unknown splitter, split or dataloader key.
     """
 
     def __init__(
@@ -54,22 +64,39 @@ class CrossValDataModule(LightningDataModule):
                 raise LcvError("CrossValDataModule needs a dataset or arrays X (and y).")
             tensors = [torch.as_tensor(np.asarray(X))]
             if y is not None:
-                tensors.append(torch.as_tensor(np.asarray(y)))
+                y_t = torch.as_tensor(np.asarray(y))
+                if len(y_t) != len(tensors[0]):
+                    raise LcvError(f"X has {len(tensors[0])} samples but y has {len(y_t)}; give one target per sample.")
+                tensors.append(y_t)
             dataset = TensorDataset(*tensors)
         if not isinstance(dataset, TensorDataset):
-            raise LcvError(f"This version of CrossValDataModule takes a TensorDataset or arrays; got {type(dataset).__name__}.")
+            raise LcvError(
+                f"This version of CrossValDataModule takes a TensorDataset or arrays; got {type(dataset).__name__}."
+            )
         if len(dataset) == 0:
-            raise LcvError("The dataset is empty.")
+            raise LcvError("The dataset is empty: cross-validation needs samples to split.")
         self.dataset = dataset
         self.splitter = self._make_splitter(splitter, dict(splitter_kwargs or {}), seed)
         self.groups = None if groups is None else np.asarray(groups)
+        if self.groups is not None and len(self.groups) != len(dataset):
+            raise LcvError(
+                f"groups has {len(self.groups)} entries but the dataset has {len(dataset)} samples; "
+                "give one group label per sample."
+            )
         self.fitted_transforms = list(fitted_transforms)
-        self.loader_settings = dict(dataloaders or {"default": {"batch_size": 32}})
+        self.loader_settings = {k: dict(v) for k, v in (dataloaders or {"default": {"batch_size": 32}}).items()}
         for split, settings in self.loader_settings.items():
+            if split not in _SPLITS:
+                hint = did_you_mean(split, _SPLITS)
+                raise ConfigError(
+                    f"Unknown dataloader split '{split}'.{hint} Valid splits: {', '.join(_SPLITS)}.", "data.dataloaders"
+                )
             unknown = set(settings) - set(_LOADER_KEYS)
             if unknown:
+                keys = ", ".join(sorted(unknown))
+                hint = "".join(did_you_mean(k, _LOADER_KEYS) for k in sorted(unknown))
                 raise ConfigError(
-                    f"Unknown dataloader key(s) {sorted(unknown)} for '{split}'. Valid keys: {', '.join(_LOADER_KEYS)}.",
+                    f"Unknown dataloader key(s) {keys} for '{split}'.{hint} Valid keys: {', '.join(_LOADER_KEYS)}.",
                     f"data.dataloaders.{split}",
                 )
         self.seed = seed
@@ -82,7 +109,8 @@ class CrossValDataModule(LightningDataModule):
             return splitter  # an instance, used as given
         cls = resolve("splitter", splitter, "data.splitter.name")
         params = inspect.signature(cls).parameters
-        if "random_state" in params and "random_state" not in kwargs and (kwargs.get("shuffle") or "shuffle" not in params):
+        seeded = kwargs.get("shuffle") or "shuffle" not in params  # sklearn rejects random_state without shuffle
+        if "random_state" in params and "random_state" not in kwargs and seeded:
             kwargs["random_state"] = seed  # frozen folds: the same split on every call and every trial
         return build("splitter", {"name": cls, "cfg": kwargs}, "data.splitter")
 
@@ -108,16 +136,30 @@ class CrossValDataModule(LightningDataModule):
         return self.dataset.tensors[1].numpy() if len(self.dataset.tensors) > 1 else None
 
     def setup(self, stage: str | None = None) -> None:
-        """Compute the folds once (later calls keep them) and fit each fold's transforms on its training inputs."""
-        if self.folds is not None:
-            return
-        X = self.dataset.tensors[0]
+        """Compute the folds once (later calls keep them) and fit each fold's transforms on its training inputs.
+
+        Raises:
+            LcvError: The splitter cannot split this dataset; the message names the cause and the fix.
+        """
+        if self.folds is None:
+            self.folds = self._split()
+        if len(self.fitted) != len(self.folds):
+            self._fit_transforms()
+
+    def _split(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        n = len(self.dataset)
+        labels = self.labels
+        check_before_split(self.splitter, n, labels, self.groups)
         try:
             extra = {} if self.groups is None else {"groups": self.groups}
-            splits = list(self.splitter.split(np.zeros(len(X)), self.labels, **extra))
-        except ValueError as exc:
+            splits = list(self.splitter.split(np.zeros(n), labels, **extra))
+        except (ValueError, TypeError) as exc:
             raise LcvError(f"{type(self.splitter).__name__} cannot split this dataset: {exc}") from exc
-        self.folds = [(np.asarray(tr), np.asarray(va)) for tr, va in splits]
+        return [(np.asarray(tr, dtype=np.int64), np.asarray(va, dtype=np.int64)) for tr, va in splits]
+
+    def _fit_transforms(self) -> None:
+        assert self.folds is not None
+        X = self.dataset.tensors[0]
         self.fitted = []
         for train_idx, _ in self.folds:
             inputs = X[torch.as_tensor(train_idx)]
@@ -129,7 +171,7 @@ class CrossValDataModule(LightningDataModule):
             self.fitted.append(fold_transforms)
 
     def _settings(self, split: str) -> dict[str, Any]:
-        merged = {"batch_size": 32, "shuffle": split == "train", "drop_last": False}
+        merged: dict[str, Any] = {"batch_size": 32, "shuffle": split == "train", "drop_last": False}
         merged.update(self.loader_settings.get("default", {}))
         merged.update(self.loader_settings.get(split, {}))
         if split != "train":
@@ -171,3 +213,20 @@ class CrossValDataModule(LightningDataModule):
             "folds": [{"train": tr.tolist(), "val": va.tolist()} for tr, va in self.folds],
         }
         Path(path).write_text(json.dumps(data), encoding="utf-8")
+
+    def load_folds(self, path: str | Path) -> None:
+        """Restore folds written by :meth:`save_folds` (a resumed run serves the very same folds).
+
+        Raises:
+            LcvError: The file was written for a dataset of another size, or an index is out of range.
+        """
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        n = len(self.dataset)
+        if data.get("n_samples") != n:
+            raise LcvError(f"{path} holds folds of {data.get('n_samples')} samples; this dataset has {n}.")
+        folds = [(np.asarray(f["train"], dtype=np.int64), np.asarray(f["val"], dtype=np.int64)) for f in data["folds"]]
+        for i, (tr, va) in enumerate(folds):
+            if any(len(part) and (part.min() < 0 or part.max() >= n) for part in (tr, va)):
+                raise LcvError(f"{path}: fold {i} has an index outside 0..{n - 1}.")
+        self.folds = folds
+        self.fitted = []

@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
+from lcv_config import LcvError
+
 
 class TensorBatchLoader:
     """Yield ``(x, y)`` batches gathered by index from whole tensors.
@@ -18,6 +20,9 @@ class TensorBatchLoader:
         drop_last: Drop a last, smaller batch.
         seed: Seed of the shuffling.
         transform: Applied to the input batch (fitted transforms of the fold).
+
+    Raises:
+        LcvError: ``batch_size`` is not a positive integer, or the tensors' first dimensions differ.
     """
 
     def __init__(
@@ -30,6 +35,11 @@ class TensorBatchLoader:
         seed: int = 0,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+            raise LcvError(f"batch_size must be a positive integer; got {batch_size!r}.")
+        sizes = {len(t) for t in tensors}
+        if len(sizes) > 1:
+            raise LcvError(f"All tensors need the same number of samples; got {sorted(sizes)}.")
         self.tensors = tuple(tensors)
         self.indices = torch.as_tensor(indices, dtype=torch.long)
         self.batch_size = int(batch_size)

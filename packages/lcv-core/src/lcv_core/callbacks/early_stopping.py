@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Any, Literal
 
+from lcv_config import LcvError
 from lcv_core.callbacks.base import Callback
 
 
@@ -34,7 +36,7 @@ class EarlyStopping(Callback):
         check_finite: bool = True,
     ) -> None:
         if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+            raise LcvError(f"EarlyStopping(mode={mode!r}): expected 'min' or 'max'.")
         self.monitor = monitor
         self.patience = patience
         self.min_delta = abs(min_delta)
@@ -52,26 +54,51 @@ class EarlyStopping(Callback):
         return value < than - self.min_delta if self.mode == "min" else value > than + self.min_delta
 
     def on_validation_end(self, *, trainer: Any, epoch: int, metrics: dict[str, float], **kwargs: Any) -> None:
-        """Check the fold mean of ``monitor`` and ask the trainer to stop when it is time."""
+        """Check the fold mean of ``monitor`` and ask the trainer to stop when it is time.
+
+        Raises:
+            LcvError: ``monitor`` was not logged by the folds; the message lists what was.
+        """
         key = f"cv/{self.monitor}_mean"
         if key not in metrics:
             logged = sorted({k.split("/", 1)[1] for k in metrics if k.startswith("fold_")})
-            raise ValueError(f"EarlyStopping monitors '{self.monitor}', which was not logged. Logged: {', '.join(logged)}")
+            close = difflib.get_close_matches(self.monitor, logged, n=3)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise LcvError(
+                f"EarlyStopping monitors '{self.monitor}', which no fold logged.{hint} "
+                f"Logged: {', '.join(logged) or 'nothing'}."
+            )
         value = metrics[key]
+        lower = self.mode == "min"
         reason = None
         if self.check_finite and not math.isfinite(value):
-            bad = [k.split("/")[0] for k, v in metrics.items() if k.endswith(f"/{self.monitor}") and not math.isfinite(v)]
-            reason = f"{self.monitor} is not finite at epoch {epoch + 1} ({', '.join(bad) or 'fold mean'})"
-        elif self.stopping_threshold is not None and not self._better(self.stopping_threshold, value):
-            reason = f"fold mean of {self.monitor} {value:.4g} reached the stopping threshold {self.stopping_threshold}"
-        elif self.divergence_threshold is not None and self._better(self.divergence_threshold, value):
-            reason = f"fold mean of {self.monitor} {value:.4g} diverged past {self.divergence_threshold}"
+            bad = sorted(
+                k.split("/")[0] for k, v in metrics.items() if k.startswith("fold_") and k.endswith(f"/{self.monitor}")
+                and not math.isfinite(v)
+            )
+            reason = f"{self.monitor} is not finite at epoch {epoch + 1} in {', '.join(bad) or 'the fold mean'}"
+        elif self.stopping_threshold is not None and (
+            value <= self.stopping_threshold if lower else value >= self.stopping_threshold
+        ):
+            reason = (
+                f"fold mean of {self.monitor} {value:.4g} reached the stopping threshold {self.stopping_threshold} "
+                f"at epoch {epoch + 1}"
+            )
+        elif self.divergence_threshold is not None and (
+            value > self.divergence_threshold if lower else value < self.divergence_threshold
+        ):
+            reason = (
+                f"fold mean of {self.monitor} {value:.4g} diverged past {self.divergence_threshold} at epoch {epoch + 1}"
+            )
         elif self._better(value, self.best):
             self.best, self.wait = value, 0
         elif epoch >= self.warmup:
             self.wait += 1
             if self.wait >= self.patience:
-                reason = f"fold mean of {self.monitor} did not improve for {self.patience} epochs (best {self.best:.4g})"
+                reason = (
+                    f"fold mean of {self.monitor} did not improve for {self.patience} epochs (best {self.best:.4g}), "
+                    f"stopped at epoch {epoch + 1}"
+                )
         if reason:
             self.stopped_epoch, self.reason = epoch, reason
             trainer.stop(reason)

@@ -1,0 +1,182 @@
+"""Every check of the lcv monorepo: one session per package alone, integration, examples, lint, types, docs.
+
+Run all of them with ``nox``, one with ``nox -s lint`` or ``nox -s "test(package='lcv-core')"``.
+
+Environments are made with uv. uv does not read pip's configuration, so pip's configured find-links
+(here: a local CPU wheel of torch) are read at run time and handed to uv as ``UV_FIND_LINKS``; every
+install also goes through ``constraints.txt``, which pins torch, so no session downloads a CUDA build.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.10.9"  # nox.project.dependency_groups
+nox.options.default_venv_backend = "uv"
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).resolve().parent
+CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
+PACKAGES = ("lcv-config", "lcv-core", "lcv-data", "lcv-tune-optuna", "lcv-tune-wandb")
+IMPORT_NAMES = {p: p.replace("-", "_") for p in PACKAGES}
+LINTED = ("packages", "integration-tests", "examples", "benchmarks", "noxfile.py")
+
+# Every session by default, in this order.
+nox.options.sessions = ["test", "integration", "examples", "lint", "typecheck", "docs"]
+
+
+def pip_find_links() -> list[str]:
+    """Return the find-links locations pip is configured with (files, env), in order, without duplicates."""
+    for python in (sys.executable, "python3"):
+        try:
+            out = subprocess.run(
+                [python, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True, timeout=60
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        links: list[str] = []
+        for line in out.splitlines():
+            key, _, value = line.partition("=")
+            if key.strip().endswith(".find-links"):
+                for link in shlex.split(value.strip().strip("'\"")):
+                    if link not in links:
+                        links.append(link)
+        return links
+    return []
+
+
+def _carry_find_links() -> None:
+    links = [x for x in os.environ.get("UV_FIND_LINKS", "").split(",") if x]
+    links += [x for x in pip_find_links() if x not in links]
+    if links:
+        os.environ["UV_FIND_LINKS"] = ",".join(links)  # uv's separator for this variable is a comma
+
+
+_carry_find_links()
+
+
+def install(session: nox.Session, *args: str) -> None:
+    """Install through the constraints file; local lcv packages are always rebuilt from the checkout.
+
+    uv caches the wheel it builds from a local directory and reuses it while the directory's
+    pyproject.toml is unchanged, so an edited module would otherwise be installed stale.
+    """
+    refresh = [f"--refresh-package={p}" for p in PACKAGES if any(a.endswith(f"packages/{p}") for a in args)]
+    session.install(*CONSTRAINTS, *refresh, *args)
+
+
+def local(package: str) -> str:
+    """Return the path of a package of this checkout, as an install argument."""
+    return str(ROOT / "packages" / package)
+
+
+def test_group(package: str) -> tuple[str, ...]:
+    """Return the ``test`` dependency group a package's pyproject.toml declares."""
+    pyproject = nox.project.load_toml(ROOT / "packages" / package / "pyproject.toml")
+    return nox.project.dependency_groups(pyproject, "test")
+
+
+CHECK_INSTALLED = r"""
+import json, sys
+from importlib import metadata
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+root, expected = Path(sys.argv[1]).resolve(), set(sys.argv[2].split(","))
+found = {}
+for dist in metadata.distributions():
+    name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+    if name.startswith("lcv-"):
+        found[name] = dist
+problems = []
+if set(found) != expected:
+    problems.append(
+        f"installed lcv packages are {sorted(found)}; expected exactly {sorted(expected)}"
+        f" (extra: {sorted(set(found) - expected)}, missing: {sorted(expected - set(found))})"
+    )
+for name, dist in sorted(found.items()):
+    text = dist.read_text("direct_url.json")
+    if not text:
+        problems.append(f"{name} {dist.version} was installed from an index, not from this checkout")
+        continue
+    url = json.loads(text).get("url", "")
+    path = Path(unquote(urlparse(url).path)).resolve()
+    if path != root / "packages" / name:
+        problems.append(f"{name} {dist.version} came from {url}, not from {root / 'packages' / name}")
+    else:
+        print(f"  {name} {dist.version} from {path.relative_to(root)}")
+if problems:
+    sys.exit("Wrong lcv packages in this environment:\n  " + "\n  ".join(problems))
+"""
+
+
+def check_installed(session: nox.Session, packages: tuple[str, ...]) -> None:
+    """Fail unless exactly ``packages`` of lcv are installed, each from this checkout."""
+    script = Path(session.create_tmp()) / "check_installed.py"
+    script.write_text(CHECK_INSTALLED, encoding="utf-8")
+    session.run("python", str(script), str(ROOT), ",".join(packages))
+
+
+def run_pytest(session: nox.Session, path: str, *args: str) -> None:
+    """Run pytest on ``path``; a folder without tests is an error (pytest's exit code 5 fails too)."""
+    folder = ROOT / path
+    if not any(folder.rglob("test_*.py")) and not any(folder.rglob("*_test.py")):
+        session.error(f"{path} holds no test files (test_*.py): nothing would be tested.")
+    session.run("pytest", path, *args, *session.posargs)
+
+
+@nox.session
+@nox.parametrize("package", PACKAGES)
+def test(session: nox.Session, package: str) -> None:
+    """Test one package alone: only it, lcv-config and their declared dependencies are installed."""
+    expected = tuple(dict.fromkeys(("lcv-config", package)))
+    install(session, *(local(p) for p in expected), *test_group(package))
+    check_installed(session, expected)
+    run_pytest(session, f"packages/{package}/tests")
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Test the packages together: they find each other only through entry points."""
+    install(session, *(local(p) for p in PACKAGES), "pytest>=8", "pandas>=2.0")
+    check_installed(session, PACKAGES)
+    run_pytest(session, "integration-tests")
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Run every example, with tiny settings, in one pytest process."""
+    install(session, *(local(p) for p in PACKAGES), "pytest>=8", "pandas>=2.0")
+    check_installed(session, PACKAGES)
+    run_pytest(session, "examples")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Lint and check formatting with ruff (configured in the root pyproject.toml)."""
+    session.install(*CONSTRAINTS, "ruff")
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", "--diff", *LINTED)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Check types with mypy in strict mode, and the package boundaries with import-linter."""
+    editable = [arg for p in PACKAGES for arg in ("-e", local(p))]
+    install(session, *editable, "mypy>=1.11", "types-PyYAML", "import-linter>=2.1")
+    session.run("mypy", *(f"packages/{p}/src" for p in PACKAGES))
+    session.run("lint-imports", "--no-cache")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation with mkdocs-material; every warning is an error."""
+    session.install(*CONSTRAINTS, "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26")
+    site = Path(session.create_tmp()) / "site"
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(site), env={"NO_MKDOCS_2_WARNING": "1"})

@@ -1,0 +1,157 @@
+"""Every hook of lcv_core.Callback fires, in order, with its payload; module hooks fire for their own fold."""
+
+from __future__ import annotations
+
+import inspect
+from collections import Counter
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule
+
+from lcv_core import Callback, CrossValidationTrainer
+
+HOOKS = sorted(
+    name for name, _ in inspect.getmembers(Callback, inspect.isfunction) if name.startswith("on_")
+)
+
+
+class Recorder(Callback):
+    """Records (hook, fold, epoch) for every hook and checks payload types as they arrive."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int | None]] = []
+        self.grads_present: list[bool] = []
+
+
+def _make_recorder_class() -> type[Recorder]:
+    def make(name: str) -> Any:
+        def hook(self: Recorder, **kwargs: Any) -> None:
+            trainer = kwargs["trainer"]
+            assert isinstance(trainer, CrossValidationTrainer)
+            fold = kwargs.get("fold")
+            if "fold" in kwargs:
+                assert isinstance(fold, int) and 0 <= fold < 5
+            if "epoch" in kwargs:
+                assert isinstance(kwargs["epoch"], int)
+            if "module" in kwargs:
+                assert isinstance(kwargs["module"], LightningModule)
+                assert kwargs["module"] is trainer.folds[fold].module if fold is not None else True
+            if "metrics" in kwargs:
+                assert isinstance(kwargs["metrics"], dict)
+                assert all(isinstance(v, float) for v in kwargs["metrics"].values())
+            if "loss" in kwargs:
+                assert isinstance(kwargs["loss"], torch.Tensor) and kwargs["loss"].requires_grad
+            if "optimizer" in kwargs:
+                assert isinstance(kwargs["optimizer"], torch.optim.Optimizer)
+            if "batch" in kwargs:
+                assert isinstance(kwargs["batch"], list) and kwargs["batch"][0].shape[1] == 8
+            if name == "on_before_optimizer_step":
+                params = list(trainer.folds[fold].module.parameters())
+                self.grads_present.append(all(p.grad is not None for p in params))
+            self.events.append((name, fold))
+
+        hook.__name__ = name
+        return hook
+
+    namespace = {name: make(name) for name in HOOKS if name != "on_exception"}
+    return type("FullRecorder", (Recorder,), namespace)
+
+
+def test_every_hook_fires_in_order_with_its_payload(data, tiny, trainer_kwargs) -> None:
+    rec = _make_recorder_class()()
+    CrossValidationTrainer(**trainer_kwargs, callbacks=[rec]).fit(tiny, data)
+    names = [n for n, _ in rec.events]
+    assert set(HOOKS) - {"on_exception"} <= set(names), f"never fired: {set(HOOKS) - set(names)}"
+    assert names[0] == "on_train_start" and names[-1] == "on_train_end"
+    assert rec.grads_present and all(rec.grads_present)
+    counts = Counter(names)
+    assert counts["on_train_epoch_start_per_fold"] == 10  # 5 folds × 2 epochs
+    assert counts["on_validation_end"] == 2 and counts["on_before_log_metrics"] == 2
+    assert counts["on_train_batch_start_per_fold"] == 5 * 2 * 8  # 120 train samples in batches of 16
+    assert counts["on_validation_batch_end_per_fold"] == 5 * 2 * 2
+    # within one batch: backward hooks, then the optimizer step, then zero_grad, then batch end
+    batch = names[names.index("on_train_batch_start_per_fold") : names.index("on_train_batch_end_per_fold") + 1]
+    assert batch == [
+        "on_train_batch_start_per_fold",
+        "on_before_backward",
+        "on_after_backward",
+        "on_before_optimizer_step",
+        "on_before_zero_grad",
+        "on_train_batch_end_per_fold",
+    ]
+    # per fold and epoch: train epoch start < train end < validation start < validation end
+    first_fold = [n for n, f in rec.events if f == 0 and n.endswith("_per_fold") and "batch" not in n][:4]
+    assert first_fold == [
+        "on_train_epoch_start_per_fold",
+        "on_train_epoch_end_per_fold",
+        "on_validation_start_per_fold",
+        "on_validation_end_per_fold",
+    ]
+    assert names.index("on_train_fold_start") < names.index("on_train_epoch_start_per_fold")
+    assert names.index("on_before_log_metrics") < names.index("on_validation_end")
+    assert len(names) - 1 - names[::-1].index("on_train_fold_end") > names.index("on_validation_end")
+
+
+def test_on_exception_gets_the_exception(data, tiny, trainer_kwargs) -> None:
+    seen: list[BaseException] = []
+
+    class Catch(Callback):
+        def on_exception(self, *, exception: BaseException, **kwargs: Any) -> None:
+            seen.append(exception)
+
+    class Boom(tiny):  # type: ignore[misc, valid-type]
+        def validation_step(self, batch: Any, batch_idx: int) -> None:
+            raise RuntimeError("boom in validation")
+
+    try:
+        CrossValidationTrainer(**trainer_kwargs, callbacks=[Catch()]).fit(Boom, data)
+    except RuntimeError as exc:
+        assert seen == [exc]
+    else:
+        raise AssertionError("fit did not raise")
+
+
+def test_module_hooks_fire_once_per_fold_and_epoch_for_that_module_only(data, tiny, trainer_kwargs) -> None:
+    calls: list[tuple[int, str, int]] = []
+
+    class Hooked(tiny):  # type: ignore[misc, valid-type]
+        def __init__(self, fold: int) -> None:
+            super().__init__()
+            self.fold = fold
+            self.epochs = 0
+
+        def _rec(self, name: str) -> None:
+            calls.append((self.fold, name, self.epochs))
+
+        def on_fit_start(self) -> None:
+            self._rec("on_fit_start")
+
+        def on_fit_end(self) -> None:
+            self._rec("on_fit_end")
+
+        def on_train_epoch_start(self) -> None:
+            self._rec("on_train_epoch_start")
+
+        def on_train_epoch_end(self) -> None:
+            self._rec("on_train_epoch_end")
+
+        def on_validation_epoch_start(self) -> None:
+            self._rec("on_validation_epoch_start")
+
+        def on_validation_epoch_end(self) -> None:
+            self._rec("on_validation_epoch_end")
+            self.epochs += 1
+
+    CrossValidationTrainer(**trainer_kwargs).fit(lambda fold: Hooked(fold), data)
+    counts = Counter((fold, name) for fold, name, _ in calls)
+    for fold in range(5):
+        assert counts[(fold, "on_fit_start")] == 1 and counts[(fold, "on_fit_end")] == 1
+        for name in ("on_train_epoch_start", "on_train_epoch_end", "on_validation_epoch_start", "on_validation_epoch_end"):
+            assert counts[(fold, name)] == 2, (fold, name)
+    assert [c for c in calls if c[0] == 3][1:5] == [
+        (3, "on_train_epoch_start", 0),
+        (3, "on_train_epoch_end", 0),
+        (3, "on_validation_epoch_start", 0),
+        (3, "on_validation_epoch_end", 0),
+    ]

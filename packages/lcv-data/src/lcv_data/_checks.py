@@ -1,0 +1,62 @@
+"""Checks run before a splitter sees the data, so bad input fails with one message that names the fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lcv_config import LcvError
+
+
+def splitter_n_splits(splitter: Any) -> int | None:
+    """Return the number of folds per repetition a k-fold-like splitter makes, or ``None``."""
+    n = getattr(splitter, "n_splits", None)
+    if n is None:
+        n = getattr(splitter, "cvargs", {}).get("n_splits")  # Repeated(Stratified)KFold keep it here
+    return n if isinstance(n, int) else None
+
+
+def _is_kfold_like(splitter: Any) -> bool:
+    # Shuffle splitters also take n_splits, but as a count of random draws, not a partition of the data.
+    return "ShuffleSplit" not in type(splitter).__name__ and splitter_n_splits(splitter) is not None
+
+
+def check_before_split(splitter: Any, n_samples: int, labels: np.ndarray | None, groups: np.ndarray | None) -> None:
+    """Raise an :class:`~lcv_config.LcvError` naming the fix if ``splitter`` cannot split this data well.
+
+    Checks: a group splitter without groups, a stratified splitter without labels, ``n_splits`` larger
+    than the number of samples or groups, and a class with fewer samples than ``n_splits``.
+    """
+    name = type(splitter).__name__
+    if "Group" in name and groups is None:
+        raise LcvError(
+            f"{name} is a group splitter but no groups were given: pass groups=<one label per sample> "
+            "to the datamodule, or use a splitter without groups (e.g. 'kfold' or 'stratified_kfold')."
+        )
+    if "Stratified" in name and labels is None:
+        raise LcvError(
+            f"{name} stratifies by label but the dataset has no targets: give y, or use 'kfold' instead."
+        )
+    n_splits = splitter_n_splits(splitter)
+    if n_splits is None or not _is_kfold_like(splitter):
+        return
+    if n_splits > n_samples:
+        raise LcvError(
+            f"n_splits={n_splits} is larger than the number of samples ({n_samples}); use n_splits <= {n_samples}."
+        )
+    if "Group" in name and groups is not None:
+        n_groups = len(np.unique(groups))
+        if n_splits > n_groups:
+            raise LcvError(
+                f"n_splits={n_splits} is larger than the number of groups ({n_groups}); use n_splits <= {n_groups}."
+            )
+    if "Stratified" in name and labels is not None and labels.ndim == 1:
+        classes, counts = np.unique(labels, return_counts=True)
+        rare = [(c, int(k)) for c, k in zip(classes.tolist(), counts.tolist()) if k < n_splits]
+        if rare:
+            listed = "; ".join(f"class {c} has {k} sample{'s' if k != 1 else ''}" for c, k in rare)
+            raise LcvError(
+                f"{name} cannot put every class in every fold: {listed}, fewer than n_splits={n_splits}. "
+                "Use fewer splits, merge or drop rare classes, or a non-stratified splitter such as 'kfold'."
+            )

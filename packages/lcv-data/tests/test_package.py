@@ -1,0 +1,48 @@
+"""The public surface of lcv-data, its entry points, and its independence from lcv-core."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+import lcv_data
+from lcv_config import DATAMODULES, TRANSFORMS, build, list_plugins
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(lcv_data.__all__) == [
+        "CrossValDataModule",
+        "Standardize",
+        "TensorBatchLoader",
+        "__version__",
+        "load_breast_cancer",
+        "load_digits",
+        "load_iris",
+        "load_wine",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "n_samples", "n_features", "n_classes"),
+    [("digits", 1797, 64, 10), ("iris", 150, 4, 3), ("wine", 178, 13, 3), ("breast_cancer", 569, 30, 2)],
+)
+def test_bundled_datasets_load_by_name(name: str, n_samples: int, n_features: int, n_classes: int) -> None:
+    dataset = build("dataset", name)
+    X, y = dataset.tensors
+    assert X.shape == (n_samples, n_features) and X.dtype == torch.float32
+    assert y.dtype == torch.int64 and len(y.unique()) == n_classes
+
+
+def test_entry_points_are_registered() -> None:
+    assert {"cross_val", "digits", "iris", "wine", "breast_cancer"} <= {p.name for p in list_plugins(DATAMODULES)}
+    assert "standardize" in {p.name for p in list_plugins(TRANSFORMS)}
+
+
+def test_using_lcv_data_never_imports_a_sibling() -> None:
+    """Building and serving folds imports no lcv package but lcv_config (siblings meet through entry points)."""
+    dm = lcv_data.CrossValDataModule(lcv_data.load_iris(), fitted_transforms=[lcv_data.Standardize()])
+    dm.train_val_dataloaders()
+    siblings = sorted(m for m in sys.modules if m.split(".")[0] in ("lcv_core", "lcv_tune_optuna", "lcv_tune_wandb"))
+    assert siblings == []
