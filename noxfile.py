@@ -24,7 +24,6 @@ nox.options.error_on_missing_interpreters = True
 ROOT = Path(__file__).resolve().parent
 CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
 PACKAGES = ("lcv-config", "lcv-core", "lcv-data", "lcv-tune-optuna", "lcv-tune-wandb")
-IMPORT_NAMES = {p: p.replace("-", "_") for p in PACKAGES}
 LINTED = ("packages", "integration-tests", "examples", "benchmarks", "noxfile.py")
 
 # Every session by default, in this order.
@@ -64,8 +63,8 @@ _carry_find_links()
 def install(session: nox.Session, *args: str) -> None:
     """Install through the constraints file; local lcv packages are always rebuilt from the checkout.
 
-    uv caches the wheel it builds from a local directory and reuses it while the directory's
-    pyproject.toml is unchanged, so an edited module would otherwise be installed stale.
+    ``--refresh-package`` keeps uv from reusing a wheel of an lcv package built earlier into its cache,
+    whatever uv's rules for noticing changes in a local source tree are.
     """
     refresh = [f"--refresh-package={p}" for p in PACKAGES if any(a.endswith(f"packages/{p}") for a in args)]
     session.install(*CONSTRAINTS, *refresh, *args)
@@ -123,18 +122,23 @@ def check_installed(session: nox.Session, packages: tuple[str, ...]) -> None:
     session.run("python", str(script), str(ROOT), ",".join(packages))
 
 
-def run_pytest(session: nox.Session, path: str, *args: str) -> None:
-    """Run pytest on ``path``; a folder without tests is an error (pytest's exit code 5 fails too)."""
+def require_tests(session: nox.Session, path: str) -> None:
+    """Fail at once when ``path`` holds no test files: a session that tests nothing must not pass."""
     folder = ROOT / path
     if not any(folder.rglob("test_*.py")) and not any(folder.rglob("*_test.py")):
         session.error(f"{path} holds no test files (test_*.py): nothing would be tested.")
-    session.run("pytest", path, *args, *session.posargs)
+
+
+def run_pytest(session: nox.Session, path: str, *args: str) -> None:
+    """Run pytest on ``path``; pytest's exit code 5 (no tests collected) fails the session like any other."""
+    session.run("pytest", path, *args, *session.posargs, success_codes=[0])
 
 
 @nox.session
 @nox.parametrize("package", PACKAGES)
 def test(session: nox.Session, package: str) -> None:
     """Test one package alone: only it, lcv-config and their declared dependencies are installed."""
+    require_tests(session, f"packages/{package}/tests")
     expected = tuple(dict.fromkeys(("lcv-config", package)))
     install(session, *(local(p) for p in expected), *test_group(package))
     check_installed(session, expected)
@@ -144,6 +148,7 @@ def test(session: nox.Session, package: str) -> None:
 @nox.session
 def integration(session: nox.Session) -> None:
     """Test the packages together: they find each other only through entry points."""
+    require_tests(session, "integration-tests")
     install(session, *(local(p) for p in PACKAGES), "pytest>=8", "pandas>=2.0")
     check_installed(session, PACKAGES)
     run_pytest(session, "integration-tests")
@@ -152,6 +157,7 @@ def integration(session: nox.Session) -> None:
 @nox.session
 def examples(session: nox.Session) -> None:
     """Run every example, with tiny settings, in one pytest process."""
+    require_tests(session, "examples")
     install(session, *(local(p) for p in PACKAGES), "pytest>=8", "pandas>=2.0")
     check_installed(session, PACKAGES)
     run_pytest(session, "examples")
@@ -170,8 +176,8 @@ def typecheck(session: nox.Session) -> None:
     """Check types with mypy in strict mode, and the package boundaries with import-linter."""
     editable = [arg for p in PACKAGES for arg in ("-e", local(p))]
     install(session, *editable, "mypy>=1.11", "types-PyYAML", "import-linter>=2.1")
+    session.run("lint-imports", "--no-cache")  # first: a broken boundary is reported even when mypy fails
     session.run("mypy", *(f"packages/{p}/src" for p in PACKAGES))
-    session.run("lint-imports", "--no-cache")
 
 
 @nox.session

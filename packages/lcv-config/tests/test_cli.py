@@ -160,7 +160,8 @@ PROBE = """
 import json, sys
 from lcv_config.cli import main
 code = main(sys.argv[1:])
-heavy = sorted(m for m in ("torch", "lightning", "optuna", "wandb", "sklearn", "numpy", "pydantic", "rich") if m in sys.modules)
+watched = ("torch", "lightning", "optuna", "wandb", "sklearn", "numpy", "pydantic", "rich")
+heavy = sorted(m for m in watched if m in sys.modules)
 print(json.dumps({"code": code, "heavy": heavy}))
 """
 

@@ -6,8 +6,15 @@ import sys
 
 import pytest
 
-from lcv_config import DuplicatePluginError, PluginImportError, UnknownPluginError, find_plugin, list_plugins
-from lcv_config import load_plugin, load_plugins
+from lcv_config import (
+    DuplicatePluginError,
+    PluginImportError,
+    UnknownPluginError,
+    find_plugin,
+    list_plugins,
+    load_plugin,
+    load_plugins,
+)
 from lcv_config.groups import TUNERS
 from lcv_config.plugins import list_all_plugins, unknown_message
 
@@ -80,7 +87,9 @@ def test_a_plugin_that_raises_on_import_is_named_and_the_others_still_load(fake_
     with pytest.raises(PluginImportError) as info:
         load_plugin(GROUP, "broken")
     message = str(info.value)
-    assert "Plugin 'broken' in group lcv.tuners (from fakepkg 1.0, target fake_broken:Tuner) failed to import" in message
+    assert (
+        "Plugin 'broken' in group lcv.tuners (from fakepkg 1.0, target fake_broken:Tuner) failed to import" in message
+    )
     assert "ModuleNotFoundError" in message and "not_a_module_anywhere_xyz" in message
 
     loaded, failed = load_plugins(GROUP)

@@ -220,9 +220,7 @@ def test_wrong_type_says_what_was_expected(fake_optim: None) -> None:
 def test_the_constructor_s_own_error_is_reported_with_the_path(fake_optim: None) -> None:
     with pytest.raises(ConfigError) as info:
         build("optimizer", {"name": "SGD", "cfg": {"lr": 0.1, "momentum": -1.0}}, "optimizer", [])
-    assert str(info.value) == (
-        "Cannot build optimizer 'SGD': ValueError: Invalid momentum value: -1.0 (at optimizer)"
-    )
+    assert str(info.value) == ("Cannot build optimizer 'SGD': ValueError: Invalid momentum value: -1.0 (at optimizer)")
 
 
 def test_check_arguments_accepts_anything_with_var_keyword() -> None:

@@ -30,11 +30,23 @@ def test_parse_a_full_space() -> None:
 ERRORS = [
     ({"lr": {"type": "float", "low": 1.0, "high": 0.1}}, "tune.space.lr", "low (1.0) must not exceed high (0.1)"),
     ({"n": {"type": "int", "low": 5, "high": 1}}, "tune.space.n", "low (5) must not exceed high (1)"),
-    ({"lr": {"type": "float", "low": 0.0, "high": 1.0, "log": True}}, "tune.space.lr", "a log-scale range needs low > 0"),
-    ({"lr": {"type": "float", "low": 0.1, "high": 1.0, "log": True, "step": 0.1}}, "tune.space.lr", "both log-scale and stepped"),
+    (
+        {"lr": {"type": "float", "low": 0.0, "high": 1.0, "log": True}},
+        "tune.space.lr",
+        "a log-scale range needs low > 0",
+    ),
+    (
+        {"lr": {"type": "float", "low": 0.1, "high": 1.0, "log": True, "step": 0.1}},
+        "tune.space.lr",
+        "both log-scale and stepped",
+    ),
     ({"c": {"type": "categorical", "choices": []}}, "tune.space.c.choices", "at least 1 item"),
     ({"c": []}, "tune.space.c.choices", "at least 1 item"),
-    ({"x": {"type": "flaot", "low": 0, "high": 1}}, "tune.space.x.type", "Did you mean 'float'? Types: float, int, categorical"),
+    (
+        {"x": {"type": "flaot", "low": 0, "high": 1}},
+        "tune.space.x.type",
+        "Did you mean 'float'? Types: float, int, categorical",
+    ),
     ({"x": {"low": 0, "high": 1}}, "tune.space.x", "needs a 'type' (float, int or categorical)"),
     ({"x": 0.5}, "tune.space.x", "needs a 'type'"),
     ({"n": {"type": "int", "low": 1, "high": 9, "stepp": 2}}, "tune.space.n.stepp", "Did you mean 'step'?"),

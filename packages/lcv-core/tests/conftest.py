@@ -32,7 +32,12 @@ class FoldData:
     """A fake cross-validation datamodule: fold i validates on the i-th contiguous block of samples."""
 
     def __init__(
-        self, n_folds: int = N_FOLDS, batch_size: int = 16, n: int = N_SAMPLES, shuffle: bool = True, val_batch_size: int = 16
+        self,
+        n_folds: int = N_FOLDS,
+        batch_size: int = 16,
+        n: int = N_SAMPLES,
+        shuffle: bool = True,
+        val_batch_size: int = 16,
     ) -> None:
         self.dataset = make_dataset(n)
         self.n_folds = n_folds
@@ -50,7 +55,7 @@ class FoldData:
                 DataLoader(Subset(self.dataset, tr), batch_size=self.batch_size, shuffle=self.shuffle),
                 DataLoader(Subset(self.dataset, va), batch_size=self.val_batch_size),
             )
-            for tr, va in zip(self.train_indices, self.val_indices)
+            for tr, va in zip(self.train_indices, self.val_indices, strict=True)
         ]
 
 

@@ -36,11 +36,11 @@ def _fit(tiny: type, data: Any, kwargs: dict[str, Any], script: dict[int, list[f
     return result, stopper
 
 
-FLAT = {f: [1.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0] for f in range(5)}
+FLAT = {f: [0.97, 0.9, 0.95, 0.96, 0.98, 0.98, 0.99, 1.0] for f in range(5)}
 
 
 def test_patience_on_the_fold_mean(data, tiny, trainer_kwargs) -> None:
-    kwargs = {**trainer_kwargs, "max_epochs": 8, "limit_train_batches": 1}
+    kwargs = {**trainer_kwargs, "max_epochs": 8, "limit_train_batches": 1, "monitor": "score"}
     result, stopper = _fit(tiny, data, kwargs, FLAT, patience=2)
     # best at epoch 2 (0.9), no improvement at epochs 3 and 4 → stop after epoch 4
     assert result.n_epochs == 4
@@ -67,7 +67,7 @@ def test_min_epochs_is_respected(data, tiny, trainer_kwargs) -> None:
     ("es", "epochs", "message"),
     [
         ({"stopping_threshold": 0.92}, 2, "reached the stopping threshold 0.92 at epoch 2"),
-        ({"divergence_threshold": 0.97, "patience": 10}, 5, "diverged past 0.97 at epoch 5"),
+        ({"divergence_threshold": 0.975, "patience": 10}, 5, "diverged past 0.975 at epoch 5"),
     ],
 )
 def test_thresholds(data, tiny, trainer_kwargs, es: dict[str, Any], epochs: int, message: str) -> None:
@@ -107,7 +107,9 @@ def test_nan_training_loss_stops(data, tiny, trainer_kwargs) -> None:
 
 def test_unknown_monitor_is_an_lcv_error_listing_the_logged_metrics(data, tiny, trainer_kwargs) -> None:
     stopper = EarlyStopping(monitor="val_los")
-    with pytest.raises(LcvError, match=r"EarlyStopping monitors 'val_los', which no fold logged\. Did you mean 'val_loss'") as err:
+    with pytest.raises(
+        LcvError, match=r"EarlyStopping monitors 'val_los', which no fold logged\. Did you mean 'val_loss'"
+    ) as err:
         CrossValidationTrainer(**trainer_kwargs, callbacks=[stopper]).fit(tiny, data)
     assert "Logged: train_loss, val_acc, val_loss." in str(err.value)
 

@@ -11,9 +11,7 @@ from lightning.pytorch import LightningModule
 
 from lcv_core import Callback, CrossValidationTrainer
 
-HOOKS = sorted(
-    name for name, _ in inspect.getmembers(Callback, inspect.isfunction) if name.startswith("on_")
-)
+HOOKS = sorted(name for name, _ in inspect.getmembers(Callback, inspect.isfunction) if name.startswith("on_"))
 
 
 class Recorder(Callback):
@@ -147,7 +145,12 @@ def test_module_hooks_fire_once_per_fold_and_epoch_for_that_module_only(data, ti
     counts = Counter((fold, name) for fold, name, _ in calls)
     for fold in range(5):
         assert counts[(fold, "on_fit_start")] == 1 and counts[(fold, "on_fit_end")] == 1
-        for name in ("on_train_epoch_start", "on_train_epoch_end", "on_validation_epoch_start", "on_validation_epoch_end"):
+        for name in (
+            "on_train_epoch_start",
+            "on_train_epoch_end",
+            "on_validation_epoch_start",
+            "on_validation_epoch_end",
+        ):
             assert counts[(fold, name)] == 2, (fold, name)
     assert [c for c in calls if c[0] == 3][1:5] == [
         (3, "on_train_epoch_start", 0),

@@ -34,7 +34,7 @@ def test_same_seed_reproduces_and_other_seed_differs(data, tiny, trainer_kwargs)
     b = CrossValidationTrainer(**trainer_kwargs).fit(tiny, data)
     c = CrossValidationTrainer(**{**trainer_kwargs, "seed": 1}).fit(tiny, data)
     assert a.history == b.history
-    assert all(ha[-1]["val_loss"] != hc[-1]["val_loss"] for ha, hc in zip(a.history, c.history))
+    assert all(ha[-1]["val_loss"] != hc[-1]["val_loss"] for ha, hc in zip(a.history, c.history, strict=True))
 
 
 class InitRecorder(Callback):
@@ -99,7 +99,10 @@ def test_limit_batches_caps_the_batches_of_each_fold(data, tiny, trainer_kwargs,
 
     counter = Counter()
     CrossValidationTrainer(
-        **{**trainer_kwargs, "max_epochs": 1}, callbacks=[counter], limit_train_batches=3, limit_val_batches=1,
+        **{**trainer_kwargs, "max_epochs": 1},
+        callbacks=[counter],
+        limit_train_batches=3,
+        limit_val_batches=1,
         schedule=schedule,
     ).fit(tiny, data)
     assert (counter.train, counter.val) == (5 * 3, 5 * 1)

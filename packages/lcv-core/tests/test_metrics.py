@@ -160,3 +160,13 @@ def test_float_value_and_non_scalar_tensor(data, tiny, trainer_kwargs) -> None:
 
     with pytest.raises(LcvError, match=r"self.log\('val_vec', ...\) needs a scalar; got a tensor of shape \(3,\)"):
         CrossValidationTrainer(**{**trainer_kwargs, "max_epochs": 1}).fit(Bad, data)
+
+
+def test_check_val_every_n_epoch_decides_only_on_validated_epochs(data, tiny, trainer_kwargs) -> None:
+    rec = MeanRecorder()
+    result = CrossValidationTrainer(
+        **{**trainer_kwargs, "max_epochs": 3, "limit_train_batches": 1}, check_val_every_n_epoch=2, callbacks=[rec]
+    ).fit(tiny, data)
+    assert [("val_loss" in row) for row in result.history[0]] == [False, True, True]  # epoch 2, and the last one
+    assert len(rec.metrics) == 2 and all("cv/val_loss_mean" in m for m in rec.metrics)
+    assert result.best_epoch in (1, 2)

@@ -20,10 +20,14 @@ SHAPES = {
     "optimizer": lambda p: SGD(p, lr=0.1),
     "list": lambda p: [SGD(p, lr=0.1)],
     "dict_epoch": lambda p: (o := SGD(p, lr=0.1)) and {"optimizer": o, "lr_scheduler": _step_lr(o)},
-    "dict_step": lambda p: (o := SGD(p, lr=0.1))
-    and {"optimizer": o, "lr_scheduler": {"scheduler": _step_lr(o), "interval": "step", "frequency": 4}},
-    "dict_epoch_freq2": lambda p: (o := SGD(p, lr=0.1))
-    and {"optimizer": o, "lr_scheduler": {"scheduler": _step_lr(o), "interval": "epoch", "frequency": 2}},
+    "dict_step": lambda p: (
+        (o := SGD(p, lr=0.1))
+        and {"optimizer": o, "lr_scheduler": {"scheduler": _step_lr(o), "interval": "step", "frequency": 4}}
+    ),
+    "dict_epoch_freq2": lambda p: (
+        (o := SGD(p, lr=0.1))
+        and {"optimizer": o, "lr_scheduler": {"scheduler": _step_lr(o), "interval": "epoch", "frequency": 2}}
+    ),
     "two_lists": lambda p: (o := SGD(p, lr=0.1)) and ([o], [_step_lr(o)]),
 }
 # lr after 3 epochs of 8 batches: halved per epoch, per 4 steps, or every second epoch
@@ -83,7 +87,9 @@ def _plateau_module(tiny: type, monitor: str, seen: list[Any]) -> type:
 @pytest.mark.parametrize("monitor", ["val_loss", "cv/val_loss_mean"])
 def test_reduce_on_plateau_steps_with_the_metric_value(data, tiny, trainer_kwargs, monitor: str) -> None:
     seen: list[Any] = []
-    result = CrossValidationTrainer(**{**trainer_kwargs, "max_epochs": 3}).fit(_plateau_module(tiny, monitor, seen), data)
+    result = CrossValidationTrainer(**{**trainer_kwargs, "max_epochs": 3}).fit(
+        _plateau_module(tiny, monitor, seen), data
+    )
     assert len(seen) == 15  # 5 folds × 3 epochs
     if monitor == "val_loss":
         expected = [result.history[f][e]["val_loss"] for e in range(3) for f in range(5)]
@@ -125,6 +131,10 @@ def test_manual_optimization_trains(data, tiny, trainer_kwargs) -> None:
             super().__init__(lr=0.5, dropout=0.0)
             self.automatic_optimization = False
 
+        def configure_optimizers(self) -> Any:
+            opt = SGD(self.parameters(), lr=self.lr)
+            return [opt], [torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.9)]
+
         def training_step(self, batch: Any, batch_idx: int) -> Any:
             opt = self.optimizers()
             x, y = batch
@@ -135,7 +145,12 @@ def test_manual_optimization_trains(data, tiny, trainer_kwargs) -> None:
             self.log("train_loss", loss)
             return loss
 
-    result = CrossValidationTrainer(**{**trainer_kwargs, "max_epochs": 3}).fit(Manual, data)
+        def on_train_epoch_end(self) -> None:
+            self.lr_schedulers().step()  # with manual optimization the module steps its scheduler, once
+
+    rec = LRRecorder()
+    result = CrossValidationTrainer(**{**trainer_kwargs, "max_epochs": 3}, callbacks=[rec]).fit(Manual, data)
+    assert [rec.lr[(1, e)] for e in range(3)] == pytest.approx([0.5, 0.45, 0.405])  # not stepped twice by the loop
     train = result.curve("train_loss")
     assert train[2] < train[0] * 0.8
     assert result.curve("val_loss")[2] < result.curve("val_loss")[0]
@@ -165,7 +180,9 @@ def test_gradient_clipping_bounds_the_gradients(data, tiny, trainer_kwargs, algo
                 norms.append(max(float(g.abs().max()) for g in grads))
 
     CrossValidationTrainer(
-        **{**trainer_kwargs, "max_epochs": 1}, callbacks=[Grad()], gradient_clip_val=1e-3,
+        **{**trainer_kwargs, "max_epochs": 1},
+        callbacks=[Grad()],
+        gradient_clip_val=1e-3,
         gradient_clip_algorithm=algorithm,
     ).fit(tiny, data)
     assert len(norms) == 40 and max(norms) <= 1e-3 * 1.0001

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,8 @@ def _folds(dm: CrossValDataModule) -> list[tuple[list[int], list[int]]]:
     return [(tr.tolist(), va.tolist()) for tr, va in dm.folds]
 
 
-def _batches(loader: object) -> list[tuple[torch.Tensor, ...]]:
-    return list(loader)  # type: ignore[call-overload]  # any iterable loader
+def _batches(loader: Iterable[tuple[torch.Tensor, ...]]) -> list[tuple[torch.Tensor, ...]]:
+    return list(loader)
 
 
 def test_folds_are_computed_once_and_identical_across_calls(digits: TensorDataset) -> None:
@@ -35,10 +36,11 @@ def test_folds_are_computed_once_and_identical_across_calls(digits: TensorDatase
 
 
 def test_same_seed_same_folds_other_seed_other_folds(digits: TensorDataset) -> None:
-    kwargs = {"splitter": "kfold", "splitter_kwargs": {"n_splits": 5, "shuffle": True}}
-    a = _folds(CrossValDataModule(digits, seed=3, **kwargs))  # type: ignore[arg-type]
-    b = _folds(CrossValDataModule(digits, seed=3, **kwargs))  # type: ignore[arg-type]
-    c = _folds(CrossValDataModule(digits, seed=4, **kwargs))  # type: ignore[arg-type]
+    def folds(seed: int) -> list[tuple[list[int], list[int]]]:
+        kwargs = {"n_splits": 5, "shuffle": True}
+        return _folds(CrossValDataModule(digits, splitter="kfold", splitter_kwargs=kwargs, seed=seed))
+
+    a, b, c = folds(3), folds(3), folds(4)
     assert a == b
     assert a != c
     assert [sorted(va) for _, va in a] != [sorted(va) for _, va in c]
@@ -109,7 +111,8 @@ def test_group_splitter_with_groups_keeps_groups_together(arrays: tuple) -> None
 
 def test_more_splits_than_groups_is_an_error(arrays: tuple) -> None:
     X, y = arrays
-    dm = CrossValDataModule(X=X, y=y, groups=np.arange(100) % 3, splitter="group_kfold", splitter_kwargs={"n_splits": 5})
+    groups = np.arange(100) % 3
+    dm = CrossValDataModule(X=X, y=y, groups=groups, splitter="group_kfold", splitter_kwargs={"n_splits": 5})
     with pytest.raises(LcvError, match=r"n_splits=5 is larger than the number of groups \(3\)"):
         dm.setup("fit")
 
@@ -129,7 +132,9 @@ def test_class_rarer_than_n_splits_names_the_class_and_count() -> None:
 
 def test_repeated_stratified_checks_rare_classes_too() -> None:
     y = np.array([0] * 10 + [1] * 10 + [2])
-    dm = CrossValDataModule(X=np.zeros((21, 1)), y=y, splitter="repeated_stratified_kfold", splitter_kwargs={"n_splits": 3})
+    dm = CrossValDataModule(
+        X=np.zeros((21, 1)), y=y, splitter="repeated_stratified_kfold", splitter_kwargs={"n_splits": 3}
+    )
     with pytest.raises(LcvError, match=r"class 2 has 1 sample, fewer than n_splits=3"):
         dm.setup("fit")
 
@@ -184,7 +189,11 @@ def test_unknown_dataloader_split_lists_the_valid_splits(arrays: tuple) -> None:
 def test_drop_last_never_drops_validation_samples(arrays: tuple) -> None:
     X, y = arrays
     dm = CrossValDataModule(
-        X=X, y=y, splitter="kfold", splitter_kwargs={"n_splits": 3}, dataloaders={"default": {"batch_size": 8, "drop_last": True}}
+        X=X,
+        y=y,
+        splitter="kfold",
+        splitter_kwargs={"n_splits": 3},
+        dataloaders={"default": {"batch_size": 8, "drop_last": True}},
     )
     for (train, val), (train_idx, val_idx) in zip(dm.train_val_dataloaders(), dm.folds or []):
         assert sum(len(b[0]) for b in _batches(val)) == len(val_idx)  # 33 or 34: not a multiple of 8
@@ -193,12 +202,14 @@ def test_drop_last_never_drops_validation_samples(arrays: tuple) -> None:
 
 def test_train_shuffles_per_epoch_and_val_does_not(arrays: tuple) -> None:
     X, y = arrays
-    dm = CrossValDataModule(X=X, y=y, splitter="kfold", splitter_kwargs={"n_splits": 4}, dataloaders={"default": {"batch_size": 10}})
+    settings = {"default": {"batch_size": 10}}
+    dm = CrossValDataModule(X=X, y=y, splitter="kfold", splitter_kwargs={"n_splits": 4}, dataloaders=settings)
     train, val = dm.train_val_dataloaders()[0]
     epoch1 = torch.cat([b[0] for b in _batches(train)])
     epoch2 = torch.cat([b[0] for b in _batches(train)])
     assert not torch.equal(epoch1, epoch2), "train served the same order twice"
-    assert torch.equal(epoch1[epoch1[:, 0].argsort()], epoch2[epoch2[:, 0].argsort()]), "train epochs hold other samples"
+    same_samples = torch.equal(epoch1[epoch1[:, 0].argsort()], epoch2[epoch2[:, 0].argsort()])
+    assert same_samples, "the two train epochs hold different samples"
     val_idx = dm.folds[0][1] if dm.folds else None
     val1 = torch.cat([b[0] for b in _batches(val)])
     val2 = torch.cat([b[0] for b in _batches(val)])
@@ -209,18 +220,24 @@ def test_train_shuffles_per_epoch_and_val_does_not(arrays: tuple) -> None:
 def test_per_split_settings_override_the_default(arrays: tuple) -> None:
     X, y = arrays
     dm = CrossValDataModule(
-        X=X, y=y, splitter="kfold", splitter_kwargs={"n_splits": 4},
+        X=X,
+        y=y,
+        splitter="kfold",
+        splitter_kwargs={"n_splits": 4},
         dataloaders={"default": {"batch_size": 5}, "val": {"batch_size": 25}, "train": {"shuffle": False}},
-    )  # fmt: skip
+    )
     train, val = dm.train_val_dataloaders()[0]
     assert [len(b[0]) for b in _batches(train)] == [5] * 15
     assert [len(b[0]) for b in _batches(val)] == [25]
-    assert torch.equal(torch.cat([b[0] for b in _batches(train)]), torch.as_tensor(X[dm.folds[0][0]]))  # type: ignore[index]
+    assert dm.folds is not None
+    assert torch.equal(torch.cat([b[0] for b in _batches(train)]), torch.as_tensor(X[dm.folds[0][0]]))
 
 
 def test_fitted_transforms_are_applied_to_each_fold_with_its_own_statistics(arrays: tuple) -> None:
     X, y = arrays
-    dm = CrossValDataModule(X=X, y=y, splitter="kfold", splitter_kwargs={"n_splits": 4}, fitted_transforms=[Standardize()])
+    dm = CrossValDataModule(
+        X=X, y=y, splitter="kfold", splitter_kwargs={"n_splits": 4}, fitted_transforms=[Standardize()]
+    )
     loaders = dm.train_val_dataloaders()
     assert dm.fitted_transforms[0].mean is None, "the template transform was fitted in place"
     means = [dm.fitted[i][0].mean for i in range(4)]

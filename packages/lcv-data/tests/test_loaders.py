@@ -30,7 +30,10 @@ def test_targets_stay_aligned_with_inputs() -> None:
         assert torch.equal(x.squeeze(1).long() % 3, t)
 
 
-@pytest.mark.parametrize(("n", "batch_size", "drop_last", "expected"), [(24, 5, False, 5), (24, 5, True, 4), (25, 5, True, 5), (3, 5, True, 0), (3, 5, False, 1)])
+@pytest.mark.parametrize(
+    ("n", "batch_size", "drop_last", "expected"),
+    [(24, 5, False, 5), (24, 5, True, 4), (25, 5, True, 5), (3, 5, True, 0), (3, 5, False, 1)],
+)
 def test_len_counts_the_batches_served(n: int, batch_size: int, drop_last: bool, expected: int) -> None:
     X, y = _data()
     loader = TensorBatchLoader((X, y), torch.arange(n), batch_size=batch_size, drop_last=drop_last)

@@ -12,7 +12,10 @@ from lcv_data import CrossValDataModule, Standardize
 
 def _statistics(dataset: TensorDataset) -> list[tuple[torch.Tensor, torch.Tensor]]:
     dm = CrossValDataModule(
-        dataset, splitter="stratified_kfold", splitter_kwargs={"n_splits": 5, "shuffle": True}, fitted_transforms=[Standardize()]
+        dataset,
+        splitter="stratified_kfold",
+        splitter_kwargs={"n_splits": 5, "shuffle": True},
+        fitted_transforms=[Standardize()],
     )
     dm.setup("fit")
     return [(fold[0].mean, fold[0].std) for fold in dm.fitted]
@@ -43,7 +46,9 @@ def test_changing_validation_samples_leaves_the_fold_statistics_unchanged(digits
 
 def test_validation_batches_use_the_training_statistics(digits: TensorDataset) -> None:
     """A validation sample is scaled with its fold's training mean and std, not with validation statistics."""
-    dm = CrossValDataModule(digits, splitter="kfold", splitter_kwargs={"n_splits": 5}, fitted_transforms=[Standardize()])
+    dm = CrossValDataModule(
+        digits, splitter="kfold", splitter_kwargs={"n_splits": 5}, fitted_transforms=[Standardize()]
+    )
     _, val = dm.train_val_dataloaders()[2]
     assert dm.folds is not None
     fitted = dm.fitted[2][0]

@@ -1,5 +1,6 @@
-"""lcv-config: the contracts every lcv package meets through, the component registry, the
-validated experiment config and the ``lcv`` command line. It never imports torch.
+"""The contracts every lcv package meets through, the registry, the experiment config and the ``lcv`` command.
+
+lcv-config never imports torch.
 
 Public names are imported on first access (PEP 562), so that importing one light module (the
 command line, the plugin loader) does not pay for pydantic and PyYAML.

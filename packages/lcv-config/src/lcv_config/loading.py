@@ -19,7 +19,7 @@ from lcv_config.schema import Component, ExperimentConfig, FieldError
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]  # only on 3.10
 
 _REF = re.compile(r"\$\{([^}]+)\}")
 
@@ -30,7 +30,7 @@ class _Loader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, yaml.Node] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]  # untyped in PyYAML
+            key = self.construct_object(key_node, deep=True)
             if key in seen:
                 mark = key_node.start_mark
                 raise yaml.constructor.ConstructorError(
@@ -83,9 +83,13 @@ def read_file(path: str | Path) -> dict[str, Any]:
         where = f"{p}:{exc.lineno}:{exc.colno}"
         raise ConfigError(f"JSON syntax error in {where}: {exc.msg}", where) from None
     if data is None:
-        raise ConfigError(f"Config file '{p}' is empty; it must hold a mapping of sections (data, trainer, ...).", str(p))
+        raise ConfigError(
+            f"Config file '{p}' is empty; it must hold a mapping of sections (data, trainer, ...).", str(p)
+        )
     if not isinstance(data, dict):
-        raise ConfigError(f"Config file '{p}' holds a {type(data).__name__}; it must hold a mapping of sections.", str(p))
+        raise ConfigError(
+            f"Config file '{p}' holds a {type(data).__name__}; it must hold a mapping of sections.", str(p)
+        )
     return data
 
 
@@ -171,7 +175,8 @@ def apply_override(data: dict[str, Any], override: str, schema: type[BaseModel] 
             node[part] = {"name": node[part]}  # a bare component name gains a cfg: optimizer.cfg.lr=0.1
         if not isinstance(node[part], (dict, list)):
             raise ConfigError(
-                f"Cannot set '{dotted}': '{here}' is a {type(node[part]).__name__} ({node[part]!r}), not a section.", here
+                f"Cannot set '{dotted}': '{here}' is a {type(node[part]).__name__} ({node[part]!r}), not a section.",
+                here,
             )
         model = _field_model(model, part)
         node = node[part]
@@ -205,7 +210,9 @@ def resolve_references(data: dict[str, Any]) -> dict[str, Any]:
                 raise ConfigError(f"Circular reference: {cycle}.", origin)
         if full:
             return resolve_value(_lookup(data, refs[0], origin), refs[0], (*stack, origin))
-        return _REF.sub(lambda m: str(resolve_value(_lookup(data, m.group(1), origin), m.group(1), (*stack, origin))), value)
+        return _REF.sub(
+            lambda m: str(resolve_value(_lookup(data, m.group(1), origin), m.group(1), (*stack, origin))), value
+        )
 
     return resolve_value(data, "", ())  # type: ignore[no-any-return]  # a dict in, a dict out
 
@@ -220,10 +227,9 @@ def _strip_union_tags(loc: Sequence[Any], data: Any, missing: bool) -> tuple[lis
     tagged = False
     for i, part in enumerate(loc):
         last = i == len(loc) - 1
-        if isinstance(node, Mapping) and part in node:
-            kept.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_mapping = isinstance(node, Mapping) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_mapping or in_list:
             kept.append(part)
             node = node[part]
         elif last and missing and isinstance(node, Mapping):
@@ -293,7 +299,9 @@ def validation_error(exc: ValidationError, data: Any = None) -> ConfigError:
     return ConfigError(f"Invalid value {shown} at {path}: {'; or '.join(reasons)}.", path)
 
 
-def load_dict(paths: Sequence[str | Path] = (), overrides: Sequence[str] = (), base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def load_dict(
+    paths: Sequence[str | Path] = (), overrides: Sequence[str] = (), base: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Read, merge and override config files into one plain dict with references resolved."""
     data: dict[str, Any] = dict(base or {})
     for p in paths:
@@ -303,7 +311,9 @@ def load_dict(paths: Sequence[str | Path] = (), overrides: Sequence[str] = (), b
     return resolve_references(data)
 
 
-def load_config(paths: Sequence[str | Path] | str | Path = (), overrides: Sequence[str] = (), base: Mapping[str, Any] | None = None) -> ExperimentConfig:
+def load_config(
+    paths: Sequence[str | Path] | str | Path = (), overrides: Sequence[str] = (), base: Mapping[str, Any] | None = None
+) -> ExperimentConfig:
     """Load an experiment: files merged in order, then overrides, then ``${...}`` references, then validation.
 
     Raises:

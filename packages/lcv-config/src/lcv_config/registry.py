@@ -63,7 +63,9 @@ def _kind(kind: str) -> Kind:
     try:
         k = KINDS[kind]
     except KeyError:
-        raise LcvError(f"Unknown component kind '{kind}'.{did_you_mean(kind, KINDS)} Kinds: {', '.join(KINDS)}") from None
+        raise LcvError(
+            f"Unknown component kind '{kind}'.{did_you_mean(kind, KINDS)} Kinds: {', '.join(KINDS)}"
+        ) from None
     _REGISTERED.setdefault(k.name, {})
     return k
 
@@ -77,7 +79,9 @@ def unregister(kind: str, name: str) -> None:
     _kind(kind)
     if name not in _REGISTERED[kind]:
         known = sorted(_REGISTERED[kind])
-        raise LcvError(f"No {kind} '{name}' is registered.{did_you_mean(name, known)} Registered: {', '.join(known) or 'none'}.")
+        raise LcvError(
+            f"No {kind} '{name}' is registered.{did_you_mean(name, known)} Registered: {', '.join(known) or 'none'}."
+        )
     del _REGISTERED[kind][name]
 
 
@@ -185,7 +189,9 @@ def _importable_roots(modules: tuple[str, ...]) -> set[str]:
     return {m.split(".")[0] for m in modules if importlib.util.find_spec(m.split(".")[0]) is not None}
 
 
-_SIMPLE_TYPES: dict[Any, type] = {t: t for t in (int, float, str, bool)} | {t.__name__: t for t in (int, float, str, bool)}
+_SIMPLE_TYPES: dict[Any, type] = {t: t for t in (int, float, str, bool)} | {
+    t.__name__: t for t in (int, float, str, bool)
+}
 
 
 def _is_instance(value: Any, expected: type) -> bool:
@@ -196,7 +202,9 @@ def _is_instance(value: Any, expected: type) -> bool:
     return isinstance(value, expected)
 
 
-def check_arguments(target: Any, kwargs: Mapping[str, Any], kind: str, path: str, provided: tuple[str, ...] = ()) -> None:
+def check_arguments(
+    target: Any, kwargs: Mapping[str, Any], kind: str, path: str, provided: tuple[str, ...] = ()
+) -> None:
     """Check ``kwargs`` against ``target``'s signature before anything is built.
 
     Args:
@@ -215,10 +223,7 @@ def check_arguments(target: Any, kwargs: Mapping[str, Any], kind: str, path: str
     except (TypeError, ValueError):
         return  # builtins without a signature: let the call itself complain
     params = sig.parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        accepts_any = True
-    else:
-        accepts_any = False
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     valid = [n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and n != "self"]
     name = getattr(target, "__qualname__", repr(target))
     if not accepts_any:
@@ -259,7 +264,9 @@ def build(kind: str, component: Any, path: str | None = None, *args: Any, **extr
     """
     path = path or kind
     name, cfg = split_component(component, path)
-    target = resolve(kind, name, f"{path}.name" if isinstance(component, Mapping) or hasattr(component, "cfg") else path)
+    target = resolve(
+        kind, name, f"{path}.name" if isinstance(component, Mapping) or hasattr(component, "cfg") else path
+    )
     merged = {**cfg, **extra}
     if inspect.isclass(target) or inspect.isfunction(target):
         positional = tuple(n for n, _ in _positional_params(target)[: len(args)])

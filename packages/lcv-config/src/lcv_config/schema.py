@@ -31,8 +31,9 @@ DATALOADER_KEYS: tuple[str, ...] = (
 )
 """The arguments of ``torch.utils.data.DataLoader`` a config may set (listed here so validation needs no torch)."""
 
+
 class FieldError(ValueError):
-    """A validator's error about a value below the field: ``subpath`` is relative to the field (``train.batch_size``)."""
+    """A validator's error about a value below its field; ``subpath`` is relative to it (``train.batch_size``)."""
 
     def __init__(self, message: str, subpath: str) -> None:
         super().__init__(message)
@@ -73,7 +74,7 @@ class TrainerConfig(_Strict):
     """Fabric strategy: ``auto``, ``ddp``, ``fsdp``, or a strategy object."""
     devices: int | str | list[int] = 1
     """Devices per node."""
-    num_nodes: int = Field(1, ge=1)
+    num_nodes: int = Field(default=1, ge=1)
     """Number of nodes."""
     precision: str | int | None = None
     """Fabric precision (``32-true``, ``bf16-mixed``, ``16-mixed``)."""
@@ -83,25 +84,25 @@ class TrainerConfig(_Strict):
     """Lightning loggers (objects); the experiment config's ``loggers`` builds them from names."""
     callbacks: Any = None
     """lcv callbacks (objects); the experiment config's ``callbacks`` builds them from names."""
-    max_epochs: int = Field(10, ge=1)
+    max_epochs: int = Field(default=10, ge=1)
     """Stop after this many epochs."""
-    min_epochs: int = Field(0, ge=0)
+    min_epochs: int = Field(default=0, ge=0)
     """Early stopping cannot stop before this many epochs."""
-    accumulate_grad_batches: int = Field(1, ge=1)
+    accumulate_grad_batches: int = Field(default=1, ge=1)
     """Step the optimizer every this many batches."""
-    gradient_clip_val: int | float | None = Field(None, ge=0)
+    gradient_clip_val: int | float | None = Field(default=None, ge=0)
     """Clip gradients to this norm or value; ``None`` does not clip."""
     gradient_clip_algorithm: Literal["norm", "value"] = "norm"
     """How ``gradient_clip_val`` clips."""
-    limit_train_batches: int | float | None = Field(None, ge=0)
+    limit_train_batches: int | float | None = Field(default=None, ge=0)
     """At most this many (int) or this fraction (float) of training batches per epoch."""
-    limit_val_batches: int | float | None = Field(None, ge=0)
+    limit_val_batches: int | float | None = Field(default=None, ge=0)
     """At most this many (int) or this fraction (float) of validation batches per epoch."""
-    check_val_every_n_epoch: int = Field(1, ge=1)
+    check_val_every_n_epoch: int = Field(default=1, ge=1)
     """Validate every this many epochs."""
     fast_dev_run: bool | int = False
     """Run this many batches (``True``: 1) of one epoch, to find bugs quickly."""
-    overfit_batches: int | float = Field(0, ge=0)
+    overfit_batches: int | float = Field(default=0, ge=0)
     """Train and validate on this many training batches, to check the model can overfit."""
     seed: int | None = None
     """Seed of the run; each fold's model gets a seed derived from it."""
@@ -194,9 +195,10 @@ class TuneConfig(_Strict):
         except ConfigError as exc:
             raise FieldError(exc.message, (exc.path or "").removeprefix("tune.space").lstrip(".")) from None
         return value
-    n_trials: int | None = Field(None, ge=1)
+
+    n_trials: int | None = Field(default=None, ge=1)
     """Number of trials."""
-    timeout: float | None = Field(None, gt=0)
+    timeout: float | None = Field(default=None, gt=0)
     """Time budget in seconds."""
     direction: Literal["minimize", "maximize"] | None = None
     """Direction; default from ``trainer.mode``."""
@@ -233,9 +235,9 @@ class ExperimentConfig(_Strict):
     """Learning-rate scheduler(s), with Lightning's ``interval``/``frequency``/``monitor`` keys."""
     metrics: list[Component] = Field(default_factory=list)
     """Metrics logged on validation (torchmetrics names)."""
-    data: DataConfig = Field(default_factory=DataConfig)
+    data: DataConfig = Field(default_factory=lambda: DataConfig())
     """The data section."""
-    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    trainer: TrainerConfig = Field(default_factory=lambda: TrainerConfig())
     """The trainer section."""
     callbacks: list[Component] = Field(default_factory=list)
     """Callbacks by name in ``lcv.callbacks`` with arguments."""

@@ -12,7 +12,7 @@ Written in a config as::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
@@ -33,7 +33,7 @@ class FloatParam(_Param):
     low: float
     high: float
     log: bool = False
-    step: float | None = Field(None, gt=0)
+    step: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> FloatParam:
@@ -53,7 +53,7 @@ class IntParam(_Param):
     low: int
     high: int
     log: bool = False
-    step: int = Field(1, ge=1)
+    step: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> IntParam:
@@ -71,14 +71,16 @@ class CategoricalParam(_Param):
     choices: list[Any] = Field(min_length=1)
 
 
-Param = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
+Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
 """One dimension of a search space."""
 
 _PARAM: TypeAdapter[FloatParam | IntParam | CategoricalParam] = TypeAdapter(Param)
 _TYPES: dict[str, type[_Param]] = {"float": FloatParam, "int": IntParam, "categorical": CategoricalParam}
 
 
-def parse_space(space: Mapping[str, Any], path: str = "tune.space") -> dict[str, FloatParam | IntParam | CategoricalParam]:
+def parse_space(
+    space: Mapping[str, Any], path: str = "tune.space"
+) -> dict[str, FloatParam | IntParam | CategoricalParam]:
     """Validate a search space; every error names the parameter's config path.
 
     Raises:
@@ -118,7 +120,9 @@ def parse_space(space: Mapping[str, Any], path: str = "tune.space") -> dict[str,
     for key, param in parsed.items():
         for other in param.when or {}:
             if other not in parsed:
-                raise ConfigError(f"'{key}' is conditional on '{other}', which is not in the search space.", f"{path}.{key}.when")
+                raise ConfigError(
+                    f"'{key}' is conditional on '{other}', which is not in the search space.", f"{path}.{key}.when"
+                )
     return parsed
 
 

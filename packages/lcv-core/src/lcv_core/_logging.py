@@ -75,7 +75,9 @@ class FoldMetricLog:
             return
         reduce = reduce_fx if isinstance(reduce_fx, str) else getattr(reduce_fx, "__name__", repr(reduce_fx))
         if reduce not in _REDUCTIONS:
-            raise LcvError(f"self.log('{name}', ..., reduce_fx={reduce!r}): lcv reduces with one of {', '.join(_REDUCTIONS)}.")
+            raise LcvError(
+                f"self.log('{name}', ..., reduce_fx={reduce!r}): lcv reduces with one of {', '.join(_REDUCTIONS)}."
+            )
         if isinstance(value, torch.Tensor):
             if value.numel() != 1:
                 raise LcvError(f"self.log('{name}', ...) needs a scalar; got a tensor of shape {tuple(value.shape)}.")
@@ -116,7 +118,7 @@ class FoldMetricLog:
         if names:
             device = self._sums[names[0]].device
             values = [self._sums[n] / self._weights[n] if self._reduce[n] == "mean" else self._sums[n] for n in names]
-            out = dict(zip(names, torch.stack([v.to(device) for v in values]).cpu().tolist()))
+            out = dict(zip(names, torch.stack([v.to(device) for v in values]).cpu().tolist(), strict=True))
         for name, metric in self._metrics.items():
             out[name] = float(metric.compute())
             metric.reset()
@@ -129,7 +131,7 @@ class FoldMetricLog:
         device = self._steps[0][2].device
         values = torch.stack([v.to(device) for _, _, v in self._steps]).cpu().tolist()
         rows: dict[int, dict[str, float]] = {}
-        for (step, name, _), value in zip(self._steps, values):
+        for (step, name, _), value in zip(self._steps, values, strict=True):
             rows.setdefault(step, {})[name] = value
         return list(rows.items())
 

@@ -27,7 +27,9 @@ def fold_stream_seeds(seed: int, n_folds: int) -> list[int]:
 ModelSpec = LightningModule | type[LightningModule] | Callable[..., LightningModule]
 
 
-def make_fold_model(model: ModelSpec, fold: int, seed: int, model_kwargs: Mapping[str, Any] | None = None) -> LightningModule:
+def make_fold_model(
+    model: ModelSpec, fold: int, seed: int, model_kwargs: Mapping[str, Any] | None = None
+) -> LightningModule:
     """Return fold ``fold``'s model: a copy of an instance, or a new one built under the fold's seed.
 
     A class is called with ``model_kwargs``; a factory is called with ``fold=`` when it accepts it.
@@ -44,7 +46,9 @@ def make_fold_model(model: ModelSpec, fold: int, seed: int, model_kwargs: Mappin
                 kwargs["fold"] = fold
             built = model(**kwargs)
     if not isinstance(built, LightningModule):
-        raise LcvError(f"The model must be a LightningModule (or a class/factory making one); got {type(built).__name__}.")
+        raise LcvError(
+            f"The model must be a LightningModule (or a class/factory making one); got {type(built).__name__}."
+        )
     check_module(built)
     return built
 

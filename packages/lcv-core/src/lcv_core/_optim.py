@@ -24,7 +24,7 @@ def configure_optimizers(module: LightningModule) -> tuple[list[Any], list[LRSch
     conf = module.configure_optimizers()
     if conf is None:
         raise LcvError(f"{type(module).__name__}.configure_optimizers() returned None; return an optimizer.")
-    optimizers, schedulers, monitor = _configure_optimizers(conf)
+    optimizers, schedulers, monitor = _configure_optimizers(conf)  # type: ignore[arg-type]  # parses every shape
     if module.automatic_optimization:
         if len(optimizers) > 1:
             raise LcvError(

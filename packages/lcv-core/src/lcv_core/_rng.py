@@ -30,7 +30,7 @@ class FoldRNG:
     @contextmanager
     def active(self) -> Iterator[None]:
         """Make this fold's states the global ones for the duration of the block."""
-        cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+        cuda = torch.cuda.is_available() and torch.cuda.is_initialized()  # type: ignore[no-untyped-call]  # unannotated
         saved = (torch.get_rng_state(), np.random.get_state(), random.getstate())
         saved_cuda = torch.cuda.get_rng_state_all() if cuda else None
         torch.set_rng_state(self._torch)
@@ -60,4 +60,9 @@ class FoldRNG:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the fold's random states."""
-        self._torch, self._numpy, self._python, self._cuda = state["torch"], state["numpy"], state["python"], state["cuda"]
+        self._torch, self._numpy, self._python, self._cuda = (
+            state["torch"],
+            state["numpy"],
+            state["python"],
+            state["cuda"],
+        )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from lightning.pytorch import LightningModule
 from torch import nn
+from torchmetrics import Metric
 
 from lcv_config import build
 
@@ -17,7 +18,7 @@ Stage = Literal["train", "val", "test", "predict"]
 class SupervisedLearner(LightningModule):
     """Supervised training of any ``nn.Module`` from config components.
 
-    Override :meth:`configure_model`, :meth:`configure_criteria`, :meth:`configure_optimizers` or
+    Override :meth:`build_model`, :meth:`configure_criteria`, :meth:`configure_optimizers` or
     :meth:`shared_step` to customise it, as in torch_mate.
 
     Args:
@@ -51,21 +52,24 @@ class SupervisedLearner(LightningModule):
         self.task = task
         self.input_key = input_key
         self.target_key = target_key
-        self.model = self.configure_model()
+        self.model = self.build_model()
         self.criterion = self.configure_criteria()
         self.val_metrics = nn.ModuleDict(
             {_metric_name(m): build("metric", m, f"metrics[{i}]") for i, m in enumerate(metrics)}
         )
 
-    def configure_model(self) -> nn.Module:
-        """Build the network from the ``model`` argument."""
+    def build_model(self) -> nn.Module:
+        """Build the network from the ``model`` argument.
+
+        Not named ``configure_model``: that is a Lightning hook which the Trainer calls for sharded setups.
+        """
         spec = self._model_spec
-        return spec if isinstance(spec, nn.Module) else build("model", spec, "model")  # type: ignore[no-any-return]
+        return spec if isinstance(spec, nn.Module) else cast(nn.Module, build("model", spec, "model"))
 
     def configure_criteria(self) -> nn.Module:
         """Build the loss from the ``criterion`` argument."""
         spec = self._criterion_spec
-        return spec if isinstance(spec, nn.Module) else build("criterion", spec, "criterion")  # type: ignore[no-any-return]
+        return spec if isinstance(spec, nn.Module) else cast(nn.Module, build("criterion", spec, "criterion"))
 
     def configure_optimizers(self) -> Any:
         """Build the optimizer over this module's parameters, and the scheduler if configured."""
@@ -100,7 +104,8 @@ class SupervisedLearner(LightningModule):
         if self.task == "classification":
             self.log(f"{stage}_acc", (out.argmax(dim=-1) == y).float().mean(), prog_bar=True, on_epoch=True)
         if stage != "train":
-            for name, metric in self.val_metrics.items():
+            for name, module in self.val_metrics.items():
+                metric = cast(Metric, module)
                 metric.update(out, y)
                 self.log(f"{stage}_{name}", metric)
         return {"loss": loss, "outputs": out.detach()}
@@ -119,12 +124,18 @@ class SupervisedLearner(LightningModule):
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """Return the network's outputs (class probabilities for classification)."""
-        out = self(self.split_batch(batch)[0])
+        out: torch.Tensor = self(self.split_batch(batch)[0])
         return out.softmax(dim=-1) if self.task == "classification" else out
 
 
 def _metric_name(component: Any) -> str:
-    name = component if isinstance(component, str) else component["name"] if isinstance(component, Mapping) else component.name
+    name = (
+        component
+        if isinstance(component, str)
+        else component["name"]
+        if isinstance(component, Mapping)
+        else component.name
+    )
     if not isinstance(name, str):
         name = getattr(name, "__name__", "metric")
     name = name.rsplit(".", 1)[-1]

@@ -13,6 +13,15 @@ from typing import Any
 from scipy import stats
 
 
+def sample_std(values: list[float]) -> float:
+    """Return the sample standard deviation (ddof=1); 0 for one value, NaN if a value is NaN or infinite."""
+    if len(values) < 2:
+        return 0.0
+    if not all(math.isfinite(v) for v in values):
+        return math.nan  # statistics.stdev raises on NaN instead of propagating it
+    return statistics.stdev(values)
+
+
 @dataclass
 class MetricSummary:
     """One metric at the best epoch: each fold's value, their mean, sample std and 95% interval."""
@@ -30,7 +39,7 @@ class MetricSummary:
     @property
     def std(self) -> float:
         """The sample standard deviation over folds (ddof=1), 0 for one fold."""
-        return statistics.stdev(self.per_fold) if len(self.per_fold) > 1 else 0.0
+        return sample_std(self.per_fold)
 
     @property
     def ci95(self) -> tuple[float, float]:
@@ -104,7 +113,9 @@ class CVResult:
             return max(self.n_epochs - 1, 0)
         curve = {e: statistics.fmean(self.fold_values(self.monitor, e)) for e in epochs}
         pick = min if self.mode == "min" else max
-        return pick(epochs, key=lambda e: (curve[e] if not math.isnan(curve[e]) else math.inf * (1 if self.mode == "min" else -1)))
+        return pick(
+            epochs, key=lambda e: curve[e] if not math.isnan(curve[e]) else math.inf * (1 if self.mode == "min" else -1)
+        )
 
     def metric(self, name: str, epoch: int | None = None) -> MetricSummary:
         """Return ``name`` at ``epoch`` (default: the best epoch) across folds."""

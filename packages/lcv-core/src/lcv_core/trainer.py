@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 from lightning.fabric import Fabric
-from lightning.fabric.loggers import CSVLogger
+from lightning.fabric.loggers.csv_logs import CSVLogger
 from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities.types import LRSchedulerConfig
 from torch.utils.data import DataLoader
@@ -22,7 +22,7 @@ from lcv_core._logging import FoldMetricLog, batch_size_of
 from lcv_core._models import ModelSpec, check_no_shared_parameters, fold_seeds, fold_stream_seeds, make_fold_model
 from lcv_core._optim import configure_optimizers
 from lcv_core._rng import FoldRNG
-from lcv_core.results import CVResult
+from lcv_core.results import CVResult, sample_std
 
 
 @dataclass
@@ -59,6 +59,18 @@ def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _lr_schedulers(configs: list[LRSchedulerConfig]) -> Any:
+    schedulers = [c.scheduler for c in configs]
+
+    def lr_schedulers() -> Any:
+        """Return the fold's scheduler(s) as ``LightningModule.lr_schedulers()`` does."""
+        if not schedulers:
+            return None
+        return schedulers[0] if len(schedulers) == 1 else schedulers
+
+    return lr_schedulers
 
 
 class CrossValidationTrainer:
@@ -142,12 +154,10 @@ class CrossValidationTrainer:
         check_no_shared_parameters(models)
         streams = fold_stream_seeds(seed, len(loaders))
         self.folds = [
-            self._setup_fold(i, m, tr, va, FoldRNG(s)) for i, (m, (tr, va), s) in enumerate(zip(models, loaders, streams))
+            self._setup_fold(i, m, tr, va, FoldRNG(s))
+            for i, (m, (tr, va), s) in enumerate(zip(models, loaders, streams, strict=True))
         ]
-        self.current_epoch = 0
-        self.should_stop = False
-        self.stop_reason = None
-        self.epoch_metrics = {}
+        self._reset()
         try:
             self.fabric.call("on_train_start", trainer=self)
             if cfg.schedule == "sequential":
@@ -181,6 +191,12 @@ class CrossValidationTrainer:
 
     # -- setup --------------------------------------------------------------------------------------
 
+    def _reset(self) -> None:
+        self.current_epoch = 0
+        self.should_stop = False
+        self.stop_reason = None
+        self.epoch_metrics = {}
+
     def _fold_loaders(self, datamodule: Any) -> list[tuple[Any, Any]]:
         if hasattr(datamodule, "train_val_dataloaders"):
             for hook, args in (("prepare_data", ()), ("setup", ("fit",))):
@@ -199,7 +215,7 @@ class CrossValidationTrainer:
         for i, pair in enumerate(loaders):
             if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
                 raise LcvError(f"Fold {i} is not a (train_loader, val_loader) pair: {type(pair).__name__}.")
-            for name, loader in zip(("training", "validation"), pair):
+            for name, loader in zip(("training", "validation"), pair, strict=True):
                 if hasattr(loader, "__len__") and len(loader) == 0:
                     raise LcvError(f"Fold {i} has no {name} batches; check the split and the batch size.")
         return loaders
@@ -207,10 +223,15 @@ class CrossValidationTrainer:
     def _setup_fold(self, index: int, module: LightningModule, train: Any, val: Any, rng: FoldRNG) -> FoldState:
         optimizers, schedulers = configure_optimizers(module)
         for sched in schedulers:
-            if self.config.schedule == "sequential" and sched.reduce_on_plateau and (sched.monitor or "").startswith("cv/"):
+            if (
+                self.config.schedule == "sequential"
+                and sched.reduce_on_plateau
+                and (sched.monitor or "").startswith("cv/")
+            ):
                 raise LcvError(
-                    f"ReduceLROnPlateau of fold {index} monitors the fold mean '{sched.monitor}', which the sequential "
-                    "schedule only knows after the last fold; monitor the fold's own metric or use schedule='interleaved'."
+                    f"ReduceLROnPlateau of fold {index} monitors the fold mean '{sched.monitor}', which the "
+                    "sequential schedule only knows after the last fold; monitor the fold's own metric or use "
+                    "schedule='interleaved'."
                 )
         wrapped, *fab_optimizers = self.fabric.setup(module, *optimizers)
         # Fabric registers a LightningModule as a callback of its own; lcv calls each fold's module
@@ -224,7 +245,9 @@ class CrossValidationTrainer:
         fold = FoldState(index, module, wrapped, list(fab_optimizers), schedulers, train, val, rng)
         # self.log / self.log_dict of the user's module land in this fold's log, on device.
         module.log = fold.log.log  # type: ignore[method-assign]
-        module.log_dict = fold.log.log_dict  # type: ignore[method-assign]
+        # self.lr_schedulers() (manual optimization) reads self.trainer, which Fabric does not provide.
+        module.lr_schedulers = _lr_schedulers(schedulers)  # type: ignore[method-assign]
+        module.log_dict = fold.log.log_dict  # type: ignore[method-assign, assignment]  # same keywords as Lightning's
         return fold
 
     # -- schedules ----------------------------------------------------------------------------------
@@ -290,7 +313,7 @@ class CrossValidationTrainer:
         return precision.convert_output(out)
 
     def _fold_epoch(self, f: FoldState, epoch: int) -> bool:
-        """Train and (when due) validate one fold for one epoch in its own random stream; return whether it validated."""
+        """Train and (when due) validate a fold for one epoch in its own random stream; return whether it validated."""
         with f.rng.active():
             return self._fold_epoch_impl(f, epoch)
 
@@ -318,12 +341,19 @@ class CrossValidationTrainer:
             else:
                 outputs = self._call_step(f, "training_step", batch, batch_idx)
             call(
-                "on_train_batch_end_per_fold", trainer=self, fold=f.index, outputs=outputs, batch=batch, batch_idx=batch_idx
+                "on_train_batch_end_per_fold",
+                trainer=self,
+                fold=f.index,
+                outputs=outputs,
+                batch=batch,
+                batch_idx=batch_idx,
             )
         module.on_train_epoch_end()
         train_metrics = f.log.reduce()
         self._log_steps(f)
-        call("on_train_epoch_end_per_fold", trainer=self, fold=f.index, epoch=epoch, metrics=train_metrics, module=module)
+        call(
+            "on_train_epoch_end_per_fold", trainer=self, fold=f.index, epoch=epoch, metrics=train_metrics, module=module
+        )
         val_metrics: dict[str, float] = {}
         validate = (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs
         if validate:
@@ -383,7 +413,11 @@ class CrossValidationTrainer:
             outputs = self._call_step(f, "validation_step", batch, batch_idx)
             call(
                 "on_validation_batch_end_per_fold",
-                trainer=self, fold=f.index, outputs=outputs, batch=batch, batch_idx=batch_idx,
+                trainer=self,
+                fold=f.index,
+                outputs=outputs,
+                batch=batch,
+                batch_idx=batch_idx,
             )
         module.on_validation_epoch_end()
         metrics = f.log.reduce()
@@ -397,13 +431,13 @@ class CrossValidationTrainer:
     def _aggregate(self, epoch: int) -> dict[str, float]:
         metrics: dict[str, float] = {}
         rows = [f.history[epoch] if epoch < len(f.history) else f.history[-1] for f in self.folds]
-        for f, row in zip(self.folds, rows):
+        for f, row in zip(self.folds, rows, strict=True):
             metrics.update({f"fold_{f.index}/{k}": v for k, v in row.items()})
         names = set.intersection(*(set(r) for r in rows))
         for name in sorted(names):
             values = [r[name] for r in rows]
             metrics[f"cv/{name}_mean"] = statistics.fmean(values)
-            metrics[f"cv/{name}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+            metrics[f"cv/{name}_std"] = sample_std(values)
         return metrics
 
     def _end_epoch(self, epoch: int, validated: bool = True) -> None:
@@ -436,7 +470,7 @@ class CrossValidationTrainer:
                         f"ReduceLROnPlateau of fold {f.index} monitors '{name}', which was not logged. "
                         f"Logged: {', '.join(sorted(fold_metrics))}; fold means: cv/<name>_mean."
                     )
-                sched.scheduler.step(value)  # type: ignore[call-arg]
+                sched.scheduler.step(value)  # type: ignore[arg-type]  # ReduceLROnPlateau.step takes the metric
             else:
                 sched.scheduler.step()  # type: ignore[call-arg]
 
@@ -451,4 +485,3 @@ class CrossValidationTrainer:
             name = key[3:-5]
             parts.append(f"{name} {metrics[key]:.4f} ± {metrics[f'cv/{name}_std']:.4f}")
         print("  ".join(parts), flush=True)
-

@@ -42,7 +42,9 @@ class Callback:
     def on_train_epoch_end_per_fold(self, *, trainer: Any, fold: int, epoch: int, **kwargs: Any) -> None:
         """Called after a fold's training epoch, before its validation."""
 
-    def on_train_batch_start_per_fold(self, *, trainer: Any, fold: int, batch: Any, batch_idx: int, **kwargs: Any) -> None:
+    def on_train_batch_start_per_fold(
+        self, *, trainer: Any, fold: int, batch: Any, batch_idx: int, **kwargs: Any
+    ) -> None:
         """Called before ``training_step`` of a fold's batch."""
 
     def on_train_batch_end_per_fold(
@@ -65,7 +67,9 @@ class Callback:
     def on_validation_start_per_fold(self, *, trainer: Any, fold: int, epoch: int, **kwargs: Any) -> None:
         """Called before a fold's validation loop."""
 
-    def on_validation_batch_start_per_fold(self, *, trainer: Any, fold: int, batch: Any, batch_idx: int, **kwargs: Any) -> None:
+    def on_validation_batch_start_per_fold(
+        self, *, trainer: Any, fold: int, batch: Any, batch_idx: int, **kwargs: Any
+    ) -> None:
         """Called before ``validation_step`` of a fold's batch."""
 
     def on_validation_batch_end_per_fold(
@@ -73,14 +77,16 @@ class Callback:
     ) -> None:
         """Called after ``validation_step`` of a fold's batch."""
 
-    def on_validation_end_per_fold(self, *, trainer: Any, fold: int, epoch: int, metrics: dict[str, float], **kwargs: Any) -> None:
+    def on_validation_end_per_fold(
+        self, *, trainer: Any, fold: int, epoch: int, metrics: dict[str, float], **kwargs: Any
+    ) -> None:
         """Called after a fold's validation loop with that fold's epoch metrics."""
 
     def on_before_log_metrics(self, *, trainer: Any, epoch: int, metrics: dict[str, float], **kwargs: Any) -> None:
         """Called with every fold's metrics and the fold mean/std before they go to the loggers."""
 
     def on_validation_end(self, *, trainer: Any, epoch: int, metrics: dict[str, float], **kwargs: Any) -> None:
-        """Called after every fold validated an epoch, with ``cv/<name>_mean``/``_std``: decide on the fold mean here."""
+        """Called after every fold validated an epoch, with ``cv/<name>_mean``/``_std``; decide on fold means here."""
 
     def on_exception(self, *, trainer: Any, exception: BaseException, **kwargs: Any) -> None:
         """Called when training raises, before the exception propagates."""

@@ -73,8 +73,9 @@ class EarlyStopping(Callback):
         reason = None
         if self.check_finite and not math.isfinite(value):
             bad = sorted(
-                k.split("/")[0] for k, v in metrics.items() if k.startswith("fold_") and k.endswith(f"/{self.monitor}")
-                and not math.isfinite(v)
+                k.split("/")[0]
+                for k, v in metrics.items()
+                if k.startswith("fold_") and k.endswith(f"/{self.monitor}") and not math.isfinite(v)
             )
             reason = f"{self.monitor} is not finite at epoch {epoch + 1} in {', '.join(bad) or 'the fold mean'}"
         elif self.stopping_threshold is not None and (
@@ -87,9 +88,8 @@ class EarlyStopping(Callback):
         elif self.divergence_threshold is not None and (
             value > self.divergence_threshold if lower else value < self.divergence_threshold
         ):
-            reason = (
-                f"fold mean of {self.monitor} {value:.4g} diverged past {self.divergence_threshold} at epoch {epoch + 1}"
-            )
+            limit = self.divergence_threshold
+            reason = f"fold mean of {self.monitor} {value:.4g} diverged past {limit} at epoch {epoch + 1}"
         elif self._better(value, self.best):
             self.best, self.wait = value, 0
         elif epoch >= self.warmup:

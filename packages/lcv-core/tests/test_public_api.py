@@ -1,0 +1,25 @@
+"""The public surface of lcv_core is what __all__ lists; this pins it."""
+
+from __future__ import annotations
+
+import lcv_core
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(lcv_core.__all__) == sorted(
+        [
+            "MLP",
+            "CVResult",
+            "Callback",
+            "CrossValidationTrainer",
+            "CrossValidationTrainerConfig",
+            "EarlyStopping",
+            "MetricSummary",
+            "SupervisedLearner",
+            "TrainerConfig",
+            "__version__",
+            "configure_all",
+        ]
+    )
+    assert all(hasattr(lcv_core, name) for name in lcv_core.__all__)
+    assert lcv_core.CrossValidationTrainerConfig is lcv_core.TrainerConfig

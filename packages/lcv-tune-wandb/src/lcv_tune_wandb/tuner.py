@@ -1,0 +1,446 @@
+"""The W&B tuner backend in local mode: the ``sweeps`` engine proposes runs, each trial is an offline W&B run."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from lcv_config import ConfigError, LcvError, TrialPruned, parse_space
+from lcv_config.errors import did_you_mean
+from lcv_config.protocols import Objective
+from lcv_config.space import CategoricalParam, FloatParam, IntParam, active
+from lcv_tune_wandb._engine import import_sweeps, import_wandb
+from lcv_tune_wandb.sweep_config import DEFAULT_METRIC, METHODS, space_to_sweep, validate_sweep
+
+DEFAULT_STUDY = "lcv"
+"""The study (W&B group) name used when none is given."""
+
+_OPTIONS = ("mode", "project", "entity", "metric", "sweep", "tags")
+
+
+def _plain(value: Any) -> Any:
+    """Turn numpy scalars the engine proposes into Python values (JSON, YAML and configs want those)."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) and not isinstance(value, (list, dict, str)) else value
+
+
+class WandbTrial:
+    """One trial: an offline W&B run that logs the reported value once per step.
+
+    Args:
+        number: The trial's number within its study.
+        params: The proposed parameters, keyed by config path.
+        run: The W&B run the trial logs to.
+        metric: The name the reported values are logged under.
+        pruner: Called with the trial to ask whether it should stop (hyperband), or ``None``.
+    """
+
+    def __init__(self, number: int, params: Mapping[str, Any], run: Any, metric: str, pruner: Any = None) -> None:
+        self._number = number
+        self._params = dict(params)
+        self._run = run
+        self._metric = metric
+        self._pruner = pruner
+        self.history: list[dict[str, Any]] = []
+        """The rows logged so far: ``{metric: value, "_step": step}``."""
+        self.user_attrs: dict[str, Any] = {}
+
+    @property
+    def number(self) -> int:
+        """The trial's number within its study."""
+        return self._number
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters proposed for this trial, keyed by config path (inactive conditional ones are absent)."""
+        return dict(self._params)
+
+    @property
+    def run(self) -> Any:
+        """The trial's ``wandb`` run, to log more than the objective."""
+        return self._run
+
+    def report(self, value: float, step: int) -> None:
+        """Log the objective's intermediate value (the fold mean) as one history row at ``step``."""
+        row = {self._metric: float(value)}
+        self._run.log(row, step=int(step))
+        self.history.append({**row, "_step": int(step)})
+
+    def should_prune(self) -> bool:
+        """Return whether the sweep's early-termination rule (hyperband) stops this trial now."""
+        return bool(self._pruner is not None and self._pruner(self))
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        """Store a JSON-serialisable value in the run's summary."""
+        json.dumps(value)  # fail here, not at sync time
+        self.user_attrs[key] = value
+        self._run.summary[key] = value
+
+    def __repr__(self) -> str:
+        return f"WandbTrial(number={self._number}, params={self._params!r})"
+
+
+class WandbTuner:
+    """Tune with W&B sweeps, locally and offline: W&B's open-source ``sweeps`` engine proposes each run.
+
+    Every trial is a W&B run in offline mode under ``<workdir>/wandb/`` (``group`` = the study, ``config`` = the
+    trial's parameters) that ``wandb sync`` can upload later. The study's runs are also kept in
+    ``<workdir>/<study>.sweep.json``, so a later tuner on the same work directory and study continues the sweep (a
+    grid resumes where it stopped).
+
+    Args:
+        space: The backend-neutral search space (raw or parsed); may be empty when ``options["sweep"]`` is given.
+        direction: ``"minimize"`` or ``"maximize"`` (the sweep metric's goal).
+        study: The study name: the W&B group, and the project unless ``project`` is given. Default ``"lcv"``.
+        storage: Unused by W&B (the runs live in ``workdir``); must be ``None``.
+        workdir: Where the offline runs and the sweep state go.
+        sampler: The sweep method: ``"random"`` (default), ``"grid"`` or ``"bayes"`` (a name or ``{name: ...}``).
+        pruner: Early termination, e.g. ``{name: hyperband, cfg: {min_iter: 2, eta: 2}}``.
+        seed: Seed of the engine's proposals (numpy's and Python's global generators, restored afterwards).
+        **options: ``mode`` (``"local"``; online sweeps come later), ``project``, ``entity``, ``metric`` (the name the
+            objective is logged under, default ``"objective"``), ``tags``, and ``sweep``: a native W&B sweep config
+            (``method``, ``metric``, ``parameters`` incl. nested ones, ``early_terminate``, ``run_cap``) used instead
+            of or merged over the one built from ``space``.
+
+    Raises:
+        ConfigError: Invalid space, sweep config or option; the message names the key.
+        LcvError: The ``sweeps`` engine is not installed.
+    """
+
+    def __init__(
+        self,
+        space: Mapping[str, Any],
+        direction: str = "minimize",
+        study: str | None = None,
+        storage: str | None = None,
+        workdir: str | Path = ".",
+        sampler: Any = None,
+        pruner: Any = None,
+        seed: int | None = None,
+        **options: Any,
+    ) -> None:
+        if direction not in ("minimize", "maximize"):
+            raise ConfigError(f"direction must be 'minimize' or 'maximize', got {direction!r}.", "tune.direction")
+        unknown = sorted(set(options) - set(_OPTIONS))
+        if unknown:
+            raise ConfigError(
+                f"Unknown W&B tuner option {unknown[0]!r}.{did_you_mean(unknown[0], _OPTIONS)} "
+                f"Accepted: {', '.join(_OPTIONS)}.",
+                f"tune.options.{unknown[0]}",
+            )
+        mode = options.get("mode", "local")
+        if mode != "local":
+            raise ConfigError(
+                f"W&B tuner mode {mode!r} is not available yet; this version runs sweeps locally (mode: local), "
+                "as offline runs that 'wandb sync' uploads later.",
+                "tune.options.mode",
+            )
+        if storage is not None:
+            raise ConfigError(
+                "The W&B backend keeps its runs in the work directory and takes no storage URL; remove 'storage' "
+                "or use backend: optuna for a shared database.",
+                "tune.storage",
+            )
+        self.direction = direction
+        self.study_name = study or DEFAULT_STUDY
+        self.workdir = Path(workdir)
+        self.project = str(options.get("project") or self.study_name)
+        self.entity = options.get("entity")
+        self.tags = list(options.get("tags") or [])
+        self.seed = seed
+        self.space = dict(space) if _is_parsed(space) else parse_space(space)
+        native = options.get("sweep") or {}
+        if not isinstance(native, Mapping):
+            raise ConfigError(
+                f"options.sweep must be a W&B sweep config (a mapping), got {native!r}.", "tune.options.sweep"
+            )
+        method = _method(sampler) if sampler is not None else str(native.get("method", "random"))
+        metric = str(options.get("metric") or (native.get("metric") or {}).get("name") or DEFAULT_METRIC)
+        config: dict[str, Any] = {"method": method, "metric": {"name": metric, "goal": direction}, "parameters": {}}
+        if self.space:
+            config = space_to_sweep(self.space, method, metric, direction)
+        config = {**config, **{k: v for k, v in native.items() if k != "parameters"}}
+        config["parameters"] = {**config["parameters"], **dict(native.get("parameters") or {})}
+        if pruner is not None:
+            config["early_terminate"] = _early_terminate(pruner)
+        self.sweep_config: dict[str, Any] = validate_sweep(config)
+        self.metric = str(self.sweep_config.get("metric", {}).get("name", metric))
+        goal = self.sweep_config.get("metric", {}).get("goal", direction)
+        if goal != direction:
+            raise ConfigError(
+                f"The sweep metric's goal {goal!r} contradicts direction {direction!r}; set one of them.",
+                "tune.options.sweep.metric.goal",
+            )
+        self._sweeps = import_sweeps()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.state_file = self.workdir / f"{self.study_name}.sweep.json"
+        self.runs: list[dict[str, Any]] = self._load_state()
+
+    # --- state -----------------------------------------------------------------------------------------------------
+
+    def _load_state(self) -> list[dict[str, Any]]:
+        if not self.state_file.is_file():
+            return []
+        state = json.loads(self.state_file.read_text())
+        if state.get("sweep_config") != json.loads(json.dumps(self.sweep_config)):
+            raise ConfigError(
+                f"Study {self.study_name!r} in {self.workdir} was started with another sweep config; use another "
+                f"study name or delete {self.state_file}.",
+                "tune.study",
+            )
+        runs: list[dict[str, Any]] = state["runs"]
+        return runs
+
+    def _save_state(self) -> None:
+        state = {"study": self.study_name, "sweep_config": self.sweep_config, "runs": self.runs}
+        tmp = self.state_file.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(state, indent=1, default=_plain))
+        tmp.replace(self.state_file)
+
+    def _sweep_runs(self, current: WandbTrial | None = None) -> list[Any]:
+        sweeps = self._sweeps
+        out = [
+            sweeps.SweepRun(
+                name=r["name"],
+                state=r["state"],
+                config=r["engine_config"],
+                history=r["history"],
+                summary_metrics=r["summary"],
+                search_info=r.get("search_info"),
+            )
+            for r in self.runs
+        ]
+        if current is not None:
+            out.append(
+                sweeps.SweepRun(
+                    name=self._run_name(current.number),
+                    state=sweeps.RunState.running,
+                    config={k: {"value": v} for k, v in current.params.items()},
+                    history=current.history,
+                )
+            )
+        return out
+
+    def _run_name(self, number: int) -> str:
+        return f"{self.study_name}-trial-{number}"
+
+    # --- proposing ---------------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _seeded(self, number: int) -> Iterator[None]:
+        if self.seed is None:
+            yield
+            return
+        import numpy as np
+
+        np_state, py_state = np.random.get_state(), random.getstate()
+        np.random.seed((self.seed * 1_000_003 + number) % 2**32)
+        random.seed(self.seed * 1_000_003 + number)
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+
+    def _propose(self) -> dict[str, Any] | None:
+        with self._seeded(len(self.runs)):
+            suggestion = self._sweeps.next_run(self.sweep_config, self._sweep_runs())
+        if suggestion is None:
+            return None
+        return {key: _plain(item["value"]) for key, item in suggestion.config.items()}
+
+    def _active(self, proposed: Mapping[str, Any]) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        for key, value in proposed.items():
+            param = self.space.get(key)
+            if isinstance(param, IntParam):
+                value = int(value)
+            if param is None or active(param, proposed):
+                params[key] = value
+        return params
+
+    def _should_stop(self, trial: WandbTrial) -> bool:
+        if "early_terminate" not in self.sweep_config or not trial.history:
+            return False
+        stop = self._sweeps.stop_runs(self.sweep_config, self._sweep_runs(trial))
+        return any(r.name == self._run_name(trial.number) for r in stop)
+
+    # --- running ---------------------------------------------------------------------------------------------------
+
+    def optimize(self, objective: Objective, n_trials: int | None = None, timeout: float | None = None) -> None:
+        """Run trials of ``objective`` until ``n_trials`` finished, ``timeout`` seconds passed, or the sweep is done.
+
+        A grid sweep is done when every grid point ran; ``run_cap`` in the sweep config also ends it. An objective
+        that raises :class:`lcv_config.TrialPruned` (after ``should_prune``) ends its run as pruned.
+        """
+        wandb = import_wandb()
+        start = time.monotonic()
+        done = 0
+        run_cap = self.sweep_config.get("run_cap")
+        with self._controller_lock():
+            self.runs = self._load_state()  # another controller may have run trials since this tuner was made
+            while n_trials is None or done < n_trials:
+                if timeout is not None and time.monotonic() - start >= timeout:
+                    break
+                if run_cap is not None and len(self.runs) >= int(run_cap):
+                    break
+                proposed = self._propose()
+                if proposed is None:
+                    break
+                self._run_trial(wandb, objective, proposed)
+                done += 1
+
+    @contextmanager
+    def _controller_lock(self) -> Iterator[None]:
+        """Hold ``<study>.sweep.lock``: the local engine proposes from one process's view of the runs."""
+        lock = self.workdir / f"{self.study_name}.sweep.lock"
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                pid = _pid_in(lock)
+                if pid is not None and _alive(pid):
+                    raise LcvError(
+                        f"Study {self.study_name!r} in {self.workdir} already has a controller (process {pid}); a "
+                        "local W&B sweep has one controller per study. Wait for it, use another study name, or use "
+                        f"backend: optuna for many workers. If process {pid} is gone, delete {lock}."
+                    ) from None
+                lock.unlink(missing_ok=True)  # left behind by a controller that died
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            break
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+
+    def _run_trial(self, wandb: Any, objective: Objective, proposed: dict[str, Any]) -> None:
+        number = len(self.runs)
+        params = self._active(proposed)
+        run = wandb.init(
+            dir=str(self.workdir),
+            project=self.project,
+            entity=self.entity,
+            group=self.study_name,
+            job_type="trial",
+            name=self._run_name(number),
+            config=params,
+            tags=self.tags,
+            reinit="create_new",
+            settings=wandb.Settings(mode="offline", silent=True, console="off", save_code=False, disable_git=True),
+        )
+        trial = WandbTrial(number, params, run, self.metric, pruner=self._should_stop)
+        record: dict[str, Any] = {
+            "number": number,
+            "name": self._run_name(number),
+            "run_id": run.id,
+            "run_dir": str(Path(run.dir).parent),
+            "params": params,
+            "engine_config": {k: {"value": v} for k, v in proposed.items()},
+        }
+        state, value, exit_code = "failed", None, 1
+        try:
+            value = float(objective(trial))
+            state, exit_code = "finished", 0
+        except TrialPruned:
+            state, exit_code = "pruned", 0
+        finally:
+            if trial.history:
+                run.log({}, commit=True)  # flush the last row now, or finish() would overwrite the summary with it
+            run.summary["lcv_state"] = state
+            if value is not None and math.isfinite(value):
+                run.summary[self.metric] = value
+            run.finish(exit_code=exit_code)
+            summary = {self.metric: value} if value is not None else {}
+            record.update(
+                state={"finished": "finished", "pruned": "killed"}.get(state, "failed"),
+                lcv_state=state,
+                value=value,
+                history=trial.history,
+                summary={**summary, **trial.user_attrs},
+                user_attrs=trial.user_attrs,
+            )
+            self.runs.append(record)
+            self._save_state()
+
+    # --- results -----------------------------------------------------------------------------------------------------
+
+    def _best(self) -> dict[str, Any]:
+        finished = [r for r in self.runs if r["lcv_state"] == "finished" and r["value"] is not None]
+        finished = [r for r in finished if math.isfinite(r["value"])]
+        if not finished:
+            raise LcvError(f"Study {self.study_name!r} has no finished trial yet, so it has no best.")
+        pick = min if self.direction == "minimize" else max
+        return pick(finished, key=lambda r: float(r["value"]))
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        """The parameters of the best finished trial, keyed by config path."""
+        return dict(self._best()["params"])
+
+    @property
+    def best_value(self) -> float:
+        """The objective value of the best finished trial."""
+        return float(self._best()["value"])
+
+    def __repr__(self) -> str:
+        return f"WandbTuner(study={self.study_name!r}, method={self.sweep_config['method']!r}, runs={len(self.runs)})"
+
+
+def _method(sampler: Any) -> str:
+    name = sampler if isinstance(sampler, str) else (sampler.get("name") if isinstance(sampler, Mapping) else None)
+    name = name if name is not None else getattr(sampler, "name", None)
+    if not isinstance(name, str) or name.lower() not in METHODS:
+        raise ConfigError(
+            f"Unknown W&B sweep method {name!r}.{did_you_mean(str(name), METHODS)} Available: {', '.join(METHODS)}.",
+            "tune.sampler",
+        )
+    return name.lower()
+
+
+def _early_terminate(pruner: Any) -> dict[str, Any]:
+    name: Any
+    cfg: dict[str, Any]
+    if isinstance(pruner, str):
+        name, cfg = pruner, {}
+    elif isinstance(pruner, Mapping):
+        name, cfg = pruner.get("name"), dict(pruner.get("cfg") or {})
+    else:
+        name, cfg = getattr(pruner, "name", None), dict(getattr(pruner, "cfg", None) or {})
+    if str(name).lower() != "hyperband":
+        raise ConfigError(
+            f"Unknown W&B early-termination {name!r}.{did_you_mean(str(name), ['hyperband'])} Available: hyperband.",
+            "tune.pruner",
+        )
+    return {"type": "hyperband", **cfg}
+
+
+def _pid_in(lock: Path) -> int | None:
+    try:
+        return int(lock.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _is_parsed(space: Mapping[str, Any]) -> bool:
+    return bool(space) and all(isinstance(p, (FloatParam, IntParam, CategoricalParam)) for p in space.values())
