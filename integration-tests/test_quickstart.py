@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from conftest import LcvCli  # the fixture's type; conftest is not importable at run time in every import mode
 
 
-
 @pytest.fixture(scope="module")
 def quickstart(
     tmp_path_factory: pytest.TempPathFactory, lcv_cli: LcvCli, digits_config: Path

@@ -170,3 +170,12 @@ def test_check_val_every_n_epoch_decides_only_on_validated_epochs(data, tiny, tr
     assert [("val_loss" in row) for row in result.history[0]] == [False, True, True]  # epoch 2, and the last one
     assert len(rec.metrics) == 2 and all("cv/val_loss_mean" in m for m in rec.metrics)
     assert result.best_epoch in (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("df", "expected"), [(1, 12.706205), (4, 2.776445), (30, 2.042272), (40, 2.021075), (1000, 1.962339)]
+)
+def test_t_quantile_of_the_95_percent_interval(df: int, expected: float) -> None:
+    from lcv_core.results import t975
+
+    assert t975(df) == pytest.approx(expected, abs=2e-6)

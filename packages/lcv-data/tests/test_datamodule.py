@@ -82,7 +82,7 @@ def test_folds_are_index_views_of_one_dataset(digits: TensorDataset) -> None:
     dm = CrossValDataModule(digits, splitter="kfold", splitter_kwargs={"n_splits": 5})
     for train, val in dm.train_val_dataloaders():
         for loader in (train, val):
-            assert all(a is b for a, b in zip(loader.tensors, digits.tensors)), "a fold copied the data"
+            assert all(a is b for a, b in zip(loader.tensors, digits.tensors, strict=True)), "a fold copied the data"
 
 
 def test_stratified_folds_keep_class_proportions(digits: TensorDataset) -> None:
@@ -195,7 +195,7 @@ def test_drop_last_never_drops_validation_samples(arrays: tuple) -> None:
         splitter_kwargs={"n_splits": 3},
         dataloaders={"default": {"batch_size": 8, "drop_last": True}},
     )
-    for (train, val), (train_idx, val_idx) in zip(dm.train_val_dataloaders(), dm.folds or []):
+    for (train, val), (train_idx, val_idx) in zip(dm.train_val_dataloaders(), dm.folds or [], strict=True):
         assert sum(len(b[0]) for b in _batches(val)) == len(val_idx)  # 33 or 34: not a multiple of 8
         assert sum(len(b[0]) for b in _batches(train)) == len(train_idx) // 8 * 8
 
@@ -242,7 +242,7 @@ def test_fitted_transforms_are_applied_to_each_fold_with_its_own_statistics(arra
     assert dm.fitted_transforms[0].mean is None, "the template transform was fitted in place"
     means = [dm.fitted[i][0].mean for i in range(4)]
     assert not torch.allclose(means[0], means[1])
-    for (train, _), (train_idx, _) in zip(loaders, dm.folds or []):
+    for (train, _), (train_idx, _) in zip(loaders, dm.folds or [], strict=True):
         served = torch.cat([b[0] for b in _batches(train)])
         assert served[:, :3].mean(0).abs().max() < 1e-5
         assert torch.allclose(served[:, :3].std(0, unbiased=False), torch.ones(3), atol=1e-4)

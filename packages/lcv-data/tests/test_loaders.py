@@ -61,7 +61,7 @@ def test_shuffle_differs_per_epoch_and_is_reproducible_from_the_seed() -> None:
 def test_transform_is_applied_to_inputs_only() -> None:
     X, y = _data()
     loader = TensorBatchLoader((X, y), torch.arange(10), batch_size=4, transform=lambda x: x * 10 + 1)
-    xs, ys = zip(*loader)
+    xs, ys = zip(*loader, strict=True)
     assert torch.cat(xs).squeeze(1).tolist() == [i * 10 + 1 for i in range(10)]
     assert torch.cat(ys).tolist() == [i % 3 for i in range(10)]
 

@@ -226,7 +226,7 @@ def test_conditional_parameter_dropped_when_inactive(tmp_path: Path) -> None:
 
 
 def test_a_second_controller_of_the_same_study_is_refused(tmp_path: Path) -> None:
-    tuner = WandbTuner(space={"x": [1, 2]}, workdir=tmp_path, study="s")
+    tuner = WandbTuner(space={"x": [1, 2]}, workdir=tmp_path, study="s", sampler="grid")
     lock = tmp_path / "s.sweep.lock"
     lock.write_text(str(os.getppid()))  # a live process holds the study
     with pytest.raises(

@@ -35,9 +35,7 @@ def check_before_split(splitter: Any, n_samples: int, labels: np.ndarray | None,
             "to the datamodule, or use a splitter without groups (e.g. 'kfold' or 'stratified_kfold')."
         )
     if "Stratified" in name and labels is None:
-        raise LcvError(
-            f"{name} stratifies by label but the dataset has no targets: give y, or use 'kfold' instead."
-        )
+        raise LcvError(f"{name} stratifies by label but the dataset has no targets: give y, or use 'kfold' instead.")
     n_splits = splitter_n_splits(splitter)
     if n_splits is None or not _is_kfold_like(splitter):
         return
@@ -53,7 +51,7 @@ def check_before_split(splitter: Any, n_samples: int, labels: np.ndarray | None,
             )
     if "Stratified" in name and labels is not None and labels.ndim == 1:
         classes, counts = np.unique(labels, return_counts=True)
-        rare = [(c, int(k)) for c, k in zip(classes.tolist(), counts.tolist()) if k < n_splits]
+        rare = [(c, int(k)) for c, k in zip(classes.tolist(), counts.tolist(), strict=True) if k < n_splits]
         if rare:
             listed = "; ".join(f"class {c} has {k} sample{'s' if k != 1 else ''}" for c, k in rare)
             raise LcvError(
