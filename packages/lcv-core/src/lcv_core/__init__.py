@@ -2,16 +2,39 @@
 
 All fold models step through epochs together, so early stopping, checkpointing and pruning act on
 the fold mean after every epoch.
+
+Public names are imported on first access (PEP 562): ``lcv cv`` can validate a config and fail on
+bad input before torch and lightning are imported.
 """
 
-from lcv_config import CrossValidationTrainerConfig, TrainerConfig
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from lcv_core.__about__ import __version__
-from lcv_core.callbacks import Callback, EarlyStopping
-from lcv_core.configure import configure_all
-from lcv_core.learners import SupervisedLearner
-from lcv_core.models import MLP
-from lcv_core.results import CVResult, MetricSummary
-from lcv_core.trainer import CrossValidationTrainer
+
+if TYPE_CHECKING:
+    from lcv_config import CrossValidationTrainerConfig, TrainerConfig
+    from lcv_core.callbacks import Callback, EarlyStopping
+    from lcv_core.configure import configure_all
+    from lcv_core.learners import SupervisedLearner
+    from lcv_core.models import MLP
+    from lcv_core.results import CVResult, MetricSummary
+    from lcv_core.trainer import CrossValidationTrainer
+
+_LAZY: dict[str, str] = {
+    "CrossValidationTrainerConfig": "lcv_config",
+    "TrainerConfig": "lcv_config",
+    "Callback": "lcv_core.callbacks",
+    "EarlyStopping": "lcv_core.callbacks",
+    "configure_all": "lcv_core.configure",
+    "SupervisedLearner": "lcv_core.learners",
+    "MLP": "lcv_core.models",
+    "CVResult": "lcv_core.results",
+    "MetricSummary": "lcv_core.results",
+    "CrossValidationTrainer": "lcv_core.trainer",
+}
 
 __all__ = [
     "MLP",
@@ -26,3 +49,16 @@ __all__ = [
     "__version__",
     "configure_all",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lcv_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

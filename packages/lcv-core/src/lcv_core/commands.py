@@ -37,10 +37,11 @@ class CvCommand:
         from lcv_config import load_config
         from lcv_config.cli import installed_lcv_packages
         from lcv_config.loading import dump_config
-        from lcv_core.configure import configure_all
 
         files, overrides = _split(args.config)
-        config = load_config(files, overrides)
+        config = load_config(files, overrides)  # bad input exits 2 here, before torch is imported
+        from lcv_core.configure import configure_all
+
         run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(config.output_dir, config.name)
         trainer, factory, datamodule = configure_all(config, run_dir=run_dir)
         if hasattr(datamodule, "setup"):

@@ -10,6 +10,7 @@ from lightning.pytorch import LightningModule
 from torch import nn
 from torchmetrics import Metric
 
+import lcv_core.models  # noqa: F401  # registers the built-in models ("mlp")
 from lcv_config import build
 
 Stage = Literal["train", "val", "test", "predict"]
