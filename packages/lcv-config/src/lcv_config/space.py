@@ -11,7 +11,7 @@ Written in a config as::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -145,3 +145,24 @@ def ordered(space: Mapping[str, FloatParam | IntParam | CategoricalParam]) -> li
         if not progressed:
             raise ConfigError(f"Search-space conditions form a cycle among: {', '.join(pending)}.", "tune.space")
     return done
+
+
+def check_tuner_arguments(backend: str, direction: str, options: Mapping[str, Any], accepted: Iterable[str]) -> None:
+    """Check what every tuner backend is constructed with: the direction and its backend options.
+
+    Raises:
+        ConfigError: A direction other than ``minimize``/``maximize``, or an option the backend does not
+            accept (with the closest accepted name).
+    """
+    from lcv_config.errors import did_you_mean
+
+    if direction not in ("minimize", "maximize"):
+        raise ConfigError(f"direction must be 'minimize' or 'maximize', got {direction!r}.", "tune.direction")
+    valid = sorted(accepted)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"Unknown {backend} tuner option {unknown[0]!r}.{did_you_mean(unknown[0], valid)} "
+            f"Accepted: {', '.join(valid)}.",
+            f"tune.options.{unknown[0]}",
+        )

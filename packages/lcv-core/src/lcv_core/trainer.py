@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -302,6 +302,16 @@ class CrossValidationTrainer:
             return max(1, int(len(loader) * limit)) if hasattr(loader, "__len__") else None
         return int(limit)
 
+    def _batches(self, f: FoldState, loader: Any, limit: int | None) -> Iterator[tuple[int, Any]]:
+        """Yield ``(batch_idx, batch)`` up to ``limit``, on the device, with the fold log's batch size set."""
+        for batch_idx, batch in enumerate(loader):
+            if limit is not None and batch_idx >= limit:
+                break
+            if not isinstance(loader, DataLoader):  # Fabric-wrapped DataLoaders move batches themselves
+                batch = self.fabric.to_device(batch)
+            f.log.batch_size = max(1, batch_size_of(batch))
+            yield batch_idx, batch
+
     def _call_step(self, f: FoldState, name: str, batch: Any, batch_idx: int) -> Any:
         # Run the step through Fabric's precision context so mixed precision really autocasts.
         if f.wrapped._forward_module is not f.wrapped._original_module:
@@ -328,11 +338,7 @@ class CrossValidationTrainer:
         n_batches = len(f.train_loader) if hasattr(f.train_loader, "__len__") else None
         if limit is not None and n_batches is not None:
             n_batches = min(n_batches, limit)
-        for batch_idx, batch in enumerate(f.train_loader):
-            if limit is not None and batch_idx >= limit:
-                break
-            batch = self.fabric.to_device(batch) if not isinstance(f.train_loader, DataLoader) else batch
-            f.log.batch_size = max(1, batch_size_of(batch))
+        for batch_idx, batch in self._batches(f, f.train_loader, limit):
             f.log.step = f.global_step
             call("on_train_batch_start_per_fold", trainer=self, fold=f.index, batch=batch, batch_idx=batch_idx)
             if module.automatic_optimization:
@@ -404,11 +410,7 @@ class CrossValidationTrainer:
         call("on_validation_start_per_fold", trainer=self, fold=f.index, epoch=epoch, module=module)
         module.on_validation_epoch_start()
         limit = self._limit(f.val_loader, self.config.limit_val_batches)
-        for batch_idx, batch in enumerate(f.val_loader):
-            if limit is not None and batch_idx >= limit:
-                break
-            batch = self.fabric.to_device(batch) if not isinstance(f.val_loader, DataLoader) else batch
-            f.log.batch_size = max(1, batch_size_of(batch))
+        for batch_idx, batch in self._batches(f, f.val_loader, limit):
             call("on_validation_batch_start_per_fold", trainer=self, fold=f.index, batch=batch, batch_idx=batch_idx)
             outputs = self._call_step(f, "validation_step", batch, batch_idx)
             call(

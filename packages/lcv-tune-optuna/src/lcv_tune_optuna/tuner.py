@@ -10,9 +10,8 @@ from typing import Any
 import optuna
 
 from lcv_config import ConfigError, LcvError, TrialPruned, parse_space
-from lcv_config.errors import did_you_mean
 from lcv_config.protocols import Objective
-from lcv_config.space import CategoricalParam, FloatParam, IntParam, active, ordered
+from lcv_config.space import CategoricalParam, FloatParam, IntParam, active, check_tuner_arguments, ordered
 from lcv_tune_optuna._components import make_pruner, make_sampler
 from lcv_tune_optuna._storage import open_storage
 
@@ -140,15 +139,7 @@ class OptunaTuner:
         seed: int | None = None,
         **options: Any,
     ) -> None:
-        if direction not in ("minimize", "maximize"):
-            raise ConfigError(f"direction must be 'minimize' or 'maximize', got {direction!r}.", "tune.direction")
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            raise ConfigError(
-                f"Unknown Optuna tuner option {unknown[0]!r}.{did_you_mean(unknown[0], _OPTIONS)} "
-                f"Accepted: {', '.join(sorted(_OPTIONS))}.",
-                f"tune.options.{unknown[0]}",
-            )
+        check_tuner_arguments("Optuna", direction, options, _OPTIONS)
         self._options = {**_OPTIONS, **options}
         self.space: dict[str, FloatParam | IntParam | CategoricalParam] = (
             dict(space) if _is_parsed(space) else parse_space(space)

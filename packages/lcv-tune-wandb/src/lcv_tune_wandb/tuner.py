@@ -15,7 +15,7 @@ from typing import Any
 from lcv_config import ConfigError, LcvError, TrialPruned, parse_space
 from lcv_config.errors import did_you_mean
 from lcv_config.protocols import Objective
-from lcv_config.space import CategoricalParam, FloatParam, IntParam, active
+from lcv_config.space import CategoricalParam, FloatParam, IntParam, active, check_tuner_arguments
 from lcv_tune_wandb._engine import import_sweeps, import_wandb
 from lcv_tune_wandb.sweep_config import DEFAULT_METRIC, METHODS, space_to_sweep, validate_sweep
 
@@ -126,15 +126,7 @@ class WandbTuner:
         seed: int | None = None,
         **options: Any,
     ) -> None:
-        if direction not in ("minimize", "maximize"):
-            raise ConfigError(f"direction must be 'minimize' or 'maximize', got {direction!r}.", "tune.direction")
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            raise ConfigError(
-                f"Unknown W&B tuner option {unknown[0]!r}.{did_you_mean(unknown[0], _OPTIONS)} "
-                f"Accepted: {', '.join(_OPTIONS)}.",
-                f"tune.options.{unknown[0]}",
-            )
+        check_tuner_arguments("W&B", direction, options, _OPTIONS)
         mode = options.get("mode", "local")
         if mode != "local":
             raise ConfigError(
