@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,63 +12,21 @@ import torch
 from lightning.fabric import Fabric
 from lightning.fabric.loggers.csv_logs import CSVLogger
 from lightning.pytorch import LightningModule
-from lightning.pytorch.utilities.types import LRSchedulerConfig
 from torch.utils.data import DataLoader
 
 from lcv_config import LcvError, TrainerConfig
-from lcv_core._logging import FoldMetricLog, batch_size_of
+from lcv_core._fold import FoldState, aggregate, lr_schedulers_of
+from lcv_core._logging import batch_size_of
 from lcv_core._models import ModelSpec, check_no_shared_parameters, fold_seeds, fold_stream_seeds, make_fold_model
 from lcv_core._optim import configure_optimizers
 from lcv_core._rng import FoldRNG
-from lcv_core.results import CVResult, sample_std
-
-
-@dataclass
-class FoldState:
-    """Everything one fold owns during a fit."""
-
-    index: int
-    """The fold's index."""
-    module: LightningModule
-    """The user's LightningModule for this fold (unwrapped)."""
-    wrapped: Any
-    """The module as returned by ``fabric.setup`` (precision, devices, DDP)."""
-    optimizers: list[Any]
-    """The fold's Fabric-wrapped optimizers."""
-    schedulers: list[LRSchedulerConfig]
-    """The fold's scheduler configs (``interval``, ``frequency``, ``monitor``)."""
-    train_loader: Any
-    """The fold's training batches."""
-    val_loader: Any
-    """The fold's validation batches."""
-    rng: FoldRNG
-    """The fold's own random stream (shuffling, dropout), independent of the schedule."""
-    log: FoldMetricLog = field(default_factory=FoldMetricLog)
-    """Collects the values the module logs."""
-    history: list[dict[str, float]] = field(default_factory=list)
-    """Per epoch, the fold's epoch-level metrics."""
-    global_step: int = 0
-    """Optimizer steps taken."""
-    stopped: bool = False
-    """Whether this fold stopped early (per-fold early stopping)."""
+from lcv_core.results import CVResult
 
 
 def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def _lr_schedulers(configs: list[LRSchedulerConfig]) -> Any:
-    schedulers = [c.scheduler for c in configs]
-
-    def lr_schedulers() -> Any:
-        """Return the fold's scheduler(s) as ``LightningModule.lr_schedulers()`` does."""
-        if not schedulers:
-            return None
-        return schedulers[0] if len(schedulers) == 1 else schedulers
-
-    return lr_schedulers
 
 
 class CrossValidationTrainer:
@@ -246,7 +202,7 @@ class CrossValidationTrainer:
         # self.log / self.log_dict of the user's module land in this fold's log, on device.
         module.log = fold.log.log  # type: ignore[method-assign]
         # self.lr_schedulers() (manual optimization) reads self.trainer, which Fabric does not provide.
-        module.lr_schedulers = _lr_schedulers(schedulers)  # type: ignore[method-assign]
+        module.lr_schedulers = lr_schedulers_of(schedulers)  # type: ignore[method-assign]
         module.log_dict = fold.log.log_dict  # type: ignore[method-assign, assignment]  # same keywords as Lightning's
         return fold
 
@@ -431,16 +387,7 @@ class CrossValidationTrainer:
     # -- end of epoch: aggregate over folds ---------------------------------------------------------
 
     def _aggregate(self, epoch: int) -> dict[str, float]:
-        metrics: dict[str, float] = {}
-        rows = [f.history[epoch] if epoch < len(f.history) else f.history[-1] for f in self.folds]
-        for f, row in zip(self.folds, rows, strict=True):
-            metrics.update({f"fold_{f.index}/{k}": v for k, v in row.items()})
-        names = set.intersection(*(set(r) for r in rows))
-        for name in sorted(names):
-            values = [r[name] for r in rows]
-            metrics[f"cv/{name}_mean"] = statistics.fmean(values)
-            metrics[f"cv/{name}_std"] = sample_std(values)
-        return metrics
+        return aggregate(self.folds, epoch)
 
     def _end_epoch(self, epoch: int, validated: bool = True) -> None:
         metrics = self._aggregate(epoch)

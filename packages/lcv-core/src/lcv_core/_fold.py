@@ -1,0 +1,73 @@
+"""One fold's state during a fit, and the aggregation of fold metrics into the fold mean."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities.types import LRSchedulerConfig
+
+from lcv_core._logging import FoldMetricLog
+from lcv_core._rng import FoldRNG
+from lcv_core.results import sample_std
+
+
+@dataclass
+class FoldState:
+    """Everything one fold owns during a fit."""
+
+    index: int
+    """The fold's index."""
+    module: LightningModule
+    """The user's LightningModule for this fold (unwrapped)."""
+    wrapped: Any
+    """The module as returned by ``fabric.setup`` (precision, devices, DDP)."""
+    optimizers: list[Any]
+    """The fold's Fabric-wrapped optimizers."""
+    schedulers: list[LRSchedulerConfig]
+    """The fold's scheduler configs (``interval``, ``frequency``, ``monitor``)."""
+    train_loader: Any
+    """The fold's training batches."""
+    val_loader: Any
+    """The fold's validation batches."""
+    rng: FoldRNG
+    """The fold's own random stream (shuffling, dropout), independent of the schedule."""
+    log: FoldMetricLog = field(default_factory=FoldMetricLog)
+    """Collects the values the module logs."""
+    history: list[dict[str, float]] = field(default_factory=list)
+    """Per epoch, the fold's epoch-level metrics."""
+    global_step: int = 0
+    """Optimizer steps taken."""
+    stopped: bool = False
+    """Whether this fold stopped early (per-fold early stopping)."""
+
+
+def lr_schedulers_of(configs: list[LRSchedulerConfig]) -> Any:
+    """Return a replacement for ``LightningModule.lr_schedulers`` that serves this fold's schedulers."""
+    schedulers = [c.scheduler for c in configs]
+
+    def lr_schedulers() -> Any:
+        """Return the fold's scheduler(s) as ``LightningModule.lr_schedulers()`` does."""
+        if not schedulers:
+            return None
+        return schedulers[0] if len(schedulers) == 1 else schedulers
+
+    return lr_schedulers
+
+
+def aggregate(folds: list[FoldState], epoch: int) -> dict[str, float]:
+    """Return every fold's metrics of ``epoch`` as ``fold_<i>/<name>``, with ``cv/<name>_mean`` and ``_std``.
+
+    A fold that stopped before ``epoch`` contributes its last epoch.
+    """
+    metrics: dict[str, float] = {}
+    rows = [f.history[epoch] if epoch < len(f.history) else f.history[-1] for f in folds]
+    for f, row in zip(folds, rows, strict=True):
+        metrics.update({f"fold_{f.index}/{k}": v for k, v in row.items()})
+    for name in sorted(set.intersection(*(set(r) for r in rows))):
+        values = [r[name] for r in rows]
+        metrics[f"cv/{name}_mean"] = statistics.fmean(values)
+        metrics[f"cv/{name}_std"] = sample_std(values)
+    return metrics
