@@ -50,10 +50,9 @@ class ConfigCommand:
 
     def run(self, args: argparse.Namespace) -> int:
         """Load the config; print it (show) or confirm it is valid (validate)."""
-        from lcv_config.loading import dump_config, load_config  # pydantic only for this command
+        from lcv_config.loading import dump_config, load_config, split_arguments  # pydantic only for this command
 
-        files = [c for c in args.config if "=" not in c]
-        overrides = [c for c in args.config if "=" in c]
+        files, overrides = split_arguments(args.config)
         config = load_config(files, overrides)
         if args.action == "show":
             print(dump_config(config), end="")

@@ -127,6 +127,11 @@ def _field_model(model: type[BaseModel] | None, key: str) -> type[BaseModel] | N
     return _model_in(model.model_fields[key].annotation)
 
 
+def split_arguments(items: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split command-line arguments into config files and ``key=value`` overrides, keeping their order."""
+    return [i for i in items if "=" not in i], [i for i in items if "=" in i]
+
+
 def apply_override(data: dict[str, Any], override: str, schema: type[BaseModel] | None = ExperimentConfig) -> None:
     """Apply one ``a.b.c=value`` override in place; the value is parsed as YAML (``5``, ``3e-4``, ``[1, 2]``).
 

@@ -9,10 +9,6 @@ import time
 from pathlib import Path
 
 
-def _split(items: list[str]) -> tuple[list[str], list[str]]:
-    return [i for i in items if "=" not in i], [i for i in items if "=" in i]
-
-
 def new_run_dir(output_dir: str, name: str) -> Path:
     """Return a new ``<output_dir>/<name>/<timestamp>`` directory path (not yet created)."""
     base = Path(output_dir) / name / time.strftime("%Y%m%d-%H%M%S")
@@ -36,9 +32,9 @@ class CvCommand:
         """Validate and build everything, create the run directory, train, print the summary."""
         from lcv_config import load_config
         from lcv_config.cli import installed_lcv_packages
-        from lcv_config.loading import dump_config
+        from lcv_config.loading import dump_config, split_arguments
 
-        files, overrides = _split(args.config)
+        files, overrides = split_arguments(args.config)
         config = load_config(files, overrides)  # bad input exits 2 here, before torch is imported
         from lcv_core.configure import configure_all
 

@@ -12,6 +12,7 @@ from torchmetrics import Metric
 
 import lcv_core.models  # noqa: F401  # registers the built-in models ("mlp")
 from lcv_config import build
+from lcv_config.registry import split_component
 
 Stage = Literal["train", "val", "test", "predict"]
 
@@ -78,8 +79,7 @@ class SupervisedLearner(LightningModule):
         if self._scheduler_spec is None:
             return optimizer
         spec = self._scheduler_spec
-        name = spec if isinstance(spec, str) else spec["name"] if isinstance(spec, Mapping) else spec.name
-        cfg = {} if isinstance(spec, str) else dict(spec["cfg"] if isinstance(spec, Mapping) else spec.cfg)
+        name, cfg = split_component(spec, "lr_scheduler")
         lightning_keys = {k: cfg.pop(k) for k in ("interval", "frequency", "monitor") if k in cfg}
         scheduler = build("lr_scheduler", {"name": name, "cfg": cfg}, "lr_scheduler", optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, **lightning_keys}}
@@ -130,13 +130,7 @@ class SupervisedLearner(LightningModule):
 
 
 def _metric_name(component: Any) -> str:
-    name = (
-        component
-        if isinstance(component, str)
-        else component["name"]
-        if isinstance(component, Mapping)
-        else component.name
-    )
+    name = split_component(component, "metrics")[0]
     if not isinstance(name, str):
         name = getattr(name, "__name__", "metric")
     name = name.rsplit(".", 1)[-1]

@@ -245,7 +245,7 @@ class CrossValidationTrainer:
                     break
             self._end_fold(f)
         for epoch in range(min(len(f.history) for f in self.folds)):
-            self._log_epoch(epoch, self._aggregate(epoch))
+            self._log_epoch(epoch, aggregate(self.folds, epoch))
 
     # -- one fold, one epoch ------------------------------------------------------------------------
 
@@ -386,11 +386,8 @@ class CrossValidationTrainer:
 
     # -- end of epoch: aggregate over folds ---------------------------------------------------------
 
-    def _aggregate(self, epoch: int) -> dict[str, float]:
-        return aggregate(self.folds, epoch)
-
     def _end_epoch(self, epoch: int, validated: bool = True) -> None:
-        metrics = self._aggregate(epoch)
+        metrics = aggregate(self.folds, epoch)
         self.epoch_metrics = metrics
         for f in self.folds:
             if not f.stopped:

@@ -10,6 +10,7 @@ import optuna
 
 from lcv_config import ConfigError
 from lcv_config.errors import did_you_mean
+from lcv_config.registry import split_component
 from lcv_config.space import CategoricalParam, FloatParam, IntParam
 
 Space = Mapping[str, FloatParam | IntParam | CategoricalParam]
@@ -58,21 +59,11 @@ def _classes(module: Any, suffix: str, base: type) -> dict[str, type]:
 
 def _split(spec: Any, what: str) -> tuple[str, dict[str, Any]]:
     """Return ``(name, kwargs)`` of a bare name, a ``{name, cfg}`` mapping or an lcv ``Component``."""
-    if isinstance(spec, str):
-        return spec, {}
-    if isinstance(spec, Mapping):
-        extra = set(spec) - {"name", "cfg"}
-        if "name" not in spec or extra:
-            raise ConfigError(
-                f"A {what} is a name or {{name: ..., cfg: {{...}}}}; got keys {sorted(map(str, spec))}.", f"tune.{what}"
-            )
-        return str(spec["name"]), dict(spec.get("cfg") or {})
-    name, cfg = getattr(spec, "name", None), getattr(spec, "cfg", None)
-    if isinstance(name, str) and isinstance(cfg, Mapping):
-        return name, dict(cfg)
-    raise ConfigError(
-        f"Cannot build a {what} from {spec!r}; give a name or {{name: ..., cfg: {{...}}}}.", f"tune.{what}"
-    )
+    name, cfg = split_component(spec, f"tune.{what}")
+    if not isinstance(name, str):
+        message = f"Cannot build a {what} from {spec!r}; give a name or {{name: ..., cfg: {{...}}}}."
+        raise ConfigError(message, f"tune.{what}")
+    return name, cfg
 
 
 def _lookup(name: str, classes: Mapping[str, type], aliases: Mapping[str, str], what: str) -> type:
