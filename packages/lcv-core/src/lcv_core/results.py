@@ -97,6 +97,8 @@ class CVResult:
     """Checkpoint paths written during the run (``best``, ``last``)."""
     oof_predictions: Any = None
     """Out-of-fold predictions in dataset order, when the module defines ``predict_step``."""
+    models: list[Any] = field(default_factory=list, repr=False)
+    """Each fold's LightningModule with the weights of the best epoch (empty when not kept)."""
 
     @property
     def n_folds(self) -> int:
