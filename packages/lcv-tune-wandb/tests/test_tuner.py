@@ -25,6 +25,7 @@ def test_public_api() -> None:
         "DEFAULT_STUDY",
         "METHODS",
         "OfflineRun",
+        "WandbCVLogger",
         "WandbTrial",
         "WandbTuner",
         "__version__",
@@ -178,7 +179,8 @@ def test_hyperband_stops_a_trial_whose_curve_is_bad(tmp_path: Path) -> None:
         ({"sampler": "grdi"}, r"Unknown W&B sweep method 'grdi'\. Did you mean 'grid'", "tune.sampler"),
         ({"pruner": "hyperbnd"}, r"Did you mean 'hyperband'", "tune.pruner"),
         ({"projct": "p"}, r"Unknown W&B tuner option 'projct'\. Did you mean 'project'", "tune.options.projct"),
-        ({"mode": "online"}, r"mode 'online' is not available yet", "tune.options.mode"),
+        ({"mode": "online"}, r"mode: online .* needs an account: set WANDB_API_KEY", "tune.options.mode"),
+        ({"mode": "offlin"}, r"Unknown W&B tuner mode 'offlin'.*Valid: auto, local, online", "tune.options.mode"),
     ],
 )
 def test_malformed_sweep_config_is_refused_naming_the_key(
@@ -238,3 +240,30 @@ def test_a_second_controller_of_the_same_study_is_refused(tmp_path: Path) -> Non
     tuner.optimize(lambda t: float(t.params["x"]), n_trials=1)
     assert tuner.best_value == 1.0
     assert not lock.exists()
+
+
+def test_sigterm_during_a_trial_prunes_it_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    """W&B's agent stops a run with SIGTERM: the trial ends pruned at its next check, the process lives on."""
+    import signal
+
+    tuner = WandbTuner(space={"x": [1.0, 2.0]}, workdir=tmp_path, sampler="grid", study="term")
+    steps: list[int] = []
+
+    def objective(trial: Trial) -> float:
+        for step in range(5):
+            trial.report(float(step), step)
+            steps.append(step)
+            if trial.number == 0 and step == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+            if trial.should_prune():
+                raise TrialPruned()
+        return float(trial.params["x"])
+
+    tuner.optimize(objective, n_trials=2)
+    assert [r["lcv_state"] for r in tuner.runs] == ["pruned", "finished"]
+    assert steps == [0, 1, 0, 1, 2, 3, 4]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed after the trial
+
+
+def test_auto_mode_runs_locally_without_an_api_key(tmp_path: Path) -> None:
+    assert WandbTuner(space={"x": [1, 2]}, workdir=tmp_path).mode == "local"

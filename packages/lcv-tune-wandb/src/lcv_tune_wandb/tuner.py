@@ -1,4 +1,4 @@
-"""The W&B tuner backend in local mode: the ``sweeps`` engine proposes runs, each trial is an offline W&B run."""
+"""The W&B tuner backend: local sweeps (the ``sweeps`` engine, offline runs) or W&B's hosted sweep controller."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 import math
 import os
 import random
+import signal
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -22,7 +24,10 @@ from lcv_tune_wandb.sweep_config import DEFAULT_METRIC, METHODS, space_to_sweep,
 DEFAULT_STUDY = "lcv"
 """The study (W&B group) name used when none is given."""
 
-_OPTIONS = ("mode", "project", "entity", "metric", "sweep", "tags")
+_OPTIONS = ("mode", "project", "entity", "metric", "sweep", "tags", "sweep_id")
+MODES = ("auto", "local", "online")
+"""``local``: the ``sweeps`` engine proposes runs, each an offline W&B run; ``online``: W&B's hosted sweep controller
+and agent; ``auto``: online when an API key is configured and ``WANDB_MODE`` is not offline, else local."""
 
 
 def _plain(value: Any) -> Any:
@@ -51,6 +56,9 @@ class WandbTrial:
         self.history: list[dict[str, Any]] = []
         """The rows logged so far: ``{metric: value, "_step": step}``."""
         self.user_attrs: dict[str, Any] = {}
+        """Values stored with :meth:`set_user_attr` (also in the run's summary)."""
+        self.terminated = False
+        """Whether a SIGTERM (W&B's agent stopping the run) arrived during the trial."""
 
     @property
     def number(self) -> int:
@@ -74,8 +82,12 @@ class WandbTrial:
         self.history.append({**row, "_step": int(step)})
 
     def should_prune(self) -> bool:
-        """Return whether the sweep's early-termination rule (hyperband) stops this trial now."""
-        return bool(self._pruner is not None and self._pruner(self))
+        """Return whether the sweep's early-termination rule (hyperband) or a SIGTERM stops this trial now.
+
+        W&B's agent stops a run its controller terminates with SIGTERM; lcv turns that signal into a prune
+        decision, so the CV run ends cleanly after the current epoch and the trial is recorded as pruned.
+        """
+        return self.terminated or bool(self._pruner is not None and self._pruner(self))
 
     def set_user_attr(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable value in the run's summary."""
@@ -88,12 +100,15 @@ class WandbTrial:
 
 
 class WandbTuner:
-    """Tune with W&B sweeps, locally and offline: W&B's open-source ``sweeps`` engine proposes each run.
+    """Tune with W&B sweeps: locally and offline (W&B's open-source ``sweeps`` engine), or with W&B's hosted controller.
 
-    Every trial is a W&B run in offline mode under ``<workdir>/wandb/`` (``group`` = the study, ``config`` = the
-    trial's parameters) that ``wandb sync`` can upload later. The study's runs are also kept in
-    ``<workdir>/<study>.sweep.json``, so a later tuner on the same work directory and study continues the sweep (a
-    grid resumes where it stopped).
+    In ``local`` mode (the default without an API key), every trial is a W&B run in offline mode under
+    ``<workdir>/wandb/`` (``group`` = the study, ``config`` = the trial's parameters) that ``wandb sync`` can upload
+    later. The study's runs are also kept in ``<workdir>/<study>.sweep.json``, so a later tuner on the same work
+    directory and study continues the sweep (a grid resumes where it stopped). In ``online`` mode, ``wandb.sweep``
+    creates the sweep (or ``sweep_id`` joins one) and ``wandb.agent`` runs the trials the hosted controller proposes.
+    In both modes a SIGTERM during a trial (how W&B's agent stops a run) prunes it: the run ends cleanly after the
+    current epoch and is recorded as pruned.
 
     Args:
         space: The backend-neutral search space (raw or parsed); may be empty when ``options["sweep"]`` is given.
@@ -104,7 +119,8 @@ class WandbTuner:
         sampler: The sweep method: ``"random"`` (default), ``"grid"`` or ``"bayes"`` (a name or ``{name: ...}``).
         pruner: Early termination, e.g. ``{name: hyperband, cfg: {min_iter: 2, eta: 2}}``.
         seed: Seed of the engine's proposals (numpy's and Python's global generators, restored afterwards).
-        **options: ``mode`` (``"local"``; online sweeps come later), ``project``, ``entity``, ``metric`` (the name the
+        **options: ``mode`` (``"auto"``, ``"local"`` or ``"online"``, see :data:`MODES`), ``sweep_id`` (join an
+            existing online sweep), ``project``, ``entity``, ``metric`` (the name the
             objective is logged under, default ``"objective"``), ``tags``, and ``sweep``: a native W&B sweep config
             (``method``, ``metric``, ``parameters`` incl. nested ones, ``early_terminate``, ``run_cap``) used instead
             of or merged over the one built from ``space``.
@@ -127,13 +143,7 @@ class WandbTuner:
         **options: Any,
     ) -> None:
         check_tuner_arguments("W&B", direction, options, _OPTIONS)
-        mode = options.get("mode", "local")
-        if mode != "local":
-            raise ConfigError(
-                f"W&B tuner mode {mode!r} is not available yet; this version runs sweeps locally (mode: local), "
-                "as offline runs that 'wandb sync' uploads later.",
-                "tune.options.mode",
-            )
+        self.mode = _mode(str(options.get("mode", "auto")))
         if storage is not None:
             raise ConfigError(
                 "The W&B backend keeps its runs in the work directory and takes no storage URL; remove 'storage' "
@@ -170,7 +180,8 @@ class WandbTuner:
                 f"The sweep metric's goal {goal!r} contradicts direction {direction!r}; set one of them.",
                 "tune.options.sweep.metric.goal",
             )
-        self._sweeps = import_sweeps()
+        self.sweep_id: str | None = options.get("sweep_id")
+        self._sweeps: Any = import_sweeps() if self.mode == "local" else None
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.state_file = self.workdir / f"{self.study_name}.sweep.json"
         self.runs: list[dict[str, Any]] = self._load_state()
@@ -273,6 +284,9 @@ class WandbTuner:
         that raises :class:`lcv_config.TrialPruned` (after ``should_prune``) ends its run as pruned.
         """
         wandb = import_wandb()
+        if self.mode == "online":
+            self._optimize_online(wandb, objective, n_trials, timeout)
+            return
         start = time.monotonic()
         done = 0
         run_cap = self.sweep_config.get("run_cap")
@@ -340,7 +354,8 @@ class WandbTuner:
         }
         state, value, exit_code = "failed", None, 1
         try:
-            value = float(objective(trial))
+            with _terminate_prunes(trial):
+                value = float(objective(trial))
             state, exit_code = "finished", 0
         except TrialPruned:
             state, exit_code = "pruned", 0
@@ -362,6 +377,38 @@ class WandbTuner:
             )
             self.runs.append(record)
             self._save_state()
+
+    def _optimize_online(self, wandb: Any, objective: Objective, n_trials: int | None, timeout: float | None) -> None:
+        """Run trials from W&B's hosted sweep controller through ``wandb.agent`` (needs an account and network)."""
+        if timeout is not None:
+            raise ConfigError(
+                "An online W&B sweep is bounded by trial count (n_trials or run_cap), not by a timeout.", "tune.timeout"
+            )
+        if self.sweep_id is None:
+            self.sweep_id = wandb.sweep(sweep=self.sweep_config, project=self.project, entity=self.entity)
+
+        def run_one() -> None:
+            run = wandb.init(group=self.study_name, job_type="trial", tags=self.tags)
+            params = {k: _plain(v) for k, v in dict(run.config).items() if not k.startswith("_")}
+            trial = WandbTrial(len(self.runs), params, run, self.metric)
+            state, value = "failed", None
+            try:
+                with _terminate_prunes(trial):
+                    value = float(objective(trial))
+                state = "finished"
+            except TrialPruned:
+                state = "pruned"
+            finally:
+                run.summary["lcv_state"] = state
+                if value is not None and math.isfinite(value):
+                    run.summary[self.metric] = value
+                self.runs.append(
+                    {"number": trial.number, "name": run.name, "run_id": run.id, "params": params, "lcv_state": state,
+                     "value": value, "history": trial.history, "user_attrs": trial.user_attrs}
+                )  # fmt: skip
+                run.finish(exit_code=0 if state != "failed" else 1)
+
+        wandb.agent(self.sweep_id, function=run_one, count=n_trials, project=self.project, entity=self.entity)
 
     # --- results -----------------------------------------------------------------------------------------------------
 
@@ -436,3 +483,48 @@ def _alive(pid: int) -> bool:
 
 def _is_parsed(space: Mapping[str, Any]) -> bool:
     return bool(space) and all(isinstance(p, (FloatParam, IntParam, CategoricalParam)) for p in space.values())
+
+
+def _mode(mode: str) -> str:
+    """Resolve the ``mode`` option to ``local`` or ``online``."""
+    if mode not in MODES:
+        raise ConfigError(
+            f"Unknown W&B tuner mode {mode!r}.{did_you_mean(mode, MODES)} Valid: {', '.join(MODES)}.",
+            "tune.options.mode",
+        )
+    env = os.environ.get("WANDB_MODE", "").lower()
+    if mode == "auto":
+        online = bool(os.environ.get("WANDB_API_KEY")) and env not in ("offline", "dryrun", "disabled")
+        return "online" if online else "local"
+    if mode == "online" and not os.environ.get("WANDB_API_KEY") and not _netrc_has_wandb():
+        raise ConfigError(
+            "mode: online runs W&B's hosted sweep controller and needs an account: set WANDB_API_KEY or run "
+            "'wandb login'. Without one, use mode: local (offline runs that 'wandb sync' uploads later).",
+            "tune.options.mode",
+        )
+    return mode
+
+
+def _netrc_has_wandb() -> bool:
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        return "api.wandb.ai" in netrc.read_text()
+    except OSError:
+        return False
+
+
+@contextmanager
+def _terminate_prunes(trial: WandbTrial) -> Iterator[None]:
+    """While the trial runs, SIGTERM (how W&B's agent stops a run) marks it for pruning instead of killing it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        trial.terminated = True
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
