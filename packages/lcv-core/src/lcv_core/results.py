@@ -189,6 +189,24 @@ class CVResult:
                 lines.append(",".join([str(f), str(e), *(repr(m[n]) if n in m else "" for n in names)]))
         Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
+    def plot(self, path: str | Path | None = None, metrics: list[str] | str | None = None) -> Path:
+        """Save learning curves as a PNG: each fold thin, the fold mean bold with a ±std band, the best epoch marked.
+
+        Args:
+            path: Where to write the PNG; default ``<run_dir>/learning_curves.png``.
+            metrics: Metric names to draw, one subplot each (default: every logged metric).
+
+        Returns:
+            The path of the written PNG.
+
+        Raises:
+            LcvError: A metric was never logged (the message lists those that were), or there is no path and
+                no run directory.
+        """
+        from lcv_core.plotting import plot_learning_curves
+
+        return plot_learning_curves(self, path=path, metrics=metrics)
+
     def summary(self, print_table: bool = True) -> str:
         """Return (and print) a table of every fold's score at the best epoch, with mean ± std."""
         from rich.console import Console
