@@ -188,11 +188,17 @@ def apply_override(data: dict[str, Any], override: str, schema: type[BaseModel] 
 
 
 def _lookup(data: Mapping[str, Any], dotted: str, origin: str) -> Any:
+    """Return the value ``dotted`` points to; a schema field the config leaves out gives its default."""
     node: Any = data
+    model: type[BaseModel] | None = ExperimentConfig
     for part in dotted.split("."):
+        if isinstance(node, Mapping) and part not in node and model is not None and part in model.model_fields:
+            default = model.model_fields[part].get_default(call_default_factory=True)
+            node = {**node, part: default.model_dump() if isinstance(default, BaseModel) else default}
         if not isinstance(node, Mapping) or part not in node:
-            keys = list(node) if isinstance(node, Mapping) else []
+            keys = _schema_keys(model, node) if isinstance(node, Mapping) else []
             raise ConfigError(f"Reference '${{{dotted}}}' points nowhere.{did_you_mean(part, keys)}", origin)
+        model = _field_model(model, part)
         node = node[part]
     return node
 

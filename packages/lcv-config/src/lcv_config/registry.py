@@ -13,6 +13,8 @@ import fnmatch
 import importlib
 import importlib.util
 import inspect
+import types
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -57,6 +59,9 @@ KINDS: dict[str, Kind] = {
 """Every component kind lcv knows."""
 
 _REGISTERED: dict[str, dict[str, Any]] = {k: {} for k in KINDS}
+
+SPEC_ARGUMENTS = "lcv_spec_arguments"
+"""A target's attribute naming arguments it builds itself from ``{name, cfg}``: :func:`build` passes them as written."""
 
 
 def _kind(kind: str) -> Kind:
@@ -120,7 +125,7 @@ def _import_dotted(ref: str, kind: str, path: str | None) -> Any:
     module_name, _, attr = ref.rpartition(":") if ":" in ref else ref.rpartition(".")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except Exception as exc:  # noqa: BLE001  # any error while importing the user's module is bad input, shown as is
         raise ConfigError(
             f"Cannot import module '{module_name}' for {kind} '{ref}': {type(exc).__name__}: {exc}", path
         ) from exc
@@ -251,9 +256,14 @@ def check_arguments(
 def build(kind: str, component: Any, path: str | None = None, *args: Any, **extra: Any) -> Any:
     """Resolve and instantiate a component written ``{name: ..., cfg: {...}}`` or as a bare name.
 
-    Nested components inside ``cfg`` (dicts with exactly the keys ``name`` and optionally ``cfg``
-    whose ``name`` is a string) are not built here; the consumer decides which arguments are
-    components, so a plain dict of data is never instantiated by accident.
+    Nested components are built first, depth first: a mapping anywhere inside ``cfg`` (also inside
+    lists) whose keys are exactly ``name`` and ``cfg`` is a component, unless the target annotates
+    that argument as a ``dict``/``Mapping`` (then it is data) or lists it in its ``lcv_spec_arguments``
+    attribute (then the target builds it itself, e.g. an optimizer that needs the parameters). Its
+    kind is the argument's name when that names a kind (``model``, ``criterion``; plurals such as
+    ``metrics`` too); otherwise its ``name`` must be a dotted path or a name registered (or an entry
+    point) in exactly one kind. A mapping with other keys, or with ``name`` but no ``cfg``, is data
+    and passed on unchanged.
 
     Args:
         kind: The component kind.
@@ -271,12 +281,98 @@ def build(kind: str, component: Any, path: str | None = None, *args: Any, **extr
     if inspect.isclass(target) or inspect.isfunction(target):
         positional = tuple(n for n, _ in _positional_params(target)[: len(args)])
         check_arguments(target, merged, kind, path, provided=positional)
+    data_args = _data_arguments(target) | set(getattr(target, SPEC_ARGUMENTS, ()))
+    for key, value in cfg.items():
+        if key not in data_args:
+            merged[key] = _build_nested(value, _kind_of_argument(key), f"{path}.cfg.{key}")
     try:
         return target(*args, **merged)
     except LcvError:
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"Cannot build {kind} '{name}': {type(exc).__name__}: {exc}", path) from exc
+
+
+def is_component(value: Any) -> bool:
+    """Return whether ``value`` is written as a nested component: a mapping with exactly ``name`` and ``cfg``."""
+    return (
+        isinstance(value, Mapping)
+        and set(value) == {"name", "cfg"}
+        and isinstance(value["name"], str)
+        and isinstance(value["cfg"], Mapping | None)
+    )
+
+
+def _build_nested(value: Any, kind: str | None, path: str) -> Any:
+    if is_component(value):
+        if kind is None:
+            kind, target = resolve_any(value["name"], f"{path}.name")
+        else:
+            target = resolve(kind, value["name"], f"{path}.name")
+        return build(kind, {"name": target, "cfg": value["cfg"] or {}}, path)
+    if isinstance(value, list | tuple):
+        return type(value)(_build_nested(v, kind, f"{path}[{i}]") for i, v in enumerate(value))
+    if isinstance(value, Mapping):
+        return {k: _build_nested(v, kind, f"{path}.{k}") for k, v in value.items()}
+    return value
+
+
+def _kind_of_argument(key: str) -> str | None:
+    for candidate in (key, key.removesuffix("s"), key.removesuffix("es")):
+        if candidate in KINDS:
+            return candidate
+    return {"loss": "criterion", "scheduler": "lr_scheduler", "net": "model", "network": "model"}.get(key)
+
+
+def _data_arguments(target: Any) -> set[str]:
+    """Arguments the target annotates as a dict or mapping: their values are data, never built."""
+    try:
+        hints = inspect.signature(target, eval_str=True).parameters
+    except Exception:  # noqa: BLE001  # unresolvable string annotations: treat no argument as data
+        try:
+            hints = inspect.signature(target).parameters
+        except (TypeError, ValueError):
+            return set()
+    data = set()
+    for name, param in hints.items():
+        annotation = param.annotation
+        if isinstance(annotation, str):
+            if annotation.startswith(("dict", "Mapping", "typing.Mapping", "collections.abc.Mapping")):
+                data.add(name)
+            continue
+        options = typing.get_args(annotation) if _is_union(annotation) else (annotation,)
+        if any((typing.get_origin(o) or o) in (dict, Mapping) for o in options):
+            data.add(name)
+    return data
+
+
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
+def resolve_any(ref: Any, path: str) -> tuple[str, Any]:
+    """Return ``(kind, target)`` of a nested component's name whose kind is unknown.
+
+    The name is a dotted path (kind ``model``, the generic one) or a name in exactly one kind.
+
+    Raises:
+        ConfigError: The name is in no kind's registry or entry points, or in several.
+    """
+    if not isinstance(ref, str) or "." in ref or ":" in ref:
+        return "model", resolve("model", ref, path)
+    hits = [k.name for k in KINDS.values() if ref in _REGISTERED[k.name]]
+    hits += [k.name for k in KINDS.values() if k.group and k.name not in hits and ref in registered_names(k.name)]
+    groups = {KINDS[h].group for h in hits}
+    if len(hits) > 1 and not (len(groups) == 1 and None not in groups):
+        raise ConfigError(f"Ambiguous component '{ref}': it is a {', a '.join(hits)}. Write its dotted path.", path)
+    if not hits:
+        known = sorted({n for k in KINDS for n in _REGISTERED[k]})
+        raise ConfigError(
+            f"Unknown component '{ref}'.{did_you_mean(ref, known)} A nested component under an argument that "
+            "names no component kind needs a dotted path (package.module.Class) or a registered name.",
+            path,
+        )
+    return hits[0], resolve(hits[0], ref, path)
 
 
 def _positional_params(target: Any) -> list[tuple[str, inspect.Parameter]]:
@@ -310,13 +406,16 @@ def split_component(component: Any, path: str) -> tuple[Any, dict[str, Any]]:
 
 __all__ = [
     "KINDS",
+    "SPEC_ARGUMENTS",
     "Kind",
     "build",
     "check_arguments",
     "closest",
+    "is_component",
     "register",
     "registered_names",
     "resolve",
+    "resolve_any",
     "split_component",
     "unregister",
 ]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
 import lcv_core.models  # noqa: F401  # registers the built-in models ("mlp")
 from lcv_config import DATAMODULES, ConfigError, ExperimentConfig, build, load_config, load_plugin, resolve
@@ -40,7 +41,12 @@ def learner_factory(config: ExperimentConfig) -> Callable[[], LightningModule]:
     except (TypeError, ValueError):
         params = {}  # type: ignore[assignment]
     accepts_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    extra = {k: v for k, v in sections.items() if v not in (None, []) and (accepts_all or k in params)}
+    # A section written inside learner.cfg wins over the top-level one (which may only be the schema's default).
+    extra = {
+        k: v
+        for k, v in sections.items()
+        if v not in (None, []) and (accepts_all or k in params) and k not in config.learner.cfg
+    }
     component = {"name": target, "cfg": dict(config.learner.cfg)}
 
     def factory() -> LightningModule:
@@ -89,7 +95,9 @@ def configure_all(
         config = load_config(config)
     datamodule = build_datamodule(config)
     factory = learner_factory(config)
-    factory()  # build one learner now, so a bad argument fails before anything is written
+    learner = factory()  # build one learner now, so a bad argument fails before anything is written
+    if is_overridden("configure_optimizers", learner, LightningModule):
+        learner.configure_optimizers()  # and its optimizers: a bad optimizer or parameter pattern fails here too
     path = Path(run_dir) if run_dir is not None else None
     trainer_cfg = config.trainer.model_copy(
         update={

@@ -1,8 +1,16 @@
-"""The configurable learner: a LightningModule built from model, criterion, optimizer and metric configs."""
+"""The configurable learner: a LightningModule built from model, criterion, optimizer and metric configs.
+
+Hooks to override, as in torch_mate: :meth:`SupervisedLearner.configure_model`,
+:meth:`~SupervisedLearner.configure_criteria`, :meth:`~SupervisedLearner.configure_optimizers` and
+:meth:`~SupervisedLearner.shared_step`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import fnmatch
+import functools
+import importlib
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, cast
 
 import torch
@@ -11,29 +19,71 @@ from torch import nn
 from torchmetrics import Metric
 
 import lcv_core.models  # noqa: F401  # registers the built-in models ("mlp")
-from lcv_config import build
-from lcv_config.registry import split_component
+from lcv_config import ConfigError, LcvError, build, resolve
+from lcv_config.errors import did_you_mean
+from lcv_config.registry import check_arguments, split_component
 
 Stage = Literal["train", "val", "test", "predict"]
+Task = Literal["classification", "regression"]
+
+CLASSIFICATION_METRICS: tuple[str, ...] = ("accuracy", "top{k}_accuracy", "f1", "precision", "recall", "auroc")
+"""Metric names a classification learner builds itself (``num_classes`` from the model's output)."""
+REGRESSION_METRICS: tuple[str, ...] = ("mse", "rmse", "mae", "r2")
+"""Metric names a regression learner builds itself."""
+
+_REGRESSION_LOSSES = {"MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "GaussianNLLLoss", "PoissonNLLLoss"}
+_LIGHTNING_SCHEDULER_KEYS = ("interval", "frequency", "monitor", "strict")
+_FUSED = ("Adam", "AdamW", "SGD")
+
+
+def _guard_configure_model(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Make ``configure_model`` build once: Lightning's Trainer calls it again before fitting."""
+
+    @functools.wraps(hook)
+    def configure_model(self: SupervisedLearner) -> Any:
+        existing = self._modules.get("model")
+        if existing is not None:
+            return existing
+        return hook(self)
+
+    configure_model._lcv_guarded = True  # type: ignore[attr-defined]  # marks the wrapper, so it is not wrapped twice
+    return configure_model
 
 
 class SupervisedLearner(LightningModule):
     """Supervised training of any ``nn.Module`` from config components.
 
-    Override :meth:`build_model`, :meth:`configure_criteria`, :meth:`configure_optimizers` or
-    :meth:`shared_step` to customise it, as in torch_mate.
+    Override :meth:`configure_model` (or its older name :meth:`build_model`), :meth:`configure_criteria`,
+    :meth:`configure_optimizers` or :meth:`shared_step` to customise it, as in torch_mate.
+    ``configure_model`` runs once, in ``__init__``; the call a plain ``lightning.Trainer`` makes before
+    fitting returns the model already built instead of building a new one.
 
     Args:
         model: An ``nn.Module``, or a component (``{name: mlp, cfg: {...}}``) built for each fold.
         criterion: The loss (a ``torch.nn`` name such as ``CrossEntropyLoss``, or a component).
-        optimizer: The optimizer component; ``params`` are filled in (``{name: Adam, cfg: {lr: 1e-3}}``).
-        lr_scheduler: An optional scheduler component; ``interval``, ``frequency`` and ``monitor`` in
-            its ``cfg`` are Lightning's scheduler keys and are not passed to the scheduler.
-        metrics: Extra torchmetrics components logged in validation, by their class name in snake case.
-        task: ``classification`` logs ``acc`` besides the loss; ``regression`` does not.
+        optimizer: An optimizer component or a list of them. ``cfg.params`` (glob patterns matched against
+            the network's ``named_parameters()``) picks an optimizer's parameters, ``cfg.param_groups`` (a list of
+            ``{params: [patterns], lr: ..., ...}``) gives groups their own settings; parameters no pattern
+            matches go to the optimizer without ``params`` (or the optimizer's default group). Adam,
+            AdamW and SGD use the fused kernels where torch has them, unless ``fused``/``foreach`` is set.
+        lr_scheduler: A scheduler component or a list of them, paired with the optimizers by position
+            (or by ``cfg.optimizer``, an index); ``interval``, ``frequency``, ``monitor`` and ``strict``
+            in its ``cfg`` are Lightning's scheduler keys and are not passed to the scheduler.
+        metrics: Metrics logged in validation and test: names from :data:`CLASSIFICATION_METRICS`
+            (``accuracy``, ``top5_accuracy``, ``f1``, ``auroc``) or :data:`REGRESSION_METRICS` (``mse``,
+            ``mae``, ``r2``), whose task and ``num_classes`` come from the model's output, or any
+            torchmetrics component, logged by its class name in snake case.
+        task: ``classification`` logs ``acc`` besides the loss and predicts probabilities; ``regression``
+            does not. Default: ``regression`` for a regression loss (``MSELoss``, ``L1Loss``, ...).
         input_key: The input's key when batches are dicts.
         target_key: The target's key when batches are dicts.
+        num_classes: Classes of a classification task; default: the size of the model output's last dimension.
+        custom_training_step: A callable ``(learner, batch, batch_idx) -> loss or {"loss": ...}`` (or its
+            dotted path) that replaces the training step, NeuroMANCER style.
     """
+
+    lcv_spec_arguments: tuple[str, ...] = ("model", "criterion", "optimizer", "lr_scheduler", "metrics")
+    """Arguments this learner builds itself from ``{name, cfg}`` (``lcv_config.build`` passes them as written)."""
 
     def __init__(
         self,
@@ -42,29 +92,61 @@ class SupervisedLearner(LightningModule):
         optimizer: Any = None,
         lr_scheduler: Any = None,
         metrics: Sequence[Any] = (),
-        task: Literal["classification", "regression"] = "classification",
+        task: Task | None = None,
         input_key: str = "x",
         target_key: str = "y",
+        num_classes: int | None = None,
+        custom_training_step: Any = None,
     ) -> None:
         super().__init__()
+        if task is None:
+            task = "regression" if _criterion_name(criterion) in _REGRESSION_LOSSES else "classification"
+        if task not in ("classification", "regression"):
+            raise ConfigError(f"Unknown task '{task}'; expected 'classification' or 'regression'.", "learner.cfg.task")
         self._model_spec = model
         self._criterion_spec = criterion or ("CrossEntropyLoss" if task == "classification" else "MSELoss")
         self._optimizer_spec = optimizer or {"name": "Adam", "cfg": {"lr": 1e-3}}
         self._scheduler_spec = lr_scheduler
-        self.task = task
+        self.task: Task = task
         self.input_key = input_key
         self.target_key = target_key
-        self.model = self.build_model()
+        self.num_classes = num_classes
+        self._custom_step = _callable(custom_training_step, "learner.cfg.custom_training_step")
+        built = self.configure_model()
+        if isinstance(built, nn.Module):
+            self.model = built
+        elif not isinstance(self._modules.get("model"), nn.Module):
+            raise LcvError(f"{type(self).__name__}.configure_model() must return an nn.Module or set self.model.")
         self.criterion = self.configure_criteria()
+        self._metric_specs = [_metric_spec(m, i, self.task) for i, m in enumerate(metrics)]
+        # Named metrics need num_classes from the first batch; component metrics are built now, to fail early.
         self.val_metrics = nn.ModuleDict(
-            {_metric_name(m): build("metric", m, f"metrics[{i}]") for i, m in enumerate(metrics)}
+            {
+                name: build("metric", spec, f"metrics[{i}]")
+                for i, (name, spec, named) in enumerate(self._metric_specs)
+                if not named
+            }
         )
+        self.stage_metrics = nn.ModuleDict()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Make a subclass's ``configure_model`` override build once, whoever calls it."""
+        super().__init_subclass__(**kwargs)
+        hook = cls.__dict__.get("configure_model")
+        if hook is not None and not getattr(hook, "_lcv_guarded", False):
+            cls.configure_model = _guard_configure_model(hook)  # type: ignore[method-assign]
+
+    @_guard_configure_model
+    def configure_model(self) -> nn.Module | None:
+        """Return the network; the default builds the ``model`` argument through :meth:`build_model`.
+
+        Lightning's Trainer calls this hook with no arguments before fitting; once the model exists,
+        that call returns it unchanged.
+        """
+        return self.build_model()
 
     def build_model(self) -> nn.Module:
-        """Build the network from the ``model`` argument.
-
-        Not named ``configure_model``: that is a Lightning hook which the Trainer calls for sharded setups.
-        """
+        """Build the network from the ``model`` argument (the older name of :meth:`configure_model`)."""
         spec = self._model_spec
         return spec if isinstance(spec, nn.Module) else cast(nn.Module, build("model", spec, "model"))
 
@@ -74,23 +156,52 @@ class SupervisedLearner(LightningModule):
         return spec if isinstance(spec, nn.Module) else cast(nn.Module, build("criterion", spec, "criterion"))
 
     def configure_optimizers(self) -> Any:
-        """Build the optimizer over this module's parameters, and the scheduler if configured."""
-        optimizer = build("optimizer", self._optimizer_spec, "optimizer", self.parameters())
+        """Build the optimizers over this module's parameters, and the schedulers if configured."""
+        specs = (
+            list(self._optimizer_spec) if isinstance(self._optimizer_spec, (list, tuple)) else [self._optimizer_spec]
+        )
+        prefix = [f"optimizer[{i}]" if len(specs) > 1 else "optimizer" for i in range(len(specs))]
+        # Patterns match names inside the network (``net.0.weight``), as users see them in their model.
+        named = [(n.removeprefix("model."), p) for n, p in self.named_parameters() if p.requires_grad]
+        groups = _assign_parameters(specs, prefix, named)
+        optimizers = [
+            _build_optimizer(spec, path, opt_groups)
+            for spec, path, opt_groups in zip(specs, prefix, groups, strict=True)
+        ]
         if self._scheduler_spec is None:
-            return optimizer
-        spec = self._scheduler_spec
-        name, cfg = split_component(spec, "lr_scheduler")
-        lightning_keys = {k: cfg.pop(k) for k in ("interval", "frequency", "monitor") if k in cfg}
-        scheduler = build("lr_scheduler", {"name": name, "cfg": cfg}, "lr_scheduler", optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, **lightning_keys}}
+            return optimizers[0] if len(optimizers) == 1 else optimizers
+        sched_specs = (
+            list(self._scheduler_spec) if isinstance(self._scheduler_spec, (list, tuple)) else [self._scheduler_spec]
+        )
+        configs = []
+        for i, spec in enumerate(sched_specs):
+            path = f"lr_scheduler[{i}]" if len(sched_specs) > 1 else "lr_scheduler"
+            name, cfg = split_component(spec, path)
+            keys = {k: cfg.pop(k) for k in _LIGHTNING_SCHEDULER_KEYS if k in cfg}
+            index = cfg.pop("optimizer", i if len(sched_specs) == len(optimizers) else 0)
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(optimizers):
+                raise ConfigError(
+                    f"lr_scheduler 'optimizer' must be an optimizer index 0..{len(optimizers) - 1}, got {index!r}.",
+                    f"{path}.cfg.optimizer",
+                )
+            scheduler = build("lr_scheduler", {"name": name, "cfg": cfg}, path, optimizers[index])
+            configs.append({"scheduler": scheduler, **keys})
+        if len(optimizers) == 1 and len(configs) == 1:
+            return {"optimizer": optimizers[0], "lr_scheduler": configs[0]}
+        return optimizers, configs
 
     def forward(self, x: Any) -> Any:
         """Return the network's output."""
         return self.model(x)
 
     def split_batch(self, batch: Any) -> tuple[Any, Any]:
-        """Return ``(inputs, targets)`` of a tuple or dict batch."""
+        """Return ``(inputs, targets)`` of a tuple or dict batch (keys ``input_key`` and ``target_key``)."""
         if isinstance(batch, Mapping):
+            if self.input_key not in batch:
+                raise LcvError(
+                    f"The batch has no input key '{self.input_key}'.{did_you_mean(self.input_key, list(batch))} "
+                    f"Keys: {', '.join(map(str, batch))}. Set the learner's input_key."
+                )
             return batch[self.input_key], batch.get(self.target_key)
         if isinstance(batch, (list, tuple)):
             return batch[0], batch[1] if len(batch) > 1 else None
@@ -103,17 +214,42 @@ class SupervisedLearner(LightningModule):
         loss = self.criterion(out, y)
         self.log(f"{stage}_loss", loss, prog_bar=True, on_epoch=True)
         if self.task == "classification":
-            self.log(f"{stage}_acc", (out.argmax(dim=-1) == y).float().mean(), prog_bar=True, on_epoch=True)
-        if stage != "train":
-            for name, module in self.val_metrics.items():
-                metric = cast(Metric, module)
-                metric.update(out, y)
-                self.log(f"{stage}_{name}", metric)
+            pred = out.argmax(dim=-1) if out.ndim > 1 and out.shape[-1] > 1 else (out.reshape(-1) > 0).long()
+            self.log(f"{stage}_acc", (pred == y).float().mean(), prog_bar=True, on_epoch=True)
+        if stage in ("val", "test"):
+            self._update_metrics(stage, out, y)
         return {"loss": loss, "outputs": out.detach()}
 
-    def training_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
-        """Run :meth:`shared_step` on a training batch."""
-        return self.shared_step(batch, batch_idx, "train")
+    def _update_metrics(self, stage: Stage, out: torch.Tensor, y: Any) -> None:
+        for name, module in self.val_metrics.items():
+            metric = cast(Metric, module)
+            metric.update(out, y)
+            self.log(f"{stage}_{name}", metric)
+        for name, spec, named in self._metric_specs:
+            if not named:
+                continue
+            key = f"{stage}_{name}"
+            if key not in self.stage_metrics:
+                self.stage_metrics[key] = _named_metric(name, spec, self.task, self._classes(out)).to(out.device)
+            metric = cast(Metric, self.stage_metrics[key])
+            if self.task == "regression" and out.ndim == 2 and out.shape[-1] == 1 and y.ndim == 1:
+                out = out.squeeze(-1)
+            metric.update(out, y)
+            self.log(key, metric)
+
+    def _classes(self, out: torch.Tensor) -> int:
+        if self.num_classes is not None:
+            return self.num_classes
+        return int(out.shape[-1]) if out.ndim > 1 else 1
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        """Run :meth:`shared_step` on a training batch, or the ``custom_training_step`` if one is given."""
+        if self._custom_step is None:
+            return self.shared_step(batch, batch_idx, "train")
+        result = self._custom_step(self, batch, batch_idx)
+        loss = result["loss"] if isinstance(result, Mapping) else result
+        self.log("train_loss", loss, prog_bar=True, on_epoch=True)
+        return result
 
     def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
         """Run :meth:`shared_step` on a validation batch."""
@@ -123,18 +259,210 @@ class SupervisedLearner(LightningModule):
         """Run :meth:`shared_step` on a test batch."""
         return self.shared_step(batch, batch_idx, "test")
 
-    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        """Return the network's outputs (class probabilities for classification)."""
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        """Return the network's outputs: class probabilities for classification (sigmoid for one output)."""
         out: torch.Tensor = self(self.split_batch(batch)[0])
-        return out.softmax(dim=-1) if self.task == "classification" else out
+        if self.task != "classification":
+            return out
+        return out.softmax(dim=-1) if out.ndim > 1 and out.shape[-1] > 1 else out.sigmoid()
 
 
-def _metric_name(component: Any) -> str:
-    name = split_component(component, "metrics")[0]
+def _criterion_name(criterion: Any) -> str:
+    if criterion is None:
+        return ""
+    if isinstance(criterion, nn.Module):
+        return type(criterion).__name__
+    name = split_component(criterion, "criterion")[0]
+    return name.rsplit(".", 1)[-1] if isinstance(name, str) else getattr(name, "__name__", "")
+
+
+def _callable(ref: Any, path: str) -> Callable[..., Any] | None:
+    if ref is None or callable(ref):
+        return cast(Callable[..., Any] | None, ref)
+    if not isinstance(ref, str) or not ("." in ref or ":" in ref):
+        raise ConfigError(f"Expected a callable or a dotted path (package.module.function), got {ref!r}.", path)
+    module_name, _, attr = ref.rpartition(":") if ":" in ref else ref.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"Cannot import module '{module_name}' for '{ref}': {type(exc).__name__}: {exc}", path
+        ) from exc
+    if not callable(getattr(module, attr, None)):
+        raise ConfigError(f"Module '{module_name}' has no function '{attr}'.", path)
+    return cast(Callable[..., Any], getattr(module, attr))
+
+
+def _metric_spec(component: Any, index: int, task: Task) -> tuple[str, Any, bool]:
+    """Return ``(log name, component, is a named metric the learner builds itself)``."""
+    name = split_component(component, f"metrics[{index}]")[0]
+    if isinstance(name, str) and _is_named_metric(name):
+        known = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+        if not (name in known or (task == "classification" and _top_k(name))):
+            raise ConfigError(
+                f"Metric '{name}' is not a {task} metric. {task.capitalize()} metrics: {', '.join(known)}.",
+                f"metrics[{index}].name",
+            )
+        return name, component, True
     if not isinstance(name, str):
         name = getattr(name, "__name__", "metric")
     name = name.rsplit(".", 1)[-1]
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_"), component, False
 
 
-__all__ = ["SupervisedLearner"]
+def _top_k(name: str) -> int | None:
+    if name.startswith("top") and name.endswith("_accuracy") and name[3:-9].isdigit():
+        return int(name[3:-9])
+    return None
+
+
+def _is_named_metric(name: str) -> bool:
+    return name in CLASSIFICATION_METRICS or name in REGRESSION_METRICS or _top_k(name) is not None
+
+
+def _named_metric(name: str, component: Any, task: Task, num_classes: int) -> Metric:
+    """Build a metric by its short name, with the task and ``num_classes`` the model's output implies."""
+    import torchmetrics
+
+    _, cfg = split_component(component, "metrics")
+    if task == "regression":
+        classes: dict[str, Any] = {
+            "mse": (torchmetrics.MeanSquaredError, {}),
+            "rmse": (torchmetrics.MeanSquaredError, {"squared": False}),
+            "mae": (torchmetrics.MeanAbsoluteError, {}),
+            "r2": (torchmetrics.R2Score, {}),
+        }
+        cls, defaults = classes[name]
+        return cast(Metric, cls(**{**defaults, **cfg}))
+    kind: dict[str, Any] = (
+        {"task": "binary"} if num_classes == 1 else {"task": "multiclass", "num_classes": num_classes}
+    )
+    k = _top_k(name)
+    factories: dict[str, Any] = {
+        "accuracy": torchmetrics.Accuracy,
+        "f1": torchmetrics.F1Score,
+        "precision": torchmetrics.Precision,
+        "recall": torchmetrics.Recall,
+        "auroc": torchmetrics.AUROC,
+    }
+    extra: dict[str, Any] = {}
+    if kind["task"] == "multiclass" and name in ("f1", "precision", "recall"):
+        extra["average"] = "macro"
+    if k is not None:
+        extra["top_k"] = k
+    return cast(Metric, factories.get(name, torchmetrics.Accuracy)(**{**kind, **extra, **cfg}))
+
+
+def _patterns(value: Any, path: str) -> list[str]:
+    patterns = [value] if isinstance(value, str) else value
+    if not isinstance(patterns, list) or not patterns or not all(isinstance(p, str) for p in patterns):
+        raise ConfigError(f"'params' is a list of parameter name patterns (e.g. ['encoder.*']), got {value!r}.", path)
+    return patterns
+
+
+def _claim(
+    patterns: list[str], free: dict[str, nn.Parameter], all_names: list[str], path: str
+) -> dict[str, nn.Parameter]:
+    """Take the free parameters matching any pattern; a pattern matching no parameter at all is an error."""
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in all_names):
+            listing = ", ".join(all_names[:30]) + (", ..." if len(all_names) > 30 else "")
+            raise ConfigError(
+                f"Parameter pattern '{pattern}' matches no parameter.{did_you_mean(pattern, all_names)} "
+                f"Parameter names: {listing}.",
+                path,
+            )
+    taken = {n: p for n, p in free.items() if any(fnmatch.fnmatchcase(n, pat) for pat in patterns)}
+    if not taken:
+        raise ConfigError(
+            f"Parameter patterns {patterns} match only parameters an earlier optimizer or group already has; "
+            "each parameter is assigned once, to the first pattern that matches it.",
+            path,
+        )
+    for n in taken:
+        del free[n]
+    return taken
+
+
+def _assign_parameters(
+    specs: list[Any], paths: list[str], named: list[tuple[str, nn.Parameter]]
+) -> list[list[dict[str, Any]]]:
+    """Return each optimizer's parameter groups; every trainable parameter lands in exactly one."""
+    all_names = [n for n, _ in named]
+    free = dict(named)
+    cfgs = [split_component(s, p)[1] for s, p in zip(specs, paths, strict=True)]
+    owned: list[dict[str, nn.Parameter] | None] = []
+    for cfg, path in zip(cfgs, paths, strict=True):
+        owned.append(
+            _claim(_patterns(cfg["params"], f"{path}.cfg.params"), free, all_names, f"{path}.cfg.params")
+            if "params" in cfg
+            else None
+        )
+    rest = [i for i, o in enumerate(owned) if o is None]
+    if len(rest) > 1:
+        raise ConfigError(
+            f"Optimizers {', '.join(paths[i] for i in rest)} both take the remaining parameters; give all but "
+            "one of them 'params' patterns.",
+            paths[rest[1]],
+        )
+    if rest:
+        owned[rest[0]] = dict(free)
+        free.clear()
+    if free:
+        raise ConfigError(
+            f"Parameters {', '.join(free)} match no optimizer's 'params'; add a pattern for them or leave one "
+            "optimizer without 'params' to take the rest.",
+            "optimizer",
+        )
+    result = []
+    for cfg, path, params in zip(cfgs, paths, owned, strict=True):
+        mine = dict(params or {})
+        names = list(mine)
+        groups = []
+        for j, group in enumerate(cfg.get("param_groups") or []):
+            gpath = f"{path}.cfg.param_groups[{j}]"
+            if not isinstance(group, Mapping) or "params" not in group:
+                raise ConfigError("A parameter group is a mapping with 'params' patterns and its settings.", gpath)
+            taken = _claim(_patterns(group["params"], f"{gpath}.params"), mine, names, f"{gpath}.params")
+            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": list(taken.values())})
+        if mine:
+            groups.append({"params": list(mine.values())})
+        if not groups:
+            raise ConfigError("This optimizer has no parameters to optimize.", path)
+        result.append(groups)
+    return result
+
+
+def _build_optimizer(spec: Any, path: str, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    name, cfg = split_component(spec, path)
+    target = resolve("optimizer", name, f"{path}.name")
+    kwargs = {k: v for k, v in cfg.items() if k not in ("params", "param_groups")}
+    for j, group in enumerate(groups):
+        settings = {k: v for k, v in group.items() if k != "params"}
+        if settings:
+            check_arguments(target, settings, "optimizer", f"{path}.cfg.param_groups[{j}]", provided=("params",))
+    params = [p for g in groups for p in g["params"]]
+    if (
+        getattr(target, "__name__", "") in _FUSED
+        and getattr(target, "__module__", "").startswith("torch.optim")
+        and not {"fused", "foreach", "differentiable"} & set(kwargs)
+        and _fused_supported(params)
+    ):
+        kwargs["fused"] = True
+    optimizer = build("optimizer", {"name": target, "cfg": kwargs}, path, groups)
+    return cast(torch.optim.Optimizer, optimizer)
+
+
+def _fused_supported(params: list[nn.Parameter]) -> bool:
+    try:
+        from torch.optim.optimizer import (  # type: ignore[attr-defined]  # private, but torch's own source of truth
+            _get_fused_kernels_supported_devices,
+        )
+
+        devices = set(_get_fused_kernels_supported_devices())
+    except ImportError:  # an older torch without the helper: leave the default
+        return False
+    return bool(params) and all(p.is_floating_point() and p.device.type in devices for p in params)
+
+
+__all__ = ["CLASSIFICATION_METRICS", "REGRESSION_METRICS", "SupervisedLearner"]
