@@ -9,7 +9,8 @@ import sys
 import lcv_config
 
 PUBLIC = [
-    "CALLBACKS", "COMMANDS", "DATAMODULES", "GROUPS", "LEARNERS", "SPLITTERS", "TRANSFORMS", "TUNERS",
+    "CALLBACKS", "COMMANDS", "DATAMODULES", "GROUPS", "LEARNERS", "LOGGERS", "SPEC_ARGUMENTS", "SPLITTERS",
+    "TRANSFORMS", "TUNERS", "check_arguments", "is_component", "resolve_any",
     "Command", "Component", "ConfigError", "CrossValidationTrainerConfig", "DataConfig", "DuplicatePluginError",
     "ExperimentConfig", "FittedTransform", "FoldDataSource", "LcvError", "Objective", "PluginError",
     "PluginImportError", "PluginInfo", "Splitter", "TrainerConfig", "Transform", "Trial", "TrialPruned",

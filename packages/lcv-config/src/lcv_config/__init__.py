@@ -22,7 +22,17 @@ if TYPE_CHECKING:
         PluginImportError,
         UnknownPluginError,
     )
-    from lcv_config.groups import CALLBACKS, COMMANDS, DATAMODULES, GROUPS, LEARNERS, SPLITTERS, TRANSFORMS, TUNERS
+    from lcv_config.groups import (
+        CALLBACKS,
+        COMMANDS,
+        DATAMODULES,
+        GROUPS,
+        LEARNERS,
+        LOGGERS,
+        SPLITTERS,
+        TRANSFORMS,
+        TUNERS,
+    )
     from lcv_config.loading import dump_config, load_config, load_dict
     from lcv_config.plugins import PluginInfo, find_plugin, list_plugins, load_plugin, load_plugins
     from lcv_config.protocols import (
@@ -36,7 +46,16 @@ if TYPE_CHECKING:
         TrialPruned,
         Tuner,
     )
-    from lcv_config.registry import build, register, registered_names, resolve
+    from lcv_config.registry import (
+        SPEC_ARGUMENTS,
+        build,
+        check_arguments,
+        is_component,
+        register,
+        registered_names,
+        resolve,
+        resolve_any,
+    )
     from lcv_config.schema import (
         Component,
         CrossValidationTrainerConfig,
@@ -59,6 +78,7 @@ _LAZY: dict[str, str] = {
     "DATAMODULES": "lcv_config.groups",
     "GROUPS": "lcv_config.groups",
     "LEARNERS": "lcv_config.groups",
+    "LOGGERS": "lcv_config.groups",
     "SPLITTERS": "lcv_config.groups",
     "TRANSFORMS": "lcv_config.groups",
     "TUNERS": "lcv_config.groups",
@@ -79,10 +99,14 @@ _LAZY: dict[str, str] = {
     "Trial": "lcv_config.protocols",
     "TrialPruned": "lcv_config.protocols",
     "Tuner": "lcv_config.protocols",
+    "SPEC_ARGUMENTS": "lcv_config.registry",
     "build": "lcv_config.registry",
+    "check_arguments": "lcv_config.registry",
+    "is_component": "lcv_config.registry",
     "register": "lcv_config.registry",
     "registered_names": "lcv_config.registry",
     "resolve": "lcv_config.registry",
+    "resolve_any": "lcv_config.registry",
     "Component": "lcv_config.schema",
     "CrossValidationTrainerConfig": "lcv_config.schema",
     "DataConfig": "lcv_config.schema",
@@ -99,6 +123,8 @@ __all__ = [
     "DATAMODULES",
     "GROUPS",
     "LEARNERS",
+    "LOGGERS",
+    "SPEC_ARGUMENTS",
     "SPLITTERS",
     "TRANSFORMS",
     "TUNERS",
@@ -126,8 +152,10 @@ __all__ = [
     "UnknownPluginError",
     "__version__",
     "build",
+    "check_arguments",
     "dump_config",
     "find_plugin",
+    "is_component",
     "list_plugins",
     "load_config",
     "load_dict",
@@ -137,6 +165,7 @@ __all__ = [
     "register",
     "registered_names",
     "resolve",
+    "resolve_any",
 ]
 
 

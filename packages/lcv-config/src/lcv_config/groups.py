@@ -14,10 +14,12 @@ CALLBACKS = "lcv.callbacks"
 """Training-loop callback classes."""
 TUNERS = "lcv.tuners"
 """Tuner backends."""
+LOGGERS = "lcv.loggers"
+"""Experiment loggers (Fabric-compatible: ``log_metrics``, ``log_hyperparams``, ``finalize``)."""
 COMMANDS = "lcv.commands"
 """Subcommands of the ``lcv`` command line."""
 
-GROUPS: tuple[str, ...] = (SPLITTERS, DATAMODULES, TRANSFORMS, LEARNERS, CALLBACKS, TUNERS, COMMANDS)
+GROUPS: tuple[str, ...] = (SPLITTERS, DATAMODULES, TRANSFORMS, LEARNERS, CALLBACKS, LOGGERS, TUNERS, COMMANDS)
 """Every group, in the order ``lcv components`` lists them."""
 
 KNOWN_PROVIDERS: dict[str, dict[str, str]] = {
@@ -26,6 +28,7 @@ KNOWN_PROVIDERS: dict[str, dict[str, str]] = {
     TRANSFORMS: {"*": "lcv-data"},
     LEARNERS: {"supervised": "lcv-core"},
     CALLBACKS: {"*": "lcv-core"},
+    LOGGERS: {"wandb": "lcv-tune-wandb", "*": "lcv-core"},
     TUNERS: {"optuna": "lcv-tune-optuna", "wandb": "lcv-tune-wandb"},
     COMMANDS: {"cv": "lcv-core", "fit": "lcv-core", "test": "lcv-core", "predict": "lcv-core", "tune": "lcv-core"},
 }

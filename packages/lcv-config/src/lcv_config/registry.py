@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from lcv_config.errors import ConfigError, LcvError, closest, did_you_mean
-from lcv_config.groups import CALLBACKS, DATAMODULES, KNOWN_PROVIDERS, LEARNERS, SPLITTERS, TRANSFORMS, TUNERS
+from lcv_config.groups import CALLBACKS, DATAMODULES, KNOWN_PROVIDERS, LEARNERS, LOGGERS, SPLITTERS, TRANSFORMS, TUNERS
 from lcv_config.plugins import list_plugins, load_plugin
 
 T = TypeVar("T")
@@ -52,7 +52,7 @@ KINDS: dict[str, Kind] = {
         Kind("splitter", SPLITTERS),
         Kind("transform", TRANSFORMS, ("torchvision.transforms.v2",)),
         Kind("callback", CALLBACKS),
-        Kind("logger", None, ("lightning.pytorch.loggers",)),
+        Kind("logger", LOGGERS, ("lightning.pytorch.loggers",)),
         Kind("tuner", TUNERS),
     )
 }
