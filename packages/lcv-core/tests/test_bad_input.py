@@ -112,9 +112,42 @@ def test_model_kwargs_reach_the_class(data, tiny, trainer_kwargs) -> None:
     assert lrs == [0.25] * 5
 
 
-def test_resuming_is_not_available_yet(data, tiny, trainer_kwargs) -> None:
-    with pytest.raises(LcvError, match="Resuming from a checkpoint is not available yet"):
-        CrossValidationTrainer(**trainer_kwargs).fit(tiny, data, ckpt_path="last")
+def test_resume_last_without_a_run_directory(data, tiny, trainer_kwargs) -> None:
+    with pytest.raises(LcvError, match="ckpt_path='last' needs default_root_dir"):
+        CrossValidationTrainer(**trainer_kwargs, callbacks=[NoTraining()]).fit(tiny, data, ckpt_path="last")
+
+
+def test_resume_from_a_missing_checkpoint_names_the_path(data, tiny, trainer_kwargs, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(LcvError, match=r"Checkpoint .*run/checkpoints/last.ckpt does not exist"):
+        CrossValidationTrainer(**trainer_kwargs, callbacks=[NoTraining()], default_root_dir=str(run)).fit(
+            tiny, data, ckpt_path="last"
+        )
+    assert not run.exists(), "nothing may be written before the error"
+
+
+def test_monitor_never_logged_lists_the_logged_metrics(data, tiny, trainer_kwargs, tmp_path: Path) -> None:
+    trainer = CrossValidationTrainer(**{**trainer_kwargs, "max_epochs": 3}, monitor="val_los")
+    with pytest.raises(
+        LcvError, match=r"monitor is 'val_los'.*Did you mean 'val_loss'\?.*Logged: train_loss, val_acc, val_loss"
+    ):
+        trainer.fit(tiny, data)
+    assert trainer.current_epoch == 0, "the error comes at the first validated epoch"
+
+
+def test_zero_validation_batches_by_limit(data, tiny, trainer_kwargs, tmp_path: Path) -> None:
+    with pytest.raises(LcvError, match="limit_val_batches=0 leaves every fold without validation batches"):
+        _fit(tiny, data, {**trainer_kwargs, "limit_val_batches": 0}, tmp_path)
+
+
+def test_a_validation_iterable_that_yields_nothing(fold_data, tiny, trainer_kwargs) -> None:
+    class Empty:
+        def __iter__(self) -> Any:
+            return iter(())
+
+    pairs = [(train, Empty()) for train, _ in fold_data().train_val_dataloaders()]
+    with pytest.raises(LcvError, match="Fold 0 ran no validation batch in epoch 1"):
+        CrossValidationTrainer(**trainer_kwargs).fit(tiny, pairs)
 
 
 def test_sequential_schedule_refuses_a_plateau_scheduler_on_the_fold_mean(data, tiny, trainer_kwargs) -> None:

@@ -131,3 +131,23 @@ def test_unknown_monitor_fails_at_the_first_validated_epoch(data, tiny, trainer_
 def test_bad_mode_is_refused() -> None:
     with pytest.raises(LcvError, match="EarlyStopping\\(mode='up'\\): expected 'min' or 'max'"):
         EarlyStopping(mode="up")  # type: ignore[arg-type]
+
+
+def test_sequential_schedule_stops_on_the_fold_mean_like_interleaved(data, tiny, trainer_kwargs) -> None:
+    kwargs = {**trainer_kwargs, "max_epochs": 8, "limit_train_batches": 1, "monitor": "score"}
+    interleaved, _ = _fit(tiny, data, kwargs, FLAT, patience=2)
+    sequential, stopper = _fit(tiny, data, {**kwargs, "schedule": "sequential"}, FLAT, patience=2)
+    assert sequential.n_epochs == interleaved.n_epochs == 4
+    assert sequential.stopped_epoch == 3 and stopper.stopped_epoch == 3
+    assert "did not improve for 2 epochs" in (sequential.stop_reason or "")
+    assert [len(h) for h in sequential.history] == [4] * 5, "histories are cut at the stop epoch"
+
+
+def test_monitor_and_mode_default_to_the_trainers(data, tiny, trainer_kwargs) -> None:
+    script = {f: [0.1, 0.5, 0.4, 0.3, 0.2] for f in range(5)}  # max mode: best at epoch 1, then worse
+    stopper = EarlyStopping(patience=2)
+    model = _scripted(tiny, script)
+    kwargs = {**trainer_kwargs, "max_epochs": 5, "limit_train_batches": 1, "monitor": "score", "mode": "max"}
+    result = CrossValidationTrainer(**kwargs, callbacks=[stopper]).fit(lambda fold: model(fold), data)
+    assert (stopper.monitor, stopper.mode) == ("score", "max")
+    assert result.n_epochs == 4 and "fold mean of score did not improve" in (result.stop_reason or "")

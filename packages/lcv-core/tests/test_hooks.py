@@ -158,3 +158,92 @@ def test_module_hooks_fire_once_per_fold_and_epoch_for_that_module_only(data, ti
         (3, "on_validation_epoch_start", 0),
         (3, "on_validation_epoch_end", 0),
     ]
+
+
+def test_module_batch_and_optimizer_hooks_fire_after_the_callbacks_where_lightning_calls_them(
+    data, tiny, trainer_kwargs
+) -> None:
+    events: list[str] = []
+
+    class Cb(Callback):
+        def on_train_batch_start_per_fold(self, **kwargs: Any) -> None:
+            events.append("cb:batch_start")
+
+        def on_before_backward(self, **kwargs: Any) -> None:
+            events.append("cb:before_backward")
+
+        def on_before_optimizer_step(self, **kwargs: Any) -> None:
+            events.append("cb:before_optimizer_step")
+
+    class Hooked(tiny):  # type: ignore[misc, valid-type]
+        def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+            events.append(f"train_batch_start:{batch_idx}")
+
+        def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+            events.append(f"train_batch_end:{batch_idx}:{float(outputs) > 0}")
+
+        def on_before_backward(self, loss: torch.Tensor) -> None:
+            events.append(f"before_backward:{loss.requires_grad}")
+
+        def on_after_backward(self) -> None:
+            events.append(f"after_backward:{self.net[0].weight.grad is not None}")
+
+        def on_before_optimizer_step(self, optimizer: Any) -> None:
+            events.append(f"before_optimizer_step:{isinstance(optimizer, torch.optim.Optimizer)}")
+
+        def on_before_zero_grad(self, optimizer: Any) -> None:
+            events.append(f"before_zero_grad:{self.net[0].weight.grad is not None}")
+
+        def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+            events.append(f"val_batch_start:{batch_idx}")
+
+        def on_validation_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+            events.append(f"val_batch_end:{batch_idx}")
+
+    kwargs = {**trainer_kwargs, "max_epochs": 1, "limit_train_batches": 1, "limit_val_batches": 1}
+    CrossValidationTrainer(**kwargs, callbacks=[Cb()]).fit(Hooked, data)
+    assert events[:10] == [
+        "cb:batch_start",
+        "train_batch_start:0",
+        "cb:before_backward",
+        "before_backward:True",
+        "after_backward:True",
+        "cb:before_optimizer_step",
+        "before_optimizer_step:True",
+        "before_zero_grad:True",
+        "train_batch_end:0:True",
+        "val_batch_start:0",
+    ]
+    assert events[10] == "val_batch_end:0" and len(events) == 5 * 11
+
+
+def test_on_train_batch_start_returning_minus_one_skips_the_rest_of_the_epoch(data, tiny, trainer_kwargs) -> None:
+    class SkipAfterTwo(tiny):  # type: ignore[misc, valid-type]
+        def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
+            return -1 if batch_idx == 2 else None
+
+    class Count(Callback):
+        def __init__(self) -> None:
+            self.steps = 0
+
+        def on_before_optimizer_step(self, **kwargs: Any) -> None:
+            self.steps += 1
+
+    count = Count()
+    CrossValidationTrainer(**{**trainer_kwargs, "max_epochs": 2}, callbacks=[count]).fit(SkipAfterTwo, data)
+    assert count.steps == 5 * 2 * 2
+
+
+def test_sequential_schedule_replays_fold_means_to_on_validation_end(data, tiny, trainer_kwargs) -> None:
+    seen: list[tuple[int, float, int]] = []
+
+    class Means(Callback):
+        def on_validation_end(self, *, trainer: Any, epoch: int, metrics: dict[str, float], **kwargs: Any) -> None:
+            seen.append((epoch, metrics["cv/val_loss_mean"], len(trainer.folds[4].history)))
+
+    kwargs = {**trainer_kwargs, "max_epochs": 3}
+    interleaved = CrossValidationTrainer(**kwargs).fit(tiny, data)
+    CrossValidationTrainer(**kwargs, schedule="sequential", callbacks=[Means()]).fit(tiny, data)
+    assert [e for e, _, _ in seen] == [0, 1, 2]
+    assert [m for _, m, _ in seen] == interleaved.curve("val_loss")
+    assert all(n == 3 for _, _, n in seen), "replayed after the last fold finished"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities.types import LRSchedulerConfig
 
+from lcv_config import LcvError
 from lcv_core._logging import FoldMetricLog
 from lcv_core._rng import FoldRNG
 from lcv_core.results import sample_std
@@ -71,3 +75,34 @@ def aggregate(folds: list[FoldState], epoch: int) -> dict[str, float]:
         metrics[f"cv/{name}_mean"] = statistics.fmean(values)
         metrics[f"cv/{name}_std"] = sample_std(values)
     return metrics
+
+
+def move_fold(fold: FoldState, device: torch.device | str) -> None:
+    """Move a fold's parameters, buffers and optimizer state to ``device`` (the ``offload`` schedule)."""
+    fold.module.to(device)
+    for optimizer in fold.optimizers:
+        inner = getattr(optimizer, "optimizer", optimizer)  # Fabric's wrapper keeps the real one here
+        for group in inner.param_groups:
+            # Adam & co keep "step" on the CPU unless fused or capturable; moving it would break their step()
+            step_on_device = bool(group.get("fused") or group.get("capturable"))
+            for param in group["params"]:
+                for key, value in inner.state.get(param, {}).items():
+                    if isinstance(value, torch.Tensor) and (key != "step" or step_on_device):
+                        inner.state[param][key] = value.to(device)
+
+
+def check_monitor(monitor: str, metrics: Mapping[str, float]) -> None:
+    """Refuse a ``monitor`` that no fold logged (called at the first validated epoch), listing what was logged.
+
+    Raises:
+        LcvError: ``cv/<monitor>_mean`` is not among ``metrics``.
+    """
+    if f"cv/{monitor}_mean" in metrics:
+        return
+    logged = sorted({k.split("/", 1)[1] for k in metrics if k.startswith("fold_")})
+    close = difflib.get_close_matches(monitor, logged, n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise LcvError(
+        f"TrainerConfig.monitor is '{monitor}', which no fold logged in its first validated epoch.{hint} "
+        f"Logged: {', '.join(logged) or 'nothing'}. Set monitor= to one of them (and mode='min'/'max')."
+    )

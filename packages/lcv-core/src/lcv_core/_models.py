@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -81,3 +82,60 @@ def check_no_shared_parameters(models: list[LightningModule]) -> None:
                     "the model factory returns modules that share weights. Build a new module per call."
                 )
             owner[key] = fold
+
+
+def _cpu_copy(module: LightningModule) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+class BestWeights:
+    """Each fold's weights at the best epoch by the fold mean of ``monitor``, kept on the CPU.
+
+    Interleaved schedules snapshot all folds whenever the fold mean improves (strictly, so the first best
+    epoch wins, as in :attr:`CVResult.best_epoch`). The sequential schedule only knows fold means after
+    the last fold, so it keeps every epoch of every fold and picks at the end.
+    """
+
+    def __init__(self, monitor: str, mode: str, every_epoch: bool) -> None:
+        self.key = f"cv/{monitor}_mean"
+        self.mode = mode
+        self.every_epoch = every_epoch
+        self.score: float | None = None
+        self.epoch: int | None = None
+        self.states: list[dict[str, torch.Tensor]] = []
+        self.per_epoch: dict[int, list[dict[str, torch.Tensor]]] = {}
+
+    def update(self, epoch: int, metrics: Mapping[str, float], modules: list[LightningModule]) -> None:
+        """Snapshot every fold if the fold mean of ``epoch`` is the best so far (interleaved schedules)."""
+        value = metrics.get(self.key)
+        if value is None or math.isnan(value):
+            return
+        if self.score is None or (value < self.score if self.mode == "min" else value > self.score):
+            self.score, self.epoch = value, epoch
+            self.states = [_cpu_copy(m) for m in modules]
+
+    def record(self, fold: int, module: LightningModule) -> None:
+        """Keep fold ``fold``'s weights of the epoch it just finished (sequential schedule)."""
+        self.per_epoch.setdefault(fold, []).append(_cpu_copy(module))
+
+    def load_best(self, modules: list[LightningModule], best_epoch: int) -> list[LightningModule]:
+        """Load each fold's best weights into its module, switch it to eval mode and return the modules."""
+        if self.every_epoch:
+            states = [self.per_epoch[i][min(best_epoch, len(self.per_epoch[i]) - 1)] for i in range(len(modules))]
+        else:
+            states = self.states
+        for module, state in zip(modules, states, strict=False):  # no snapshot (monitor never finite): last weights
+            module.load_state_dict(state)
+        for module in modules:
+            module.eval()
+        return modules
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the snapshots for a checkpoint."""
+        per_epoch = [self.per_epoch.get(i, []) for i in range(max(self.per_epoch, default=-1) + 1)]
+        return {"score": self.score, "epoch": self.epoch, "states": self.states, "per_epoch": per_epoch}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the snapshots from a checkpoint."""
+        self.score, self.epoch, self.states = state["score"], state["epoch"], list(state["states"])
+        self.per_epoch = {i: list(s) for i, s in enumerate(state["per_epoch"]) if s}

@@ -59,10 +59,10 @@ class FoldRNG:
         return {"torch": self._torch, "numpy": self._numpy, "python": self._python, "cuda": self._cuda}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the fold's random states."""
-        self._torch, self._numpy, self._python, self._cuda = (
-            state["torch"],
-            state["numpy"],
-            state["python"],
-            state["cuda"],
-        )
+        """Restore the fold's random states (also from a checkpoint, where NumPy's array became a list)."""
+        name, keys, pos, has_gauss, gauss = state["numpy"]
+        version, internal, gauss_next = state["python"]
+        self._torch = state["torch"]
+        self._numpy = (name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(gauss))
+        self._python = (version, tuple(internal), gauss_next)
+        self._cuda = state["cuda"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,17 @@ from lightning.pytorch import LightningModule
 from torch.utils.data import DataLoader
 
 from lcv_config import LcvError, TrainerConfig
-from lcv_core._fold import FoldState, aggregate, lr_schedulers_of
+from lcv_core import _checkpoint
+from lcv_core._fold import FoldState, aggregate, check_monitor, lr_schedulers_of, move_fold
 from lcv_core._logging import batch_size_of
-from lcv_core._models import ModelSpec, check_no_shared_parameters, fold_seeds, fold_stream_seeds, make_fold_model
+from lcv_core._models import (
+    BestWeights,
+    ModelSpec,
+    check_no_shared_parameters,
+    fold_seeds,
+    fold_stream_seeds,
+    make_fold_model,
+)
 from lcv_core._optim import configure_optimizers
 from lcv_core._rng import FoldRNG
 from lcv_core.results import CVResult
@@ -69,6 +78,13 @@ class CrossValidationTrainer:
         self.should_stop = False
         self.stop_reason: str | None = None
         self.epoch_metrics: dict[str, float] = {}
+        self.checkpoint_paths: dict[str, Any] = {}
+        """Checkpoints written by this fit: ``best`` (per-fold paths, set by ModelCheckpoint) and ``last``."""
+        self.last_checkpoint_dirs: list[Path] = []
+        """Extra folders that get ``last.ckpt`` after every epoch (ModelCheckpoint registers its ``dirpath``)."""
+        self._finished = False
+        self._split: list[list[list[int]]] | None = None
+        self._best = BestWeights(self.config.monitor, self.config.mode, every_epoch=False)
 
     # -- public API ---------------------------------------------------------------------------------
 
@@ -81,7 +97,7 @@ class CrossValidationTrainer:
         self,
         model: ModelSpec,
         datamodule: Any,
-        ckpt_path: str | None = None,
+        ckpt_path: str | Path | None = None,
         model_kwargs: Mapping[str, Any] | None = None,
     ) -> CVResult:
         """Train and validate one model per fold; return the per-fold history and fold-mean summary.
@@ -90,21 +106,27 @@ class CrossValidationTrainer:
             model: A LightningModule class (built with ``model_kwargs``), a factory returning one
                 (called with ``fold=`` if it accepts it), or an instance copied per fold.
             datamodule: An object with ``train_val_dataloaders()`` or a list of ``(train, val)`` loaders.
-            ckpt_path: Reserved for resuming from a checkpoint.
+            ckpt_path: Resume from this checkpoint: ``"last"`` (``<default_root_dir>/checkpoints/last.ckpt``) or a
+                path. Training continues at the epoch after the checkpoint's.
             model_kwargs: Keyword arguments for a model class or factory.
 
         Raises:
-            LcvError: Bad input, reported before training starts.
+            LcvError: Bad input, reported before training starts; an unreadable checkpoint or one whose folds
+                differ from the datamodule's.
         """
-        if ckpt_path is not None:
-            raise LcvError("Resuming from a checkpoint is not available yet in this version of lcv-core.")
         cfg = self.config
         start = time.perf_counter()
+        path = _checkpoint.resolve_path(ckpt_path, self.run_dir) if ckpt_path is not None else None
+        resume = _checkpoint.load(path) if path is not None else None
         seed = cfg.seed if cfg.seed is not None else 0
         self.fabric.seed_everything(seed, workers=True, verbose=False)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         loaders = self._fold_loaders(datamodule)
+        self._split = _checkpoint.split_indices(datamodule)
+        if resume is not None:
+            _checkpoint.check_compatible(resume, str(path), len(loaders), self._split)
+            _checkpoint.check_schedule(resume, str(path), cfg.schedule)
         seeds = fold_seeds(seed, len(loaders))
         models = [make_fold_model(model, i, s, model_kwargs) for i, s in enumerate(seeds)]
         check_no_shared_parameters(models)
@@ -114,6 +136,8 @@ class CrossValidationTrainer:
             for i, (m, (tr, va), s) in enumerate(zip(models, loaders, streams, strict=True))
         ]
         self._reset()
+        if resume is not None:
+            self._restore(resume)
         try:
             self.fabric.call("on_train_start", trainer=self)
             if cfg.schedule == "sequential":
@@ -121,7 +145,7 @@ class CrossValidationTrainer:
             else:
                 for f in self.folds:
                     self._start_fold(f)
-                self._run_interleaved()
+                self._run_interleaved(self.current_epoch + 1 if resume is not None else 0)
                 for f in self.folds:
                     self._end_fold(f)
             self.fabric.call("on_train_end", trainer=self)
@@ -138,12 +162,26 @@ class CrossValidationTrainer:
             run_dir=self.run_dir,
             stopped_epoch=self.current_epoch if self.stop_reason else None,
             stop_reason=self.stop_reason,
+            checkpoints=dict(self.checkpoint_paths),
         )
+        result.models = self._best.load_best([f.module for f in self.folds], result.best_epoch)
         if self.run_dir is not None and self.fabric.is_global_zero:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             result.to_json(self.run_dir / "metrics.json")
             result.write_csv(self.run_dir / "metrics.csv")
         return result
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write the whole CV state (every fold, callbacks, RNG, trainer) to ``path`` atomically, on rank 0 only.
+
+        ``fit(..., ckpt_path=path)`` resumes from it at the epoch after ``current_epoch``, so call it between
+        epochs (``on_validation_end``, ``on_train_end``); the trainer itself writes ``last.ckpt`` after every
+        epoch when it has a ``default_root_dir``.
+        """
+        path = Path(path)
+        if self.fabric.is_global_zero:
+            _checkpoint.save(_checkpoint.trainer_state(self), path)
+        return path
 
     # -- setup --------------------------------------------------------------------------------------
 
@@ -152,6 +190,18 @@ class CrossValidationTrainer:
         self.should_stop = False
         self.stop_reason = None
         self.epoch_metrics = {}
+        self.checkpoint_paths = {}
+        self._finished = False
+        self._monitor_checked = False
+        self._best = BestWeights(
+            self.config.monitor, self.config.mode, every_epoch=self.config.schedule == "sequential"
+        )
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
+        _checkpoint.restore_trainer_state(self, state)
+        for f in self.folds:
+            if self.config.schedule == "offload":
+                move_fold(f, torch.device("cpu"))
 
     def _fold_loaders(self, datamodule: Any) -> list[tuple[Any, Any]]:
         if hasattr(datamodule, "train_val_dataloaders"):
@@ -168,6 +218,11 @@ class CrossValidationTrainer:
             )
         if len(loaders) < 2:
             raise LcvError(f"Cross-validation needs at least 2 folds; the datamodule gave {len(loaders)}.")
+        if self.config.limit_val_batches == 0:
+            raise LcvError(
+                "limit_val_batches=0 leaves every fold without validation batches, so no fold has a score; "
+                "use a positive number of batches or a fraction in (0, 1]."
+            )
         for i, pair in enumerate(loaders):
             if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
                 raise LcvError(f"Fold {i} is not a (train_loader, val_loader) pair: {type(pair).__name__}.")
@@ -199,6 +254,8 @@ class CrossValidationTrainer:
         if isinstance(val, DataLoader):
             val = self.fabric.setup_dataloaders(val)
         fold = FoldState(index, module, wrapped, list(fab_optimizers), schedulers, train, val, rng)
+        if self.config.schedule == "offload":
+            move_fold(fold, torch.device("cpu"))  # only the fold in training lives on the accelerator
         # self.log / self.log_dict of the user's module land in this fold's log, on device.
         module.log = fold.log.log  # type: ignore[method-assign]
         # self.lr_schedulers() (manual optimization) reads self.trainer, which Fabric does not provide.
@@ -216,36 +273,96 @@ class CrossValidationTrainer:
         f.module.on_fit_end()
         self.fabric.call("on_train_fold_end", trainer=self, fold=f.index, module=f.module)
 
-    def _run_interleaved(self) -> None:
-        for epoch in range(self.config.max_epochs):
+    @contextmanager
+    def _active(self, f: FoldState) -> Iterator[None]:
+        """Bring an offloaded fold to the accelerator for the block (no-op for other schedules)."""
+        if self.config.schedule != "offload":
+            yield
+            return
+        move_fold(f, self.fabric.device)
+        try:
+            yield
+        finally:
+            move_fold(f, torch.device("cpu"))
+
+    def _run_interleaved(self, start_epoch: int) -> None:
+        for epoch in range(start_epoch, self.config.max_epochs):
+            if self._finished:
+                break
             self.current_epoch = epoch
             validated = False
             for f in self.folds:
                 if not f.stopped:
-                    validated = self._fold_epoch(f, epoch) or validated
+                    with self._active(f):
+                        validated = self._fold_epoch(f, epoch) or validated
             self._end_epoch(epoch, validated)
-            if self.should_stop:
-                if epoch + 1 >= self.config.min_epochs:
-                    if self.config.enable_progress_bar:
-                        self.fabric.print(f"Stopped after epoch {epoch + 1}: {self.stop_reason}")
-                    break
+            self._best.update(epoch, self.epoch_metrics, [f.module for f in self.folds])
+            self._decide_stop(epoch)
+            self._save_last()
+
+    def _decide_stop(self, epoch: int) -> None:
+        if self.should_stop:
+            if epoch + 1 >= self.config.min_epochs:
+                if self.config.enable_progress_bar:
+                    self.fabric.print(f"Stopped after epoch {epoch + 1}: {self.stop_reason}")
+                self._finished = True
+            else:
                 self.should_stop, self.stop_reason = False, None  # min_epochs not reached: keep going
 
     def _run_sequential(self) -> None:
-        # Each fold runs to its end; fold means exist only afterwards, so callbacks get them replayed
-        # per epoch through on_before_log_metrics (on_validation_end, where stop decisions are taken,
-        # is not called: stopping on the fold mean needs the interleaved schedule).
+        # Each fold runs to its end; fold means exist only afterwards. They are then replayed epoch by
+        # epoch: on_before_log_metrics, the loggers and on_validation_end see every epoch's fold mean, so
+        # fold-mean early stopping and ModelCheckpoint decide as in the interleaved schedule (a stop there
+        # truncates every fold's history to the stop epoch; it saves no compute).
+        if self._finished:
+            return
         for f in self.folds:
+            if self._fold_done(f):
+                continue  # finished before the checkpoint this run resumed from
             self._start_fold(f)
-            for epoch in range(self.config.max_epochs):
+            for epoch in range(len(f.history), self.config.max_epochs):
                 self.current_epoch = epoch
                 self._fold_epoch(f, epoch)
                 self._step_epoch_schedulers(f, f.history[-1])
+                self._best.record(f.index, f.module)
                 if f.stopped:
                     break
+                self._save_last()
             self._end_fold(f)
+        self._replay()
+        self._finished = True
+        self._save_last()
+
+    def _fold_done(self, f: FoldState) -> bool:
+        return len(f.history) >= self.config.max_epochs or f.stopped
+
+    def _replay(self) -> None:
+        cfg = self.config
         for epoch in range(min(len(f.history) for f in self.folds)):
-            self._log_epoch(epoch, aggregate(self.folds, epoch))
+            self.current_epoch = epoch
+            self.epoch_metrics = metrics = aggregate(self.folds, epoch)
+            self._log_epoch(epoch, metrics)
+            if (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs:
+                self._check_monitor(metrics)
+                self.fabric.call("on_validation_end", trainer=self, epoch=epoch, metrics=metrics)
+            self._decide_stop(epoch)
+            if self._finished:
+                for f in self.folds:
+                    del f.history[epoch + 1 :]
+                return
+
+    def _save_last(self) -> None:
+        targets = [d / "last.ckpt" for d in self.last_checkpoint_dirs]
+        if self.run_dir is not None:
+            targets.insert(0, self.run_dir / "checkpoints" / "last.ckpt")
+        targets = list(dict.fromkeys(t.resolve() for t in targets))
+        if not targets:
+            return
+        if self.fabric.is_global_zero:
+            state = _checkpoint.trainer_state(self)
+            for target in targets:
+                _checkpoint.save(state, target)
+        self.checkpoint_paths["last"] = str(targets[0])
 
     # -- one fold, one epoch ------------------------------------------------------------------------
 
@@ -297,6 +414,8 @@ class CrossValidationTrainer:
         for batch_idx, batch in self._batches(f, f.train_loader, limit):
             f.log.step = f.global_step
             call("on_train_batch_start_per_fold", trainer=self, fold=f.index, batch=batch, batch_idx=batch_idx)
+            if module.on_train_batch_start(batch, batch_idx) == -1:
+                break  # as in Lightning: -1 skips the rest of the epoch
             if module.automatic_optimization:
                 last = n_batches is not None and batch_idx + 1 == n_batches
                 outputs = self._automatic_step(f, batch, batch_idx, last)
@@ -310,6 +429,7 @@ class CrossValidationTrainer:
                 batch=batch,
                 batch_idx=batch_idx,
             )
+            module.on_train_batch_end(outputs, batch, batch_idx)
         module.on_train_epoch_end()
         train_metrics = f.log.reduce()
         self._log_steps(f)
@@ -334,10 +454,13 @@ class CrossValidationTrainer:
         if loss is None:
             return outputs  # Lightning semantics: returning None skips the batch
         accumulating = (batch_idx + 1) % cfg.accumulate_grad_batches != 0 and not last
+        # callbacks first, then the module's own hook, in the order Lightning calls them
         call("on_before_backward", trainer=self, fold=f.index, loss=loss)
+        f.module.on_before_backward(loss)
         with self.fabric.no_backward_sync(f.wrapped, enabled=accumulating):
             self.fabric.backward(loss / cfg.accumulate_grad_batches)
         call("on_after_backward", trainer=self, fold=f.index, module=f.module)
+        f.module.on_after_backward()
         # callbacks get the loss detached, as in Lightning, so no one keeps the graph alive
         outputs = {**outputs, "loss": loss.detach()} if isinstance(outputs, Mapping) else loss.detach()
         if accumulating:
@@ -349,8 +472,10 @@ class CrossValidationTrainer:
             else:
                 self.fabric.clip_gradients(f.wrapped, optimizer, clip_val=cfg.gradient_clip_val)
         call("on_before_optimizer_step", trainer=self, fold=f.index, optimizer=optimizer, module=f.module)
+        f.module.on_before_optimizer_step(optimizer)
         optimizer.step()
         call("on_before_zero_grad", trainer=self, fold=f.index, optimizer=optimizer)
+        f.module.on_before_zero_grad(optimizer)
         optimizer.zero_grad(set_to_none=True)
         f.global_step += 1
         for sched in f.schedulers:
@@ -366,8 +491,11 @@ class CrossValidationTrainer:
         call("on_validation_start_per_fold", trainer=self, fold=f.index, epoch=epoch, module=module)
         module.on_validation_epoch_start()
         limit = self._limit(f.val_loader, self.config.limit_val_batches)
+        n_batches = 0
         for batch_idx, batch in self._batches(f, f.val_loader, limit):
+            n_batches += 1
             call("on_validation_batch_start_per_fold", trainer=self, fold=f.index, batch=batch, batch_idx=batch_idx)
+            module.on_validation_batch_start(batch, batch_idx)
             outputs = self._call_step(f, "validation_step", batch, batch_idx)
             call(
                 "on_validation_batch_end_per_fold",
@@ -376,6 +504,13 @@ class CrossValidationTrainer:
                 outputs=outputs,
                 batch=batch,
                 batch_idx=batch_idx,
+            )
+            module.on_validation_batch_end(outputs, batch, batch_idx)
+        if n_batches == 0:
+            raise LcvError(
+                f"Fold {f.index} ran no validation batch in epoch {epoch + 1} (limit_val_batches="
+                f"{self.config.limit_val_batches!r}, loader {type(f.val_loader).__name__}); every fold needs at "
+                "least one to compute its score. Check the split, the batch size and limit_val_batches."
             )
         module.on_validation_epoch_end()
         metrics = f.log.reduce()
@@ -394,9 +529,15 @@ class CrossValidationTrainer:
                 self._step_epoch_schedulers(f, f.history[-1])
         self._log_epoch(epoch, metrics)
         if validated:  # as in Lightning, decisions on validation metrics are taken on epochs that validated
+            self._check_monitor(metrics)
             self.fabric.call("on_validation_end", trainer=self, epoch=epoch, metrics=metrics)
         if self.config.enable_progress_bar and self.fabric.is_global_zero:
             self._print_epoch(epoch, metrics)
+
+    def _check_monitor(self, metrics: Mapping[str, float]) -> None:
+        if not self._monitor_checked:
+            self._monitor_checked = True
+            check_monitor(self.config.monitor, metrics)
 
     def _log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         self.fabric.call("on_before_log_metrics", trainer=self, epoch=epoch, metrics=metrics)

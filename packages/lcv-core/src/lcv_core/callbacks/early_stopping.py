@@ -15,9 +15,11 @@ class EarlyStopping(Callback):
 
     Args:
         monitor: A metric logged in validation (``val_loss``); its fold mean ``cv/<monitor>_mean`` is watched.
+            Default: the trainer's ``monitor`` (``TrainerConfig.monitor``).
         patience: Epochs without improvement before stopping.
         min_delta: The smallest change that counts as an improvement.
-        mode: ``min`` if lower is better, ``max`` if higher is better.
+        mode: ``min`` if lower is better, ``max`` if higher is better. Default: the trainer's ``mode`` when
+            ``monitor`` is not given, else ``min``.
         warmup: Epochs at the start that are never counted against ``patience``.
         stopping_threshold: Stop as soon as the fold mean reaches this value.
         divergence_threshold: Stop as soon as the fold mean is worse than this value.
@@ -26,29 +28,42 @@ class EarlyStopping(Callback):
 
     def __init__(
         self,
-        monitor: str = "val_loss",
+        monitor: str | None = None,
         patience: int = 3,
         min_delta: float = 0.0,
-        mode: Literal["min", "max"] = "min",
+        mode: Literal["min", "max"] | None = None,
         warmup: int = 0,
         stopping_threshold: float | None = None,
         divergence_threshold: float | None = None,
         check_finite: bool = True,
     ) -> None:
-        if mode not in ("min", "max"):
+        if mode not in ("min", "max", None):
             raise LcvError(f"EarlyStopping(mode={mode!r}): expected 'min' or 'max'.")
         self.monitor = monitor
+        self._mode_given = mode is not None
         self.patience = patience
         self.min_delta = abs(min_delta)
-        self.mode = mode
+        self.mode: Literal["min", "max"] = mode or "min"
         self.warmup = warmup
         self.stopping_threshold = stopping_threshold
         self.divergence_threshold = divergence_threshold
         self.check_finite = check_finite
-        self.best: float = math.inf if mode == "min" else -math.inf
+        self.best: float = math.inf if self.mode == "min" else -math.inf
         self.wait = 0
         self.stopped_epoch: int | None = None
         self.reason: str | None = None
+
+    def on_train_start(self, *, trainer: Any, **kwargs: Any) -> None:
+        """Take ``monitor`` (and ``mode``) from the trainer's config when they were not given."""
+        self._resolve(trainer)
+
+    def _resolve(self, trainer: Any) -> str:
+        if self.monitor is None:
+            self.monitor = str(trainer.config.monitor)
+            if not self._mode_given:
+                self.mode = trainer.config.mode
+                self.best = math.inf if self.mode == "min" else -math.inf
+        return self.monitor
 
     def _better(self, value: float, than: float) -> bool:
         return value < than - self.min_delta if self.mode == "min" else value > than + self.min_delta
@@ -59,13 +74,14 @@ class EarlyStopping(Callback):
         Raises:
             LcvError: ``monitor`` was not logged by the folds; the message lists what was.
         """
-        key = f"cv/{self.monitor}_mean"
+        monitor = self._resolve(trainer)
+        key = f"cv/{monitor}_mean"
         if key not in metrics:
             logged = sorted({k.split("/", 1)[1] for k in metrics if k.startswith("fold_")})
-            close = difflib.get_close_matches(self.monitor, logged, n=3)
+            close = difflib.get_close_matches(monitor, logged, n=3)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             raise LcvError(
-                f"EarlyStopping monitors '{self.monitor}', which no fold logged.{hint} "
+                f"EarlyStopping monitors '{monitor}', which no fold logged.{hint} "
                 f"Logged: {', '.join(logged) or 'nothing'}."
             )
         value = metrics[key]

@@ -1,0 +1,204 @@
+"""Keep the top-k epochs by fold mean, one weights file per fold, plus the full resume checkpoint ``last.ckpt``."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from lcv_config import LcvError
+from lcv_core import _checkpoint
+from lcv_core.callbacks.base import Callback
+
+
+class ModelCheckpoint(Callback):
+    """Save the ``save_top_k`` best epochs by the fold mean of ``monitor``, and ``last.ckpt`` after every epoch.
+
+    Each kept epoch is a folder ``<dirpath>/<filename>/`` with one file per fold, ``fold_<i>.ckpt``, holding
+    ``{"state_dict", "fold", "epoch", "monitor", "score", "config", "versions"}`` (read it with
+    ``torch.load(path, weights_only=True)``). The folder is written under a temporary name and renamed, so a
+    crash never leaves half an epoch. ``last.ckpt`` is the trainer's full resume checkpoint
+    (``fit(..., ckpt_path=...)``), written after every epoch, also the one an early stop ends on.
+
+    With ``schedule="sequential"`` fold means exist only after the last fold: each fold's epochs are staged
+    in ``<dirpath>/.staging/`` and the top-k are picked while the trainer replays the fold means.
+
+    Args:
+        dirpath: Where to write; default ``<default_root_dir>/checkpoints``.
+        monitor: A validation metric; its fold mean ``cv/<monitor>_mean`` ranks epochs. Default: the
+            trainer's ``monitor``.
+        mode: ``min`` or ``max``; default: the trainer's ``mode`` when ``monitor`` is not given, else ``min``.
+        save_top_k: How many epochs to keep; ``-1`` keeps every epoch, ``0`` none (``last.ckpt`` only).
+        save_last: Also write ``<dirpath>/last.ckpt``.
+        filename: The folder name of a kept epoch, formatted with ``epoch`` (0-based) and every fold-mean
+            metric by name, e.g. ``"epoch={epoch}-{val_loss:.3f}"``.
+
+    Attributes:
+        best_model_paths: Per fold, the file of the best epoch.
+        best_model_score: The best fold mean of ``monitor``.
+    """
+
+    def __init__(
+        self,
+        dirpath: str | Path | None = None,
+        monitor: str | None = None,
+        mode: Literal["min", "max"] | None = None,
+        save_top_k: int = 1,
+        save_last: bool = True,
+        filename: str = "epoch={epoch}",
+    ) -> None:
+        if mode not in ("min", "max", None):
+            raise LcvError(f"ModelCheckpoint(mode={mode!r}): expected 'min' or 'max'.")
+        if save_top_k < -1:
+            raise LcvError(f"ModelCheckpoint(save_top_k={save_top_k}): expected -1 (all), 0 or a positive number.")
+        self.dirpath = Path(dirpath) if dirpath is not None else None
+        self.monitor = monitor
+        self.mode: Literal["min", "max"] = mode or "min"
+        self._mode_given = mode is not None
+        self.save_top_k = save_top_k
+        self.save_last = save_last
+        self.filename = filename
+        self.kept: list[tuple[float, int, str]] = []
+        """The kept epochs as ``(score, epoch, folder)``, best first."""
+        self.best_model_paths: list[str] = []
+        self.best_model_score: float | None = None
+
+    # -- hooks --------------------------------------------------------------------------------------
+
+    def on_train_start(self, *, trainer: Any, **kwargs: Any) -> None:
+        """Resolve ``dirpath``, ``monitor`` and ``mode`` from the trainer; register ``last.ckpt``."""
+        if self.dirpath is None:
+            if trainer.run_dir is None:
+                raise LcvError("ModelCheckpoint has no dirpath and the trainer no default_root_dir; give one of them.")
+            self.dirpath = Path(trainer.run_dir) / "checkpoints"
+        if self.monitor is None:
+            self.monitor = str(trainer.config.monitor)
+            if not self._mode_given:
+                self.mode = trainer.config.mode
+        if self.save_last and self.dirpath not in trainer.last_checkpoint_dirs:
+            trainer.last_checkpoint_dirs.append(self.dirpath)
+        self._sequential = trainer.config.schedule == "sequential"
+        self._publish(trainer)
+
+    def on_validation_end_per_fold(self, *, trainer: Any, fold: int, epoch: int, **kwargs: Any) -> None:
+        """Sequential schedule: stage this fold's weights of ``epoch`` until the fold mean is known."""
+        if self._sequential and self.save_top_k != 0 and trainer.fabric.is_global_zero:
+            self._write_fold(trainer, fold, epoch, self._staging(epoch) / f"fold_{fold}.ckpt", math.nan)
+
+    def on_validation_end(self, *, trainer: Any, epoch: int, metrics: dict[str, float], **kwargs: Any) -> None:
+        """Rank ``epoch`` by the fold mean of ``monitor``; write it if it is in the top k, drop the one it beats."""
+        if self.save_top_k == 0:
+            return
+        key = f"cv/{self.monitor}_mean"
+        if key not in metrics:
+            logged = sorted({k.split("/", 1)[1] for k in metrics if k.startswith("fold_")})
+            raise LcvError(
+                f"ModelCheckpoint monitors '{self.monitor}', which no fold logged. Logged: {', '.join(logged)}."
+            )
+        score = metrics[key]
+        if math.isnan(score) or not self._qualifies(score):
+            self._drop_staging(epoch)
+            return
+        name = self.filename.format(
+            epoch=epoch, **{k[3:-5]: v for k, v in metrics.items() if k.startswith("cv/") and k.endswith("_mean")}
+        )
+        if trainer.fabric.is_global_zero:
+            self._write_epoch(trainer, epoch, score, name)
+        self.kept.append((score, epoch, name))
+        self.kept.sort(key=lambda item: item[0] if self.mode == "min" else -item[0])
+        if self.save_top_k > 0:
+            for _, _, dropped in self.kept[self.save_top_k :]:
+                if trainer.fabric.is_global_zero:
+                    shutil.rmtree(self._dir / dropped, ignore_errors=True)
+            del self.kept[self.save_top_k :]
+        self._publish(trainer)
+
+    def on_train_end(self, *, trainer: Any, **kwargs: Any) -> None:
+        """Remove what the sequential schedule staged and did not keep."""
+        if trainer.fabric.is_global_zero and self.dirpath is not None:
+            shutil.rmtree(self.dirpath / ".staging", ignore_errors=True)
+        self._publish(trainer)
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    @property
+    def _dir(self) -> Path:
+        assert self.dirpath is not None, "resolved in on_train_start"
+        return self.dirpath
+
+    def _staging(self, epoch: int) -> Path:
+        return self._dir / ".staging" / f"epoch={epoch}"
+
+    def _drop_staging(self, epoch: int) -> None:
+        if self._sequential:
+            shutil.rmtree(self._staging(epoch), ignore_errors=True)
+
+    def _qualifies(self, score: float) -> bool:
+        if self.save_top_k < 0 or len(self.kept) < self.save_top_k:
+            return True
+        worst = self.kept[-1][0]
+        return score < worst if self.mode == "min" else score > worst
+
+    def _write_fold(self, trainer: Any, fold: int, epoch: int, path: Path, score: float) -> None:
+        module = trainer.folds[fold].module
+        state = {
+            "format": "lcv-fold-weights",
+            "state_dict": _checkpoint.cpu_state(module.state_dict()),
+            "fold": fold,
+            "epoch": epoch,
+            "monitor": self.monitor,
+            "score": score,
+            "config": _checkpoint.config_dict(trainer.config),
+            "versions": _checkpoint.package_versions(),
+        }
+        _checkpoint.save(state, path)
+
+    def _write_epoch(self, trainer: Any, epoch: int, score: float, name: str) -> None:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self._dir))
+        for fold in range(len(trainer.folds)):
+            if self._sequential:
+                # a fold that stopped early has no file for this epoch: it contributes its last one
+                source = next(
+                    (
+                        self._staging(e) / f"fold_{fold}.ckpt"
+                        for e in range(epoch, -1, -1)
+                        if (self._staging(e) / f"fold_{fold}.ckpt").is_file()
+                    ),
+                    None,
+                )
+                if source is not None:
+                    shutil.copyfile(source, tmp / f"fold_{fold}.ckpt")
+                    continue
+            self._write_fold(trainer, fold, epoch, tmp / f"fold_{fold}.ckpt", score)
+        target = self._dir / name
+        if target.exists():  # the same epoch again after a resume
+            shutil.rmtree(target)
+        os.replace(tmp, target)  # staged files stay until on_train_end: a stopped fold may need them later
+
+    def _publish(self, trainer: Any) -> None:
+        if self.kept:
+            score, _, name = self.kept[0]
+            self.best_model_score = score
+            self.best_model_paths = [str(self._dir / name / f"fold_{i}.ckpt") for i in range(len(trainer.folds))]
+            trainer.checkpoint_paths["best"] = list(self.best_model_paths)
+
+    # -- state --------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the kept epochs and the resolved settings, so a resumed fit keeps the same top k."""
+        return {
+            "kept": [[s, e, n] for s, e, n in self.kept],
+            "dirpath": str(self.dirpath) if self.dirpath is not None else None,
+            "monitor": self.monitor,
+            "mode": self.mode,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the kept epochs."""
+        self.kept = [(float(s), int(e), str(n)) for s, e, n in state_dict["kept"]]
+        if self.dirpath is None and state_dict.get("dirpath"):
+            self.dirpath = Path(state_dict["dirpath"])
