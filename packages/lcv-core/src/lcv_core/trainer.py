@@ -29,7 +29,13 @@ from lcv_core._models import (
 )
 from lcv_core._optim import configure_optimizers
 from lcv_core._rng import FoldRNG
+from lcv_core.callbacks.progress import RichProgressBar
 from lcv_core.results import CVResult
+
+
+def _unwrapped(loader: Any) -> Any:
+    """The user's DataLoader behind Fabric's wrapper (its batches stay on the CPU, in the loader's order)."""
+    return getattr(loader, "_dataloader", loader)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -59,6 +65,8 @@ class CrossValidationTrainer:
         self.config = TrainerConfig(**{**base, **kwargs})
         cfg = self.config
         self.callbacks: list[Any] = _as_list(cfg.callbacks)
+        if cfg.enable_progress_bar and not any(isinstance(c, RichProgressBar) for c in self.callbacks):
+            self.callbacks.append(RichProgressBar())
         self.run_dir = Path(cfg.default_root_dir) if cfg.default_root_dir else None
         loggers = _as_list(cfg.loggers)
         if not loggers and self.run_dir is not None:
@@ -83,6 +91,12 @@ class CrossValidationTrainer:
         self.last_checkpoint_dirs: list[Path] = []
         """Extra folders that get ``last.ckpt`` after every epoch (ModelCheckpoint registers its ``dirpath``)."""
         self._finished = False
+        self.datamodule: Any = None
+        """The datamodule of the current fit (its ``on_after_batch_transfer`` runs on every batch)."""
+        self.training = False
+        """Whether a training batch is being served (Lightning's flag, read by datamodule hooks)."""
+        self.validating = False
+        """Whether a validation batch is being served."""
         self._split: list[list[list[int]]] | None = None
         self._best = BestWeights(self.config.monitor, self.config.mode, every_epoch=False)
 
@@ -122,6 +136,9 @@ class CrossValidationTrainer:
         self.fabric.seed_everything(seed, workers=True, verbose=False)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
+        self.datamodule = datamodule
+        if hasattr(datamodule, "trainer"):  # as Lightning does: the datamodule's hooks read trainer.training
+            datamodule.trainer = self
         loaders = self._fold_loaders(datamodule)
         self._split = _checkpoint.split_indices(datamodule)
         if resume is not None:
@@ -145,15 +162,18 @@ class CrossValidationTrainer:
             else:
                 for f in self.folds:
                     self._start_fold(f)
-                self._run_interleaved(self.current_epoch + 1 if resume is not None else 0)
+                first_epoch = self.current_epoch + 1 if resume is not None else 0
+                engine = self._vectorized_engine() if cfg.schedule == "vectorized" else None
+                if engine is not None:
+                    self._run_vectorized(engine, first_epoch)
+                else:
+                    self._run_interleaved(first_epoch)
                 for f in self.folds:
                     self._end_fold(f)
             self.fabric.call("on_train_end", trainer=self)
         except BaseException as exc:
             self.fabric.call("on_exception", trainer=self, exception=exc)
             raise
-        for logger in self.fabric.loggers:
-            logger.finalize("success")
         result = CVResult(
             history=[f.history for f in self.folds],
             monitor=cfg.monitor,
@@ -165,11 +185,86 @@ class CrossValidationTrainer:
             checkpoints=dict(self.checkpoint_paths),
         )
         result.models = self._best.load_best([f.module for f in self.folds], result.best_epoch)
+        result.oof_predictions = self._out_of_fold(result, datamodule)
         if self.run_dir is not None and self.fabric.is_global_zero:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             result.to_json(self.run_dir / "metrics.json")
             result.write_csv(self.run_dir / "metrics.csv")
+            if result.n_epochs > 0:
+                result.checkpoints["plot"] = str(result.plot())
+        self._finalize_loggers(result)
         return result
+
+    def _finalize_loggers(self, result: CVResult) -> None:
+        """Give loggers that take them the best epoch's summary and the learning-curve plot, then close them."""
+        summary: dict[str, float] = {}
+        for name, m in result.metrics.items():
+            summary[f"cv/{name}_mean"], summary[f"cv/{name}_std"] = m.mean, m.std
+        summary["cv/best_epoch"] = result.best_epoch
+        for logger in self.fabric.loggers:
+            log_summary, log_image = getattr(logger, "log_summary", None), getattr(logger, "log_image", None)
+            if self.fabric.is_global_zero:
+                if callable(log_summary):
+                    log_summary(summary)
+                if callable(log_image) and "plot" in result.checkpoints:
+                    log_image("learning_curves", result.checkpoints["plot"])
+            logger.finalize("success")
+
+    def _out_of_fold(self, result: CVResult, datamodule: Any) -> Any:
+        """Each sample's prediction from the fold that held it out, when the module defines ``predict_step``.
+
+        Needs the validation indices (a datamodule with ``folds``, as lcv-data's) and an unshuffled validation
+        loader, whose order is the order of those indices; otherwise ``None``.
+        """
+        if self._split is None or not result.models:
+            return None
+        if type(result.models[0]).predict_step is LightningModule.predict_step:
+            return None
+        from lcv_core.inference import out_of_fold_predictions
+
+        n_samples = getattr(datamodule, "n_samples", None)
+        if n_samples is None:
+            n_samples = 1 + max(max(val, default=-1) for _train, val in self._split)
+        val_loaders = [_unwrapped(f.val_loader) for f in self.folds]
+        return out_of_fold_predictions(result.models, val_loaders, [val for _train, val in self._split], n_samples)
+
+    # -- vectorized schedule ------------------------------------------------------------------------
+
+    def _vectorized_engine(self) -> Any:
+        """Return the batched engine of the ``vectorized`` schedule, or ``None`` (printed why) to run interleaved."""
+        from lcv_core._vectorized import VectorizedFolds, can_vectorize
+
+        modules = [f.module for f in self.folds]
+        loaders = [(f.train_loader, f.val_loader) for f in self.folds]
+        optimizers = [(f.optimizers, f.schedulers) for f in self.folds]
+        reason = can_vectorize(modules, loaders, self.config, optimizers=optimizers, fabric=self.fabric)
+        if reason is not None:
+            self.fabric.print(f"schedule='vectorized' falls back to 'interleaved': {reason}")
+            return None
+        return VectorizedFolds(
+            modules, loaders, self.config, fabric=self.fabric, optimizers=optimizers, rngs=[f.rng for f in self.folds]
+        )
+
+    def _run_vectorized(self, engine: Any, start_epoch: int) -> None:
+        # Per-batch and per-fold callback hooks do not fire here (the folds step as one computation); the
+        # epoch-level ones (on_before_log_metrics, on_validation_end) and every decision on the fold mean do.
+        cfg = self.config
+        for epoch in range(start_epoch, cfg.max_epochs):
+            if self._finished:
+                break
+            self.current_epoch = epoch
+            train = engine.train_epoch(epoch)
+            validate = (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs
+            val = engine.validate(epoch) if validate else [{} for _ in self.folds]
+            for i, f in enumerate(self.folds):
+                f.history.append({**train[i], **val[i]})
+                f.global_step = int(engine.global_steps[i])
+            engine.write_back()
+            self._end_epoch(epoch, validate)
+            self._best.update(epoch, self.epoch_metrics, [f.module for f in self.folds])
+            self._decide_stop(epoch)
+            self._save_last()
+        engine.write_back()
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Write the whole CV state (every fold, callbacks, RNG, trainer) to ``path`` atomically, on rank 0 only.
@@ -303,8 +398,6 @@ class CrossValidationTrainer:
     def _decide_stop(self, epoch: int) -> None:
         if self.should_stop:
             if epoch + 1 >= self.config.min_epochs:
-                if self.config.enable_progress_bar:
-                    self.fabric.print(f"Stopped after epoch {epoch + 1}: {self.stop_reason}")
                 self._finished = True
             else:
                 self.should_stop, self.stop_reason = False, None  # min_epochs not reached: keep going
@@ -377,11 +470,16 @@ class CrossValidationTrainer:
 
     def _batches(self, f: FoldState, loader: Any, limit: int | None) -> Iterator[tuple[int, Any]]:
         """Yield ``(batch_idx, batch)`` up to ``limit``, on the device, with the fold log's batch size set."""
+        self.training = loader is f.train_loader
+        self.validating = not self.training
+        after_transfer = getattr(self.datamodule, "on_after_batch_transfer", None)
         for batch_idx, batch in enumerate(loader):
             if limit is not None and batch_idx >= limit:
                 break
             if not isinstance(loader, DataLoader):  # Fabric-wrapped DataLoaders move batches themselves
                 batch = self.fabric.to_device(batch)
+            if callable(after_transfer):  # a LightningDataModule's device-side batch transforms
+                batch = after_transfer(batch, 0)
             f.log.batch_size = max(1, batch_size_of(batch))
             yield batch_idx, batch
 
@@ -531,8 +629,6 @@ class CrossValidationTrainer:
         if validated:  # as in Lightning, decisions on validation metrics are taken on epochs that validated
             self._check_monitor(metrics)
             self.fabric.call("on_validation_end", trainer=self, epoch=epoch, metrics=metrics)
-        if self.config.enable_progress_bar and self.fabric.is_global_zero:
-            self._print_epoch(epoch, metrics)
 
     def _check_monitor(self, metrics: Mapping[str, float]) -> None:
         if not self._monitor_checked:
@@ -565,10 +661,3 @@ class CrossValidationTrainer:
         """Ask the loop to stop after this epoch (callbacks call this); ``reason`` is reported."""
         self.should_stop = True
         self.stop_reason = reason
-
-    def _print_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
-        parts = [f"epoch {epoch + 1}/{self.config.max_epochs}"]
-        for key in sorted(k for k in metrics if k.startswith("cv/") and k.endswith("_mean")):
-            name = key[3:-5]
-            parts.append(f"{name} {metrics[key]:.4f} ± {metrics[f'cv/{name}_std']:.4f}")
-        print("  ".join(parts), flush=True)
