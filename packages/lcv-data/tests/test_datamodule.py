@@ -176,7 +176,10 @@ def test_unknown_splitter_suggests_the_closest_name(arrays: tuple) -> None:
 
 def test_unknown_dataloader_key_lists_the_valid_keys(arrays: tuple) -> None:
     X, y = arrays
-    with pytest.raises(ConfigError, match=r"batch_sise for 'train'.*Valid keys: batch_size, shuffle, drop_last"):
+    expected = (
+        r"batch_sise for 'train'. Did you mean 'batch_size'.*Valid keys: batch_size, shuffle, .*persistent_workers"
+    )
+    with pytest.raises(ConfigError, match=expected):
         CrossValDataModule(X=X, y=y, dataloaders={"train": {"batch_sise": 8}})
 
 

@@ -109,7 +109,8 @@ def test_fit_on_no_samples_is_an_error() -> None:
 
 def test_state_dict_holds_the_fitted_statistics() -> None:
     fitted = Standardize().fit(torch.tensor([[1.0, 2.0], [3.0, 2.0]]))
-    assert fitted.state_dict() == {"mean": [2.0, 2.0], "std": [1.0, 1.0]}
+    state = fitted.state_dict()
+    assert state == {"mean": {"shape": [2], "values": [2.0, 2.0]}, "std": {"shape": [2], "values": [1.0, 1.0]}}
     assert Standardize().state_dict() == {}
 
 

@@ -152,6 +152,33 @@ class DataConfig(_Strict):
     """Transforms fitted on each fold's training data only (``standardize``)."""
     dataloaders: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"default": {"batch_size": 32}})
     """Dataloader settings per split, with ``default`` for all."""
+    batch_transforms: dict[str, dict[str, list[Component]]] = Field(default_factory=dict)
+    """Batch transforms per split (``default``, ``train``...): ``{before: [...], after: [...]}`` the device transfer."""
+    test_dataset: Component | None = None
+    """A separate test dataset (instead of ``holdout``), written like ``dataset``."""
+    labels: str | None = None
+    """Stratification labels: an attribute, DataFrame column or sample key of the dataset (default: its targets)."""
+    groups: str | None = None
+    """Group labels for group splitters: an attribute, DataFrame column or sample key of the dataset."""
+    features: list[str] | None = None
+    """DataFrame columns used as inputs (default: every column but ``target``)."""
+    target: str | None = None
+    """The DataFrame column used as target."""
+    fold: int = 0
+    """The fold a plain ``lightning.Trainer`` trains on (``train_dataloader()``/``val_dataloader()``)."""
+
+    @field_validator("transforms", "target_transforms")
+    @classmethod
+    def _known_stages(cls, value: dict[str, list[Component]]) -> dict[str, list[Component]]:
+        stages = ("pre", "train", "val", "test", "predict", "post")
+        for stage in value:
+            if stage not in stages:
+                raise FieldError(
+                    f"Unknown transform stage '{stage}'.{did_you_mean(stage, stages)} "
+                    f"Valid stages: {', '.join(stages)}.",
+                    stage,
+                )
+        return value
 
     @field_validator("dataloaders")
     @classmethod

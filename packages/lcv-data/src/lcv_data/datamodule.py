@@ -5,103 +5,162 @@ from __future__ import annotations
 import copy
 import inspect
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import DataLoader
 
 from lcv_config import ConfigError, DataConfig, LcvError, build, resolve
 from lcv_config.errors import did_you_mean
+from lcv_config.schema import DATALOADER_KEYS
 from lcv_data._checks import check_before_split
-from lcv_data.loaders import TensorBatchLoader
+from lcv_data._holdout import carve_holdout
+from lcv_data.loaders import SplitDataset, SplitLoader, TensorBatchLoader
+from lcv_data.pipeline import SPLITS, SamplePipeline, build_batch_stages, build_stages, build_transform
+from lcv_data.sources import Source, column, default_labels, make_source
+from lcv_data.transforms import check_finite
 
-_LOADER_KEYS = ("batch_size", "shuffle", "drop_last")
-_SPLITS = ("default", "train", "val", "test", "predict")
+_SPLITS = ("default", *SPLITS)
+_SLOW_KEYS = ("collate_fn", "sampler", "batch_sampler", "worker_init_fn", "multiprocessing_context")
+
+
+@dataclass
+class OuterFold:
+    """One outer fold of nested cross-validation: an inner datamodule over the outer training part."""
+
+    index: int
+    """The outer fold's number."""
+    train_indices: np.ndarray
+    """The outer training samples, split again by the inner splitter."""
+    test_indices: np.ndarray
+    """The outer test samples: the inner datamodule's ``test_dataloader()``."""
+    datamodule: CrossValDataModule
+    """Inner cross-validation over ``train_indices``, with ``test_indices`` as its holdout."""
 
 
 class CrossValDataModule(LightningDataModule):
     """Cross-validation folds of one dataset, served as ``(train_loader, val_loader)`` pairs.
 
-    Folds are index views of the one dataset: every loader gathers from the same tensors, so memory does
-    not grow with the number of folds.
+    Folds are index views of the one dataset, computed once from ``seed``: memory does not grow with the
+    number of folds, and every epoch and trial sees the same folds.
 
     Args:
-        dataset: A ``TensorDataset`` (inputs, targets), or arrays given as ``X``/``y`` instead.
-        X: Inputs, when no ``dataset`` is given (numpy or torch).
+        dataset: Any map-style torch ``Dataset`` (tuple or dict samples), a dict of tensors, a pandas
+            DataFrame, or a bundled dataset's name (``digits``); or give ``X``/``y`` instead.
+        X: Inputs, when no ``dataset`` is given (numpy, torch, or a DataFrame with ``features``/``target``).
         y: Targets, when no ``dataset`` is given.
-        splitter: A splitter object, or a name in ``lcv.splitters`` (``stratified_kfold``).
-        splitter_kwargs: Arguments for a splitter given by name.
-        groups: Group labels per sample, for group splitters.
-        fitted_transforms: Transforms with ``fit``/``transform`` fitted on each fold's training inputs.
-        dataloaders: Loader settings per split (``train``, ``val``) with ``default`` for all.
+        features: DataFrame columns used as inputs (default: every column but ``target``).
+        target: The DataFrame column used as target.
+        input_key: The key of a dict sample holding the input (default: ``x``, ``X``, ``input``...).
+        target_key: The key of a dict sample holding the target (default: ``y``, ``Y``, ``target``...).
+        labels: Labels for stratification: an array, an attribute name, a DataFrame column, a dict-sample
+            key, or a callable over samples (default: the targets, when they are one class per sample).
+        groups: Group labels per sample for group splitters, given like ``labels``.
+        splitter: A splitter object or class, a name in ``lcv.splitters`` (``stratified_kfold``), or a dotted path.
+        splitter_kwargs: Arguments for a splitter given by name or class.
+        holdout: A test split carved off before the folds: a fraction (``0.2``) or a count. Stratified when
+            labels exist, grouped when groups exist.
+        test_dataset: A separate test dataset (instead of ``holdout``), in any form ``dataset`` accepts.
+        predict_dataset: Data for ``predict_dataloader()`` (default: the test data).
+        transforms: Per-sample input transforms by stage: ``pre``, ``train``, ``val``, ``test``, ``predict``, ``post``.
+        target_transforms: Per-sample target transforms, same stages.
+        fitted_transforms: Transforms with ``fit``/``transform`` fitted on each fold's training data (inputs,
+            or targets for those with ``on = "target"``).
+        batch_transforms: Batch transforms per split (``default``, ``train``, ...), each ``{before: [...],
+            after: [...]}``: before or after the batch moves to the device.
+        dataloaders: Loader settings per split (``train``, ``val``, ``test``, ``predict``) with ``default`` for all.
+        fold: The fold served by ``train_dataloader()``/``val_dataloader()`` (a plain ``lightning.Trainer``).
         seed: Seed of the splitter and of the shuffling.
 
     Raises:
-        LcvError: No data, an empty dataset, or ``groups`` whose length differs from the dataset's.
-        ConfigError: An unknown splitter, split or dataloader key.
+        LcvError: No data, an empty dataset, or labels/groups whose length differs from the dataset's.
+        ConfigError: An unknown splitter, transform stage, split or dataloader key.
     """
 
     def __init__(
         self,
-        dataset: Dataset[Any] | None = None,
+        dataset: Any = None,
         *,
         X: Any = None,
         y: Any = None,
+        features: Sequence[str] | None = None,
+        target: str | None = None,
+        input_key: str | None = None,
+        target_key: str | None = None,
+        labels: Any = None,
+        groups: Any = None,
         splitter: Any = "stratified_kfold",
         splitter_kwargs: Mapping[str, Any] | None = None,
-        groups: Any = None,
+        holdout: float | int | None = None,
+        test_dataset: Any = None,
+        predict_dataset: Any = None,
+        transforms: Mapping[str, Sequence[Any]] | None = None,
+        target_transforms: Mapping[str, Sequence[Any]] | None = None,
         fitted_transforms: Sequence[Any] = (),
+        batch_transforms: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
         dataloaders: Mapping[str, Mapping[str, Any]] | None = None,
+        fold: int = 0,
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if dataset is None:
-            if X is None:
-                raise LcvError("CrossValDataModule needs a dataset or arrays X (and y).")
-            tensors = [torch.as_tensor(np.asarray(X))]
-            if y is not None:
-                y_t = torch.as_tensor(np.asarray(y))
-                if len(y_t) != len(tensors[0]):
-                    raise LcvError(f"X has {len(tensors[0])} samples but y has {len(y_t)}; give one target per sample.")
-                tensors.append(y_t)
-            dataset = TensorDataset(*tensors)
-        if not isinstance(dataset, TensorDataset):
-            raise LcvError(
-                f"This version of CrossValDataModule takes a TensorDataset or arrays; got {type(dataset).__name__}."
-            )
-        if len(dataset) == 0:
+        keys: dict[str, Any] = {
+            "features": features,
+            "target": target,
+            "input_key": input_key,
+            "target_key": target_key,
+        }
+        self.source = make_source(dataset, X=X, y=y, **keys)
+        self.dataset = self.source.dataset
+        if len(self.dataset) == 0:  # type: ignore[arg-type]  # map-style: make_source checked __len__
             raise LcvError("The dataset is empty: cross-validation needs samples to split.")
-        self.dataset = dataset
+        self.label_values = column(labels, self.source, "labels")
+        self.groups = column(groups, self.source, "groups")
+        if holdout is not None and test_dataset is not None:
+            raise LcvError("Give holdout= or test_dataset=, not both: the test data come from one of them.")
+        self.holdout = holdout
+        self.test_source = None if test_dataset is None else make_source(test_dataset, **keys)
+        self.predict_source = None if predict_dataset is None else make_source(predict_dataset, **keys)
         self.splitter = self._make_splitter(splitter, dict(splitter_kwargs or {}), seed)
-        self.groups = None if groups is None else np.asarray(groups)
-        if self.groups is not None and len(self.groups) != len(dataset):
-            raise LcvError(
-                f"groups has {len(self.groups)} entries but the dataset has {len(dataset)} samples; "
-                "give one group label per sample."
-            )
-        self.fitted_transforms = list(fitted_transforms)
-        self.loader_settings = {k: dict(v) for k, v in (dataloaders or {"default": {"batch_size": 32}}).items()}
-        for split, settings in self.loader_settings.items():
-            if split not in _SPLITS:
-                hint = did_you_mean(split, _SPLITS)
-                raise ConfigError(
-                    f"Unknown dataloader split '{split}'.{hint} Valid splits: {', '.join(_SPLITS)}.", "data.dataloaders"
-                )
-            unknown = set(settings) - set(_LOADER_KEYS)
-            if unknown:
-                keys = ", ".join(sorted(unknown))
-                hint = "".join(did_you_mean(k, _LOADER_KEYS) for k in sorted(unknown))
-                raise ConfigError(
-                    f"Unknown dataloader key(s) {keys} for '{split}'.{hint} Valid keys: {', '.join(_LOADER_KEYS)}.",
-                    f"data.dataloaders.{split}",
-                )
+        self.pipeline = SamplePipeline(
+            build_stages(transforms, "data.transforms"), build_stages(target_transforms, "data.target_transforms")
+        )
+        self.fitted_transforms = [
+            build_transform(t, f"data.fitted_transforms[{i}]") for i, t in enumerate(fitted_transforms)
+        ]
+        self.batch_transforms = build_batch_stages(batch_transforms, "data.batch_transforms")
+        self.loader_settings = self._check_loader_settings(dataloaders or {"default": {"batch_size": 32}})
+        self.fold = fold
         self.seed = seed
         self.folds: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self.test_indices: np.ndarray | None = None
         self.fitted: list[list[Any]] = []
+        self.active: tuple[str, int] = ("train", fold)
+        self._fixed: tuple[np.ndarray, np.ndarray | None] | None = None  # (pool, test) of an outer fold
+
+    @staticmethod
+    def _check_loader_settings(dataloaders: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        settings = {k: dict(v) for k, v in dataloaders.items()}
+        for split, values in settings.items():
+            if split not in _SPLITS:
+                raise ConfigError(
+                    f"Unknown dataloader split '{split}'.{did_you_mean(split, _SPLITS)} "
+                    f"Valid splits: {', '.join(_SPLITS)}.",
+                    "data.dataloaders",
+                )
+            unknown = sorted(set(values) - set(DATALOADER_KEYS))
+            if unknown:
+                hint = "".join(did_you_mean(k, DATALOADER_KEYS) for k in unknown)
+                raise ConfigError(
+                    f"Unknown dataloader key(s) {', '.join(unknown)} for '{split}'.{hint} "
+                    f"Valid keys: {', '.join(DATALOADER_KEYS)}.",
+                    f"data.dataloaders.{split}",
+                )
+        return settings
 
     @staticmethod
     def _make_splitter(splitter: Any, kwargs: dict[str, Any], seed: int) -> Any:
@@ -119,100 +178,270 @@ class CrossValDataModule(LightningDataModule):
         """Build the datamodule a config's ``data`` section describes."""
         if config.dataset is None:
             raise ConfigError("The data section needs a dataset (e.g. 'digits').", "data.dataset")
-        dataset = build("dataset", config.dataset, "data.dataset")
-        fitted = [build("transform", t, f"data.fitted_transforms[{i}]") for i, t in enumerate(config.fitted_transforms)]
+        extra = {k: getattr(config, k, None) for k in ("labels", "groups", "features", "target", "fold")}
+        test = getattr(config, "test_dataset", None)
         return cls(
-            dataset,
+            build("dataset", config.dataset, "data.dataset"),
             splitter=config.splitter.name,
             splitter_kwargs=config.splitter.cfg,
-            fitted_transforms=fitted,
+            holdout=config.holdout,
+            test_dataset=None if test is None else build("dataset", test, "data.test_dataset"),
+            transforms=config.transforms,
+            target_transforms=config.target_transforms,
+            fitted_transforms=config.fitted_transforms,
+            batch_transforms=getattr(config, "batch_transforms", None),
             dataloaders=config.dataloaders,
             seed=seed,
+            **{k: v for k, v in extra.items() if v is not None},
         )
 
     @property
     def labels(self) -> np.ndarray | None:
-        """The targets used for stratification, if the dataset has them."""
-        return self.dataset.tensors[1].numpy() if len(self.dataset.tensors) > 1 else None
+        """The labels used for stratification: ``labels=`` if given, else the targets if they are classes."""
+        return self.label_values if self.label_values is not None else default_labels(self.source)
 
+    # ----------------------------------------------------------------------------------------- folds
     def setup(self, stage: str | None = None) -> None:
-        """Compute the folds once (later calls keep them) and fit each fold's transforms on its training inputs.
+        """Carve the holdout and compute the folds once (later calls keep them), then fit each fold's transforms.
 
         Raises:
-            LcvError: The splitter cannot split this dataset; the message names the cause and the fix.
+            LcvError: The splitter cannot split this dataset, or a transform fails; the message names the cause.
         """
         if self.folds is None:
             self.folds = self._split()
         if len(self.fitted) != len(self.folds):
-            self._fit_transforms()
+            self.fitted = [self._fit_fold(i, tr) for i, (tr, _) in enumerate(self.folds)]
+            self._probe()
 
     def _split(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        n = len(self.dataset)
-        labels = self.labels
-        check_before_split(self.splitter, n, labels, self.groups)
+        n = len(self.dataset)  # type: ignore[arg-type]
+        labels, groups = self.labels, self.groups
+        if self._fixed is not None:
+            pool, self.test_indices = self._fixed
+        elif self.holdout is not None:
+            pool, self.test_indices = carve_holdout(self.holdout, n, labels, groups, self.seed)
+        else:
+            pool = np.arange(n, dtype=np.int64)
+        sub_labels = None if labels is None else labels[pool]
+        sub_groups = None if groups is None else groups[pool]
+        check_before_split(self.splitter, len(pool), sub_labels, sub_groups)
         try:
-            extra = {} if self.groups is None else {"groups": self.groups}
-            splits = list(self.splitter.split(np.zeros(n), labels, **extra))
+            extra = {} if sub_groups is None else {"groups": sub_groups}
+            splits = list(self.splitter.split(np.zeros(len(pool)), sub_labels, **extra))
         except (ValueError, TypeError) as exc:
             raise LcvError(f"{type(self.splitter).__name__} cannot split this dataset: {exc}") from exc
-        return [(np.asarray(tr, dtype=np.int64), np.asarray(va, dtype=np.int64)) for tr, va in splits]
+        return [(pool[np.asarray(tr, dtype=np.int64)], pool[np.asarray(va, dtype=np.int64)]) for tr, va in splits]
 
-    def _fit_transforms(self) -> None:
+    def _training_data(self, indices: np.ndarray, target: bool) -> torch.Tensor:
+        src = self.source
+        key = src.target_key if target else src.input_key
+        if key is None:
+            raise LcvError("A fitted target transform needs targets, but the dataset's samples have none.")
+        stages = self.pipeline.targets if target else self.pipeline.inputs
+        if src.tensors is not None and not stages["pre"]:
+            return src.tensors[key][torch.as_tensor(indices)]  # type: ignore[index]  # key matches tensors' kind
+        values = []
+        for i in indices.tolist():
+            sample = self.dataset[i]
+            x, y = sample[src.input_key], sample[src.target_key] if src.target_key is not None else None
+            values.append(torch.as_tensor(self.pipeline.pre(x, y)[1 if target else 0]))
+        return torch.stack(values)
+
+    def _fit_fold(self, fold: int, train_idx: np.ndarray) -> list[Any]:
+        fitted: list[Any] = []
+        data: dict[bool, torch.Tensor] = {}
+        for t in self.fitted_transforms:
+            on_target = getattr(t, "on", "input") == "target"
+            if on_target not in data:
+                data[on_target] = self._training_data(train_idx, on_target)
+                if data[on_target].is_floating_point():
+                    names = None if on_target else self.source.feature_names
+                    check_finite(data[on_target], type(t).__name__, names)
+            clone = copy.deepcopy(t)
+            try:
+                clone.fit(data[on_target])
+                data[on_target] = clone.transform(data[on_target])
+            except LcvError:
+                raise
+            except Exception as exc:
+                raise LcvError(f"Fitting {type(t).__name__} on fold {fold}'s training data failed: {exc}") from exc
+            fitted.append(clone)
+        return fitted
+
+    def _probe(self) -> None:
+        """Run every split's per-sample transforms on its first sample, so a broken transform fails before training."""
         assert self.folds is not None
-        X = self.dataset.tensors[0]
-        self.fitted = []
-        for train_idx, _ in self.folds:
-            inputs = X[torch.as_tensor(train_idx)]
-            fold_transforms = []
-            for t in self.fitted_transforms:
-                fitted = copy.deepcopy(t).fit(inputs)
-                inputs = fitted.transform(inputs)
-                fold_transforms.append(fitted)
-            self.fitted.append(fold_transforms)
+        train, val = self.folds[0]
+        for split, indices in (("train", train), ("val", val), ("test", self.test_indices)):
+            if indices is not None and len(indices) and not self.pipeline.is_empty(split):
+                SplitDataset(self.dataset, indices[:1], self.pipeline, split, *self._fitted_parts(0), *self._keys())[0]
 
+    def _keys(self, source: Source | None = None) -> tuple[str | int, str | int | None]:
+        src = source or self.source
+        return src.input_key, src.target_key
+
+    def _fitted_parts(self, fold: int) -> tuple[list[Any], list[Any]]:
+        transforms = self.fitted[fold] if self.fitted else []
+        return (
+            [t for t in transforms if getattr(t, "on", "input") != "target"],
+            [t for t in transforms if getattr(t, "on", "input") == "target"],
+        )
+
+    # ----------------------------------------------------------------------------------------- loaders
     def _settings(self, split: str) -> dict[str, Any]:
         merged: dict[str, Any] = {"batch_size": 32, "shuffle": split == "train", "drop_last": False}
         merged.update(self.loader_settings.get("default", {}))
         merged.update(self.loader_settings.get(split, {}))
         if split != "train":
-            merged["drop_last"] = False  # never drop validation samples
+            merged["drop_last"] = False  # never drop validation, test or predict samples
         return merged
 
-    def _loader(self, fold: int, split: str, indices: np.ndarray) -> TensorBatchLoader:
-        transforms = self.fitted[fold]
-
-        def apply(x: torch.Tensor) -> torch.Tensor:
-            for t in transforms:
-                x = t.transform(x)
-            return x
-
+    def _loader(self, fold: int, split: str, indices: np.ndarray, source: Source | None = None) -> SplitLoader:
+        src = source or self.source
+        fitted_x, fitted_y = self._fitted_parts(fold)
         s = self._settings(split)
-        return TensorBatchLoader(
-            self.dataset.tensors,
-            torch.as_tensor(indices),
-            batch_size=s["batch_size"],
-            shuffle=s["shuffle"],
-            drop_last=s["drop_last"],
-            seed=self.seed * 1000 + fold,
-            transform=apply if transforms else None,
+        fast = (
+            src.tensors is not None
+            and self.pipeline.is_empty(split)
+            and not any(s.get(k) for k in _SLOW_KEYS)
+            and not s.get("num_workers")
         )
+        loader: Any
+        if fast:
+            assert src.tensors is not None
+            loader = TensorBatchLoader(
+                src.tensors,
+                torch.as_tensor(indices),
+                batch_size=s["batch_size"],
+                shuffle=s["shuffle"],
+                drop_last=s["drop_last"],
+                seed=self.seed * 1000 + fold,
+                transform=_chain(fitted_x),
+                target_transform=_chain(fitted_y),
+                input_key=src.input_key,
+                target_key=src.target_key,
+            )
+        else:
+            if not s.get("num_workers"):
+                s = {k: v for k, v in s.items() if k not in ("prefetch_factor", "persistent_workers")}
+            if s.get("shuffle"):
+                s.setdefault("generator", torch.Generator().manual_seed(self.seed * 1000 + fold))
+            dataset = SplitDataset(src.dataset, indices, self.pipeline, split, fitted_x, fitted_y, *self._keys(src))
+            loader = DataLoader(dataset, **s)
+        return SplitLoader(loader, split, fold, self.batch_transforms[split]["before"], owner=self)
 
-    def train_val_dataloaders(self) -> list[tuple[TensorBatchLoader, TensorBatchLoader]]:
+    def train_val_dataloaders(self) -> list[tuple[SplitLoader, SplitLoader]]:
         """Return ``(train_loader, val_loader)`` per fold; the same folds on every call."""
         self.setup("fit")
         assert self.folds is not None
         return [(self._loader(i, "train", tr), self._loader(i, "val", va)) for i, (tr, va) in enumerate(self.folds)]
 
+    def _fold_index(self, fold: int | None) -> int:
+        self.setup("fit")
+        assert self.folds is not None
+        k = self.fold if fold is None else fold
+        if not 0 <= k < len(self.folds):
+            raise LcvError(f"fold={k} does not exist: this datamodule has folds 0..{len(self.folds) - 1}.")
+        return k
+
+    def train_dataloader(self) -> SplitLoader:
+        """Return the training loader of fold ``self.fold`` (for a plain ``lightning.Trainer``)."""
+        k = self._fold_index(None)
+        assert self.folds is not None
+        return self._loader(k, "train", self.folds[k][0])
+
+    def val_dataloader(self) -> SplitLoader:
+        """Return the validation loader of fold ``self.fold``."""
+        k = self._fold_index(None)
+        assert self.folds is not None
+        return self._loader(k, "val", self.folds[k][1])
+
+    def _holdout_loader(self, split: str, fold: int | None, source: Source | None) -> SplitLoader:
+        k = self._fold_index(fold)
+        if source is not None:
+            return self._loader(k, split, np.arange(len(source.dataset)), source)  # type: ignore[arg-type]
+        if self.test_indices is None:
+            raise LcvError(
+                f"No {split} data: pass holdout=0.2 (a fraction or a count) or test_dataset= to the datamodule."
+            )
+        return self._loader(k, split, self.test_indices)
+
+    def test_dataloader(self, fold: int | None = None) -> SplitLoader:
+        """Return the holdout test loader, with fold ``fold``'s fitted transforms (default: ``self.fold``)."""
+        return self._holdout_loader("test", fold, self.test_source)
+
+    def test_dataloaders(self) -> list[SplitLoader]:
+        """Return the test loader once per fold, each with that fold's fitted transforms (for a fold ensemble)."""
+        self.setup("fit")
+        assert self.folds is not None
+        return [self.test_dataloader(k) for k in range(len(self.folds))]
+
+    def predict_dataloader(self, fold: int | None = None) -> SplitLoader:
+        """Return the prediction loader: ``predict_dataset`` if given, else the test data."""
+        return self._holdout_loader("predict", fold, self.predict_source or self.test_source)
+
+    # ------------------------------------------------------------------------------------- device hooks
+    def _current_split(self) -> str:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            for flag, split in (("training", "train"), ("sanity_checking", "val"), ("validating", "val")):
+                if getattr(trainer, flag, False):
+                    return split
+            for flag, split in (("testing", "test"), ("predicting", "predict")):
+                if getattr(trainer, flag, False):
+                    return split
+        return self.active[0]
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Apply the current split's ``after`` batch transforms, on the device (Lightning's hook name).
+
+        The ``before`` transforms already ran in the loader, so ``on_before_batch_transfer`` is left as is.
+        """
+        for t in self.batch_transforms[self._current_split()]["after"]:
+            batch = t(batch)
+        return batch
+
+    # ------------------------------------------------------------------------------------- nested CV
+    def outer_folds(self, splitter: Any = "kfold", splitter_kwargs: Mapping[str, Any] | None = None) -> list[OuterFold]:
+        """Split the data with an outer splitter; each outer training part is split again by this datamodule's splitter.
+
+        Returns:
+            One :class:`OuterFold` per outer split, whose ``datamodule`` serves the inner folds and whose
+            ``test_dataloader()`` serves the outer test part.
+        """
+        outer = self._make_splitter(splitter, dict(splitter_kwargs or {}), self.seed)
+        n = len(self.dataset)  # type: ignore[arg-type]
+        labels, groups = self.labels, self.groups
+        check_before_split(outer, n, labels, groups)
+        try:
+            splits = list(outer.split(np.zeros(n), labels, **({} if groups is None else {"groups": groups})))
+        except (ValueError, TypeError) as exc:
+            raise LcvError(f"Outer {type(outer).__name__} cannot split this dataset: {exc}") from exc
+        result = []
+        for i, (tr, te) in enumerate(splits):
+            inner = copy.copy(self)
+            inner._fixed = (np.asarray(tr, dtype=np.int64), np.asarray(te, dtype=np.int64))
+            inner.folds, inner.fitted, inner.test_indices = None, [], None
+            result.append(OuterFold(i, inner._fixed[0], inner._fixed[1], inner))
+        return result
+
+    # ------------------------------------------------------------------------------------- saving
     def save_folds(self, path: str | Path) -> None:
-        """Write the folds as JSON: the splitter and every fold's train and validation indices."""
+        """Write the folds as JSON (splitter, every fold's train/validation indices, the holdout's indices).
+
+        When the datamodule has fitted transforms, their fitted state goes to ``transforms.json`` beside it.
+        """
         self.setup("fit")
         assert self.folds is not None
         data = {
             "splitter": repr(self.splitter),
-            "n_samples": len(self.dataset),
+            "n_samples": len(self.dataset),  # type: ignore[arg-type]
             "folds": [{"train": tr.tolist(), "val": va.tolist()} for tr, va in self.folds],
+            "test": None if self.test_indices is None else self.test_indices.tolist(),
         }
         Path(path).write_text(json.dumps(data), encoding="utf-8")
+        if self.fitted_transforms:
+            self.save_transforms(Path(path).with_name("transforms.json"))
 
     def load_folds(self, path: str | Path) -> None:
         """Restore folds written by :meth:`save_folds` (a resumed run serves the very same folds).
@@ -221,12 +450,61 @@ class CrossValDataModule(LightningDataModule):
             LcvError: The file was written for a dataset of another size, or an index is out of range.
         """
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        n = len(self.dataset)
+        n = len(self.dataset)  # type: ignore[arg-type]
         if data.get("n_samples") != n:
             raise LcvError(f"{path} holds folds of {data.get('n_samples')} samples; this dataset has {n}.")
         folds = [(np.asarray(f["train"], dtype=np.int64), np.asarray(f["val"], dtype=np.int64)) for f in data["folds"]]
+        test = None if data.get("test") is None else np.asarray(data["test"], dtype=np.int64)
         for i, (tr, va) in enumerate(folds):
             if any(len(part) and (part.min() < 0 or part.max() >= n) for part in (tr, va)):
                 raise LcvError(f"{path}: fold {i} has an index outside 0..{n - 1}.")
-        self.folds = folds
-        self.fitted = []
+        self.folds, self.test_indices, self.fitted = folds, test, []
+
+    def save_transforms(self, path: str | Path) -> None:
+        """Write every fold's fitted transform state as JSON (no pickle): class and ``state_dict()`` per transform."""
+        self.setup("fit")
+        data = {
+            "folds": [
+                [{"class": f"{type(t).__module__}:{type(t).__qualname__}", "state": t.state_dict()} for t in fold]
+                for fold in self.fitted
+            ]
+        }
+        Path(path).write_text(json.dumps(data), encoding="utf-8")
+
+    def load_transforms(self, path: str | Path) -> None:
+        """Restore fitted transforms saved by :meth:`save_transforms`, so test and predict reuse the run's state.
+
+        Raises:
+            LcvError: The file's transforms or fold count differ from this datamodule's.
+        """
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if self.folds is None:
+            self.folds = self._split()
+        if len(data["folds"]) != len(self.folds):
+            raise LcvError(
+                f"{path} holds transforms of {len(data['folds'])} folds; this datamodule has {len(self.folds)}."
+            )
+        fitted = []
+        for i, saved in enumerate(data["folds"]):
+            names = [type(t).__qualname__ for t in self.fitted_transforms]
+            if [s["class"].rpartition(":")[2] for s in saved] != names:
+                raise LcvError(f"{path}: fold {i} holds {[s['class'] for s in saved]}; this datamodule fits {names}.")
+            fold = []
+            for t, s in zip(self.fitted_transforms, saved, strict=True):
+                clone = copy.deepcopy(t)
+                clone.load_state_dict(s["state"])
+                fold.append(clone)
+            fitted.append(fold)
+        self.fitted = fitted
+
+
+def _chain(transforms: Sequence[Any]) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    if not transforms:
+        return None
+
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        for t in transforms:
+            x = t.transform(x)
+        return x
+
+    return apply

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
+import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from lcv_config import LcvError
 
@@ -13,13 +16,16 @@ class TensorBatchLoader:
     """Yield ``(x, y)`` batches gathered by index from whole tensors.
 
     Args:
-        tensors: The dataset's tensors (inputs, targets, ...), all with the same first dimension.
+        tensors: The dataset's tensors (inputs, targets, ...) or a dict of them, all with the same first dimension.
         indices: The samples of this split.
         batch_size: Samples per batch.
         shuffle: Reshuffle the order every epoch (from ``seed`` plus the epoch count).
         drop_last: Drop a last, smaller batch.
         seed: Seed of the shuffling.
         transform: Applied to the input batch (fitted transforms of the fold).
+        target_transform: Applied to the target batch.
+        input_key: Where the input is: a position in ``tensors`` or a key of the dict.
+        target_key: Where the target is, or ``None``.
 
     Raises:
         LcvError: ``batch_size`` is not a positive integer, or the tensors' first dimensions differ.
@@ -27,33 +33,42 @@ class TensorBatchLoader:
 
     def __init__(
         self,
-        tensors: Sequence[torch.Tensor],
-        indices: torch.Tensor,
+        tensors: Sequence[torch.Tensor] | Mapping[str, torch.Tensor],
+        indices: torch.Tensor | np.ndarray,
         batch_size: int,
         shuffle: bool = False,
         drop_last: bool = False,
         seed: int = 0,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        target_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        input_key: str | int = 0,
+        target_key: str | int | None = 1,
     ) -> None:
         if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
             raise LcvError(f"batch_size must be a positive integer; got {batch_size!r}.")
-        sizes = {len(t) for t in tensors}
+        values = list(tensors.values()) if isinstance(tensors, Mapping) else list(tensors)
+        sizes = {len(t) for t in values}
         if len(sizes) > 1:
             raise LcvError(f"All tensors need the same number of samples; got {sorted(sizes)}.")
-        self.tensors = tuple(tensors)
+        self.tensors: tuple[torch.Tensor, ...] | dict[str, torch.Tensor] = (
+            dict(tensors) if isinstance(tensors, Mapping) else tuple(tensors)
+        )
         self.indices = torch.as_tensor(indices, dtype=torch.long)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.seed = seed
         self.transform = transform
+        self.target_transform = target_transform
+        self.input_key = input_key
+        self.target_key = target_key
         self.epoch = 0
 
     def __len__(self) -> int:
         n = len(self.indices)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+    def __iter__(self) -> Iterator[Any]:
         order = self.indices
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed + self.epoch)
@@ -61,7 +76,109 @@ class TensorBatchLoader:
         self.epoch += 1
         for b in range(len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            batch = [t[idx] for t in self.tensors]
+            batch: Any = (
+                {k: t[idx] for k, t in self.tensors.items()}
+                if isinstance(self.tensors, dict)
+                else [t[idx] for t in self.tensors]
+            )
             if self.transform is not None:
-                batch[0] = self.transform(batch[0])
-            yield tuple(batch)
+                batch[self.input_key] = self.transform(batch[self.input_key])
+            if self.target_transform is not None and self.target_key is not None:
+                batch[self.target_key] = self.target_transform(batch[self.target_key])
+            yield batch if isinstance(batch, dict) else tuple(batch)
+
+
+class SplitDataset(Dataset[Any]):
+    """One split of a dataset as an index view (no copy), with one fold's per-sample transforms applied.
+
+    Args:
+        dataset: The whole dataset.
+        indices: The samples of this split.
+        pipeline: The staged per-sample transforms (a :class:`~lcv_data.pipeline.SamplePipeline`).
+        split: ``train``, ``val``, ``test`` or ``predict``.
+        fitted_x: The fold's fitted input transforms.
+        fitted_y: The fold's fitted target transforms.
+        input_key: Where a sample keeps its input (tuple position or dict key).
+        target_key: Where a sample keeps its target, or ``None``.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        indices: np.ndarray,
+        pipeline: Any,
+        split: str,
+        fitted_x: Sequence[Any] = (),
+        fitted_y: Sequence[Any] = (),
+        input_key: str | int = 0,
+        target_key: str | int | None = 1,
+    ) -> None:
+        self.dataset = dataset
+        self.indices = indices
+        self.pipeline = pipeline
+        self.split = split
+        self.fitted_x = list(fitted_x)
+        self.fitted_y = list(fitted_y)
+        self.input_key = input_key
+        self.target_key = target_key
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Any:
+        index = int(self.indices[i])
+        sample = self.dataset[index]
+        mutable: Any = (
+            dict(sample)
+            if isinstance(sample, Mapping)
+            else list(sample)
+            if isinstance(sample, (tuple, list))
+            else [sample]
+        )
+        has_target = self.target_key is not None
+        x = mutable[self.input_key]
+        y = mutable[self.target_key] if has_target else None
+        x, y = self.pipeline.apply(x, y, self.split, index, self.fitted_x, self.fitted_y)
+        mutable[self.input_key] = x
+        if has_target:
+            mutable[self.target_key] = y
+        if isinstance(sample, Mapping):
+            return mutable
+        return tuple(mutable) if isinstance(sample, (tuple, list)) else mutable[0]
+
+
+class SplitLoader:
+    """Wrap a split's loader: apply ``before`` batch transforms and record which split and fold it serves.
+
+    The datamodule's ``on_after_batch_transfer`` hook reads that record to pick the split's ``after`` transforms.
+
+    Args:
+        loader: The underlying loader (a :class:`TensorBatchLoader` or a ``DataLoader``).
+        split: The split it serves.
+        fold: The fold it belongs to.
+        before: Batch transforms applied to every batch on the CPU, before the transfer.
+        owner: The datamodule, whose ``active`` attribute is set to ``(split, fold)`` on every batch.
+    """
+
+    def __init__(self, loader: Any, split: str, fold: int, before: Sequence[Any] = (), owner: Any = None) -> None:
+        self.loader = loader
+        self.split = split
+        self.fold = fold
+        self.before = list(before)
+        self.owner = owner
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.loader:
+            for t in self.before:
+                batch = t(batch)
+            if self.owner is not None:
+                self.owner.active = (self.split, self.fold)
+            yield batch
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "loader":  # not set yet (unpickling): avoid infinite recursion
+            raise AttributeError(name)
+        return getattr(self.loader, name)  # batch_size, dataset, ... of the wrapped loader

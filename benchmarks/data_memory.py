@@ -1,0 +1,68 @@
+"""Peak memory of CrossValDataModule with k = 2 vs k = 10 folds: folds are index views, so it should not grow.
+
+Run from the repository root: ``.venv/bin/python benchmarks/data_memory.py [--n 100000] [--features 64]``.
+Each k runs in a fresh subprocess (same imports, same data) that builds the datamodule, iterates every fold's
+training and validation loader once, and reports its peak resident set size. Goal: k = 10 within 10% of k = 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+
+
+def child(k: int, n: int, features: int) -> None:
+    """Build a k-fold datamodule over an n x features float32 set, serve every batch, print peak RSS in MiB."""
+    import torch
+
+    from lcv_data.datamodule import CrossValDataModule
+    from lcv_data.transforms import Standardize
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(n, features, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    dm = CrossValDataModule(
+        X=X,
+        y=y,
+        splitter="stratified_kfold",
+        splitter_kwargs={"n_splits": k, "shuffle": True},
+        fitted_transforms=[Standardize()],
+        dataloaders={"default": {"batch_size": 1024}},
+    )
+    served = 0
+    for train, val in dm.train_val_dataloaders():
+        for loader in (train, val):
+            for x, _ in loader:
+                served += len(x)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"k": k, "peak_mib": peak_kib / 1024, "samples_served": served}))
+
+
+def main() -> None:
+    """Measure k = 2 and k = 10 in subprocesses and print both peaks and their ratio."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--features", type=int, default=64)
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.n, args.features)
+        return
+    peaks = {}
+    for k in (2, 10):
+        cmd = [sys.executable, __file__, "--child", str(k), "--n", str(args.n), "--features", str(args.features)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        result = json.loads(out)
+        peaks[k] = result["peak_mib"]
+        print(f"k={k:>2}: peak RSS {result['peak_mib']:8.1f} MiB, {result['samples_served']} samples served")
+    data_mib = args.n * args.features * 4 / 2**20
+    ratio = peaks[10] / peaks[2]
+    verdict = "OK" if ratio <= 1.10 else "ABOVE GOAL"
+    print(f"data: {data_mib:.1f} MiB; peak ratio k=10 / k=2: {ratio:.3f} (goal: <= 1.10) -> {verdict}")
+
+
+if __name__ == "__main__":
+    main()

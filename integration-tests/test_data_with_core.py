@@ -1,0 +1,104 @@
+"""lcv-core's CrossValidationTrainer over lcv-data's datamodules: fitted transforms, dict samples, a holdout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import nn
+
+from lcv_core.inference import test
+from lcv_core.trainer import CrossValidationTrainer
+from lcv_data.adapters import from_setup_function
+from lcv_data.datamodule import CrossValDataModule
+from lcv_data.datasets import load_digits
+from lcv_data.transforms import Standardize
+
+TRAINER = {"accelerator": "cpu", "devices": 1, "seed": 0, "enable_progress_bar": False}
+
+
+class Digits(LightningModule):
+    """A linear classifier on standardized digits: it only learns well if the inputs are scaled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _metrics(self, batch: Any, prefix: str) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        self.log(f"{prefix}_loss", loss)
+        self.log(f"{prefix}_acc", (logits.argmax(1) == y).float().mean())
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._metrics(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._metrics(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._metrics(batch, "test")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=0.01)
+
+
+def test_cv_over_standardized_digits_with_a_holdout_tested_per_fold() -> None:
+    dm = CrossValDataModule(
+        load_digits(),
+        splitter="stratified_kfold",
+        splitter_kwargs={"n_splits": 3, "shuffle": True},
+        holdout=0.2,
+        fitted_transforms=[Standardize()],
+        dataloaders={"default": {"batch_size": 64}, "val": {"batch_size": 512}},
+    )
+    trainer = CrossValidationTrainer(**TRAINER, max_epochs=3)
+    result = trainer.fit(Digits, dm)
+    assert result.n_folds == 3
+    assert result.metric("val_acc").mean > 0.9
+    models = result.models or [f.module for f in trainer.folds]
+    assert dm.test_indices is not None and len(dm.test_indices) == 360
+    for k, model in enumerate(models):
+        # each fold's model sees the holdout scaled with its own fold's training statistics
+        tested = test([model], dm.test_dataloader(fold=k))
+        assert tested.per_fold[0]["test_acc"] > 0.9, f"fold {k}: {tested.per_fold[0]}"
+
+
+class Regressor(LightningModule):
+    """A custom training step over dict batches, NeuroMANCER style."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Linear(3, 1)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = nn.functional.mse_loss(self.net(batch["X"]), batch["Y"])
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self.log("val_loss", nn.functional.mse_loss(self.net(batch["X"]), batch["Y"]))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=0.05)
+
+
+def test_cv_over_a_setup_function_with_dict_batches() -> None:
+    def setup(n: int = 120) -> tuple[Any, Any, Any, int]:
+        g = torch.Generator().manual_seed(0)
+        X = torch.randn(n, 3, generator=g)
+        Y = X @ torch.tensor([[1.0], [-2.0], [0.5]])
+        half = n // 2
+        return {"X": X[:half], "Y": Y[:half]}, {"X": X[half:], "Y": Y[half:]}, None, 16
+
+    dm = from_setup_function(setup, "kfold", splitter_kwargs={"n_splits": 3, "shuffle": True})
+    result = CrossValidationTrainer(**TRAINER, max_epochs=8).fit(Regressor, dm)
+    assert result.n_folds == 3
+    first, last = result.metric("val_loss", 0).mean, result.metric("val_loss", 7).mean
+    assert last < first / 4, f"val_loss went from {first} to {last}"
