@@ -56,3 +56,59 @@ class CvCommand:
         (run_dir / "summary.txt").write_text(text, encoding="utf-8")
         print(f"run directory: {run_dir}", file=sys.stderr)
         return 0
+
+
+class TuneCommand:
+    """``lcv tune CONFIG... [key=value ...]``: tune the experiment's ``tune.space`` with its tuner backend."""
+
+    help = "Tune hyperparameters: every trial cross-validates on the same folds; write best.yaml and a summary."
+
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        """Add config files, overrides, the budget, workers, storage and study options."""
+        parser.add_argument("config", nargs="+", help="config files (YAML/TOML/JSON), then key=value overrides")
+        parser.add_argument("--n-trials", type=int, help="trials to run in all (default tune.n_trials)")
+        parser.add_argument("--timeout", type=float, help="time budget in seconds (default tune.timeout)")
+        parser.add_argument("--workers", type=int, default=1, help="local worker processes on one study (default 1)")
+        parser.add_argument("--storage", help="study storage URL, e.g. postgresql+psycopg://user:pw@host/db")
+        parser.add_argument("--study", help="study name; machines with the same storage and study share it")
+        parser.add_argument("--run-dir", help="write the study here instead of runs/<name>/<timestamp>/")
+        parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # internal: index of a local worker
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Validate the config (before torch is imported), then tune and print the summary."""
+        from lcv_config import ConfigError, load_config
+        from lcv_config.loading import split_arguments
+
+        files, overrides = split_arguments(args.config)
+        config = load_config(files, overrides)  # bad input exits 2 here, before torch is imported
+        for name in ("n_trials", "workers"):
+            value = getattr(args, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}.", name)
+        if args.timeout is not None and args.timeout <= 0:
+            raise ConfigError(f"--timeout must be positive, got {args.timeout}.", "timeout")
+        from lcv_core.tuning import run_worker, tune
+
+        run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(config.output_dir, config.name)
+        if args.worker is not None:
+            run_worker(
+                config,
+                run_dir,
+                worker=args.worker,
+                n_trials=args.n_trials,
+                timeout=args.timeout,
+                storage=args.storage,
+                study=args.study,
+            )
+            return 0
+        tune(
+            config,
+            n_trials=args.n_trials,
+            timeout=args.timeout,
+            workers=args.workers,
+            storage=args.storage,
+            study=args.study,
+            run_dir=run_dir,
+        )
+        print(f"run directory: {run_dir}", file=sys.stderr)
+        return 0

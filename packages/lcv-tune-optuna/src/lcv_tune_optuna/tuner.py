@@ -27,7 +27,12 @@ _OPTIONS = {
     "failed_trial_max_retry": 3,
     "gc_after_trial": False,
     "show_progress_bar": False,
+    "directions": None,
 }
+_MULTI_NOTE = (
+    "Pruning is off in multi-objective studies: Optuna cannot report intermediate values when there are several "
+    "objectives, so every trial runs to its end."
+)
 
 
 class OptunaTrial:
@@ -38,9 +43,10 @@ class OptunaTrial:
         params: The parameters suggested for it, keyed by config path, with their real (decoded) values.
     """
 
-    def __init__(self, trial: optuna.Trial, params: Mapping[str, Any]) -> None:
+    def __init__(self, trial: optuna.Trial, params: Mapping[str, Any], prunable: bool = True) -> None:
         self._trial = trial
         self._params = dict(params)
+        self._prunable = prunable
 
     @property
     def number(self) -> int:
@@ -58,12 +64,16 @@ class OptunaTrial:
         return self._trial
 
     def report(self, value: float, step: int) -> None:
-        """Report the objective's intermediate value (the fold mean) after epoch ``step``."""
-        self._trial.report(float(value), int(step))
+        """Report the objective's intermediate value (the fold mean) after epoch ``step``.
+
+        In a multi-objective study nothing is reported (Optuna does not allow it) and the trial is never pruned.
+        """
+        if self._prunable:
+            self._trial.report(float(value), int(step))
 
     def should_prune(self) -> bool:
-        """Return whether the study's pruner wants this trial stopped now."""
-        return bool(self._trial.should_prune())
+        """Return whether the study's pruner wants this trial stopped now (never in a multi-objective study)."""
+        return self._prunable and bool(self._trial.should_prune())
 
     def set_user_attr(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable value on the trial (per-fold scores, std)."""
@@ -120,7 +130,9 @@ class OptunaTuner:
             patience: 2}}``); default Optuna's ``MedianPruner``.
         seed: Seed of the sampler when its ``cfg`` sets none.
         **options: ``heartbeat_interval`` (seconds, default 60; ``None`` turns heartbeats off; SQL storages only),
-            ``grace_period``, ``failed_trial_max_retry`` (default 3), ``gc_after_trial``, ``show_progress_bar``.
+            ``grace_period``, ``failed_trial_max_retry`` (default 3), ``gc_after_trial``, ``show_progress_bar``,
+            ``directions`` (a list such as ``[minimize, maximize]``: a multi-objective study, whose objective returns
+            one value per direction; pruning is off there, and giving a pruner is an error).
 
     Raises:
         ConfigError: Invalid space, sampler, pruner, storage or option; or an existing study with another direction.
@@ -145,6 +157,11 @@ class OptunaTuner:
             dict(space) if _is_parsed(space) else parse_space(space)
         )
         ordered(self.space)  # a cycle among conditions is a config error now, not in the first trial
+        directions = self._options["directions"]
+        self.multi_objective = directions is not None
+        if directions is not None:
+            _check_directions(directions, pruner)
+            pruner = optuna.pruners.NopPruner()
         self.direction = direction
         self.study_name = study or DEFAULT_STUDY
         self.workdir = Path(workdir)
@@ -159,11 +176,21 @@ class OptunaTuner:
         self.study = optuna.create_study(
             storage=self.storage,
             study_name=self.study_name,
-            direction="minimize" if direction == "minimize" else "maximize",
+            direction=None if directions else ("minimize" if direction == "minimize" else "maximize"),
+            directions=list(directions) if directions else None,
             sampler=make_sampler(sampler, self.space, seed),
             pruner=make_pruner(pruner),
             load_if_exists=True,
         )
+        if self.multi_objective:
+            optuna.logging.get_logger("lcv_tune_optuna").warning(_MULTI_NOTE)
+            return
+        if len(self.study.directions) > 1:
+            raise ConfigError(
+                f"Study {self.study_name!r} already exists in this storage as a multi-objective study; "
+                "set tune.options.directions or use another study name.",
+                "tune.direction",
+            )
         stored = self.study.direction.name.lower()
         if stored != direction:
             raise ConfigError(
@@ -180,11 +207,13 @@ class OptunaTuner:
         """
 
         def run(trial: optuna.Trial) -> float:
-            wrapped = OptunaTrial(trial, suggest(trial, self.space))
+            wrapped = OptunaTrial(trial, suggest(trial, self.space), prunable=not self.multi_objective)
             try:
-                value = objective(wrapped)
+                value: Any = objective(wrapped)
             except TrialPruned as exc:
                 raise optuna.TrialPruned(str(exc)) from exc
+            if self.multi_objective:
+                return [float(v) for v in value]  # type: ignore[return-value]  # Optuna takes a sequence here
             return float(value)
 
         self.study.optimize(
@@ -220,11 +249,19 @@ class OptunaTuner:
         Raises:
             LcvError: No trial of the study has finished yet.
         """
-        value = self._best().value
+        best = self._best()
+        value = best.values[0] if self.multi_objective else best.value
         assert value is not None  # a COMPLETE single-objective trial always has one
         return float(value)
 
     def _best(self) -> optuna.trial.FrozenTrial:
+        if self.multi_objective:
+            front = self.study.best_trials
+            if not front:
+                raise LcvError(f"Study {self.study_name!r} has no finished trial yet, so it has no best.")
+            # several objectives have a Pareto front, not one best: lcv picks the front's best first objective
+            first = self.study.directions[0] == optuna.study.StudyDirection.MINIMIZE
+            return sorted(front, key=lambda t: t.values[0] if first else -t.values[0])[0]
         try:
             return self.study.best_trial
         except ValueError:
@@ -232,6 +269,17 @@ class OptunaTuner:
 
     def __repr__(self) -> str:
         return f"OptunaTuner(study={self.study_name!r}, direction={self.direction!r}, params={list(self.space)})"
+
+
+def _check_directions(directions: Any, pruner: Any) -> None:
+    valid = ("minimize", "maximize")
+    if not isinstance(directions, (list, tuple)) or len(directions) < 2 or any(d not in valid for d in directions):
+        raise ConfigError(
+            f"tune.options.directions must list at least two of 'minimize'/'maximize', got {directions!r}.",
+            "tune.options.directions",
+        )
+    if pruner is not None:
+        raise ConfigError(f"{_MULTI_NOTE} Remove tune.pruner (got {pruner!r}).", "tune.pruner")
 
 
 def _is_parsed(space: Mapping[str, Any]) -> bool:
