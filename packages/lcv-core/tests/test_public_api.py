@@ -8,17 +8,33 @@ import lcv_core
 def test_public_api_is_pinned() -> None:
     assert sorted(lcv_core.__all__) == sorted(
         [
+            "CLASSIFICATION_METRICS",
             "MLP",
+            "REGRESSION_METRICS",
             "CVResult",
             "Callback",
             "CrossValidationTrainer",
             "CrossValidationTrainerConfig",
             "EarlyStopping",
+            "LearningRateMonitor",
             "MetricSummary",
+            "ModelCheckpoint",
+            "ModelSummary",
+            "PredictResult",
+            "RichProgressBar",
             "SupervisedLearner",
+            "TestResult",
+            "Timer",
             "TrainerConfig",
+            "TuneResult",
+            "TunerPruning",
             "__version__",
             "configure_all",
+            "out_of_fold_predictions",
+            "predict",
+            "refit",
+            "test",
+            "tune",
         ]
     )
     assert all(hasattr(lcv_core, name) for name in lcv_core.__all__)

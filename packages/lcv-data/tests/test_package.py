@@ -14,9 +14,19 @@ from lcv_config import DATAMODULES, TRANSFORMS, build, list_plugins
 def test_public_api_is_pinned() -> None:
     assert sorted(lcv_data.__all__) == [
         "CrossValDataModule",
+        "DictTensorDataset",
+        "FittedTransformBase",
+        "LabelEncode",
+        "MinMaxScale",
+        "OuterFold",
+        "PCA",
+        "RobustScale",
+        "SetupFunctionDataModule",
+        "SklearnTransform",
         "Standardize",
         "TensorBatchLoader",
         "__version__",
+        "from_setup_function",
         "load_breast_cancer",
         "load_digits",
         "load_iris",
@@ -36,8 +46,10 @@ def test_bundled_datasets_load_by_name(name: str, n_samples: int, n_features: in
 
 
 def test_entry_points_are_registered() -> None:
-    assert {"cross_val", "digits", "iris", "wine", "breast_cancer"} <= {p.name for p in list_plugins(DATAMODULES)}
-    assert "standardize" in {p.name for p in list_plugins(TRANSFORMS)}
+    datamodules = {"cross_val", "setup_function", "digits", "iris", "wine", "breast_cancer"}
+    assert datamodules <= {p.name for p in list_plugins(DATAMODULES)}
+    transforms = {"standardize", "min_max_scale", "robust_scale", "pca", "label_encode", "sklearn"}
+    assert transforms <= {p.name for p in list_plugins(TRANSFORMS)}
 
 
 def test_using_lcv_data_never_imports_a_sibling() -> None:

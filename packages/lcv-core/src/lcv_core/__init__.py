@@ -16,38 +16,81 @@ from lcv_core.__about__ import __version__
 
 if TYPE_CHECKING:
     from lcv_config import CrossValidationTrainerConfig, TrainerConfig
-    from lcv_core.callbacks import Callback, EarlyStopping
+    from lcv_core.callbacks import (
+        Callback,
+        EarlyStopping,
+        LearningRateMonitor,
+        ModelCheckpoint,
+        ModelSummary,
+        RichProgressBar,
+        Timer,
+        TunerPruning,
+    )
     from lcv_core.configure import configure_all
-    from lcv_core.learners import SupervisedLearner
+    from lcv_core.inference import PredictResult, TestResult, out_of_fold_predictions, predict, refit, test
+    from lcv_core.learners import CLASSIFICATION_METRICS, REGRESSION_METRICS, SupervisedLearner
     from lcv_core.models import MLP
     from lcv_core.results import CVResult, MetricSummary
     from lcv_core.trainer import CrossValidationTrainer
+    from lcv_core.tuning import TuneResult, tune
 
 _LAZY: dict[str, str] = {
     "CrossValidationTrainerConfig": "lcv_config",
     "TrainerConfig": "lcv_config",
     "Callback": "lcv_core.callbacks",
     "EarlyStopping": "lcv_core.callbacks",
+    "LearningRateMonitor": "lcv_core.callbacks",
+    "ModelCheckpoint": "lcv_core.callbacks",
+    "ModelSummary": "lcv_core.callbacks",
+    "RichProgressBar": "lcv_core.callbacks",
+    "Timer": "lcv_core.callbacks",
+    "TunerPruning": "lcv_core.callbacks",
     "configure_all": "lcv_core.configure",
+    "PredictResult": "lcv_core.inference",
+    "TestResult": "lcv_core.inference",
+    "out_of_fold_predictions": "lcv_core.inference",
+    "predict": "lcv_core.inference",
+    "refit": "lcv_core.inference",
+    "test": "lcv_core.inference",
+    "CLASSIFICATION_METRICS": "lcv_core.learners",
+    "REGRESSION_METRICS": "lcv_core.learners",
     "SupervisedLearner": "lcv_core.learners",
     "MLP": "lcv_core.models",
     "CVResult": "lcv_core.results",
     "MetricSummary": "lcv_core.results",
     "CrossValidationTrainer": "lcv_core.trainer",
+    "TuneResult": "lcv_core.tuning",
+    "tune": "lcv_core.tuning",
 }
 
 __all__ = [
+    "CLASSIFICATION_METRICS",
     "MLP",
+    "REGRESSION_METRICS",
     "CVResult",
     "Callback",
     "CrossValidationTrainer",
     "CrossValidationTrainerConfig",
     "EarlyStopping",
+    "LearningRateMonitor",
     "MetricSummary",
+    "ModelCheckpoint",
+    "ModelSummary",
+    "PredictResult",
+    "RichProgressBar",
     "SupervisedLearner",
+    "TestResult",
+    "Timer",
     "TrainerConfig",
+    "TuneResult",
+    "TunerPruning",
     "__version__",
     "configure_all",
+    "out_of_fold_predictions",
+    "predict",
+    "refit",
+    "test",
+    "tune",
 ]
 
 
