@@ -26,6 +26,24 @@ from lcv_config import LcvError
 _REDUCTIONS = ("mean", "sum", "max", "min")
 
 
+def checked_scalar(name: str, value: Any, reduce_fx: Any) -> tuple[str, torch.Tensor]:
+    """Return the reduction's name and ``value`` as a detached float32 scalar tensor, as ``self.log`` accepts them.
+
+    Raises:
+        LcvError: An unknown reduction, or a tensor with more than one element; the message names the metric.
+    """
+    reduce = reduce_fx if isinstance(reduce_fx, str) else getattr(reduce_fx, "__name__", repr(reduce_fx))
+    if reduce not in _REDUCTIONS:
+        raise LcvError(
+            f"self.log('{name}', ..., reduce_fx={reduce!r}): lcv reduces with one of {', '.join(_REDUCTIONS)}."
+        )
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise LcvError(f"self.log('{name}', ...) needs a scalar; got a tensor of shape {tuple(value.shape)}.")
+        return reduce, value.detach().reshape(()).float()
+    return reduce, torch.tensor(float(value), dtype=torch.float32)
+
+
 class FoldMetricLog:
     """Collects what one fold's module logs during one stage of one epoch."""
 
@@ -73,17 +91,7 @@ class FoldMetricLog:
             if on_epoch is not False:
                 self._metrics[name] = value
             return
-        reduce = reduce_fx if isinstance(reduce_fx, str) else getattr(reduce_fx, "__name__", repr(reduce_fx))
-        if reduce not in _REDUCTIONS:
-            raise LcvError(
-                f"self.log('{name}', ..., reduce_fx={reduce!r}): lcv reduces with one of {', '.join(_REDUCTIONS)}."
-            )
-        if isinstance(value, torch.Tensor):
-            if value.numel() != 1:
-                raise LcvError(f"self.log('{name}', ...) needs a scalar; got a tensor of shape {tuple(value.shape)}.")
-            value = value.detach().reshape(()).float()
-        else:
-            value = torch.tensor(float(value))
+        reduce, value = checked_scalar(name, value, reduce_fx)
         if on_step:
             self._steps.append((self.step, name, value))
         if on_epoch is False:

@@ -70,7 +70,7 @@ from torch.func import functional_call, vmap
 from torchmetrics import Metric
 
 from lcv_config import LcvError, TrainerConfig
-from lcv_core._logging import batch_size_of
+from lcv_core._logging import batch_size_of, checked_scalar
 from lcv_core._rng import FoldRNG
 
 ELEMENTWISE_OPTIMIZERS: tuple[type[torch.optim.Optimizer], ...] = (
@@ -104,7 +104,6 @@ _PER_BATCH_HOOKS = (
 )
 _EPOCH_HOOKS = ("on_train_epoch_start", "on_train_epoch_end", "on_validation_epoch_start", "on_validation_epoch_end")
 _PRECISIONS = {"32-true", "32", "64-true", "64", "None"}
-_REDUCTIONS = ("mean", "sum", "max", "min")
 _PREFETCH = 32
 _NO_SYNC = ("params", "fused", "foreach", "capturable", "differentiable")
 
@@ -307,17 +306,7 @@ class _Recorder:
         """Record one value, with the signature of ``LightningModule.log``."""
         if isinstance(value, Metric):
             raise LcvError(f"self.log('{name}', <torchmetrics Metric>) cannot run per fold inside one batched step")
-        reduce = reduce_fx if isinstance(reduce_fx, str) else getattr(reduce_fx, "__name__", repr(reduce_fx))
-        if reduce not in _REDUCTIONS:
-            raise LcvError(
-                f"self.log('{name}', ..., reduce_fx={reduce!r}): lcv reduces with one of {', '.join(_REDUCTIONS)}."
-            )
-        if isinstance(value, torch.Tensor):
-            if value.numel() != 1:
-                raise LcvError(f"self.log('{name}', ...) needs a scalar; got a tensor of shape {tuple(value.shape)}.")
-            value = value.detach().reshape(()).float()
-        else:
-            value = torch.tensor(float(value), dtype=torch.float32)
+        reduce, value = checked_scalar(name, value, reduce_fx)
         self.entries.append((name, reduce, bool(on_step), on_epoch is not False, batch_size))
         self.values.append(value)
 
