@@ -114,8 +114,8 @@ class TrainerConfig(_Strict):
     """Run directory for logs and checkpoints."""
     enable_progress_bar: bool = True
     """Show the progress bar."""
-    profiler: str | None = None
-    """``simple`` or ``advanced`` profiler, or ``None``."""
+    profiler: Any = None
+    """``simple`` or ``advanced`` (Lightning's profilers), a ``lightning.pytorch.profilers.Profiler``, or ``None``."""
     monitor: str = "val_loss"
     """The metric whose fold mean picks the best epoch."""
     mode: Literal["min", "max"] = "min"
@@ -126,6 +126,30 @@ class TrainerConfig(_Strict):
     def _fraction_at_most_one(cls, value: int | float | None) -> int | float | None:
         if isinstance(value, float) and value > 1.0:
             raise ValueError("a float is a fraction of the batches and must be at most 1.0; use an int for a count")
+        return value
+
+    @field_validator("profiler")
+    @classmethod
+    def _known_profiler(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            if value.strip().lower() not in ("simple", "advanced"):
+                hint = did_you_mean(value.strip().lower(), ("simple", "advanced"))
+                raise ValueError(f"unknown profiler {value!r}.{hint} Use 'simple', 'advanced', a Profiler or None")
+            return value.strip().lower()
+        if not callable(getattr(value, "profile", None)):
+            raise ValueError(
+                f"a {type(value).__name__} is not a profiler; use 'simple', 'advanced', a "
+                "lightning.pytorch.profilers.Profiler object or None"
+            )
+        return value
+
+    @field_validator("fast_dev_run")
+    @classmethod
+    def _non_negative_batches(cls, value: bool | int) -> bool | int:
+        if not isinstance(value, bool) and value < 0:
+            raise ValueError(f"fast_dev_run={value} is negative; use True (1 batch), a number of batches or False")
         return value
 
 

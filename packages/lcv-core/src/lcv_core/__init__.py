@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from lcv_core.callbacks import (
         Callback,
         EarlyStopping,
+        GradientAccumulationScheduler,
         LearningRateMonitor,
         ModelCheckpoint,
         ModelSummary,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from lcv_core.configure import configure_all
     from lcv_core.inference import PredictResult, TestResult, out_of_fold_predictions, predict, refit, test
     from lcv_core.learners import CLASSIFICATION_METRICS, REGRESSION_METRICS, SupervisedLearner
+    from lcv_core.lr_finder import LRFinderResult, lr_find
     from lcv_core.models import MLP
     from lcv_core.results import CVResult, MetricSummary
     from lcv_core.trainer import CrossValidationTrainer
@@ -39,6 +41,7 @@ _LAZY: dict[str, str] = {
     "TrainerConfig": "lcv_config",
     "Callback": "lcv_core.callbacks",
     "EarlyStopping": "lcv_core.callbacks",
+    "GradientAccumulationScheduler": "lcv_core.callbacks",
     "LearningRateMonitor": "lcv_core.callbacks",
     "ModelCheckpoint": "lcv_core.callbacks",
     "ModelSummary": "lcv_core.callbacks",
@@ -55,6 +58,8 @@ _LAZY: dict[str, str] = {
     "CLASSIFICATION_METRICS": "lcv_core.learners",
     "REGRESSION_METRICS": "lcv_core.learners",
     "SupervisedLearner": "lcv_core.learners",
+    "LRFinderResult": "lcv_core.lr_finder",
+    "lr_find": "lcv_core.lr_finder",
     "MLP": "lcv_core.models",
     "CVResult": "lcv_core.results",
     "MetricSummary": "lcv_core.results",
@@ -72,6 +77,8 @@ __all__ = [
     "CrossValidationTrainer",
     "CrossValidationTrainerConfig",
     "EarlyStopping",
+    "GradientAccumulationScheduler",
+    "LRFinderResult",
     "LearningRateMonitor",
     "MetricSummary",
     "ModelCheckpoint",
@@ -86,6 +93,7 @@ __all__ = [
     "TunerPruning",
     "__version__",
     "configure_all",
+    "lr_find",
     "out_of_fold_predictions",
     "predict",
     "refit",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import itertools
 import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,7 +18,8 @@ from lightning.pytorch import LightningModule
 from torch.utils.data import DataLoader
 
 from lcv_config import LcvError, TrainerConfig
-from lcv_core import _checkpoint
+from lcv_core import _checkpoint, _parallel
+from lcv_core import profiling as _profiling
 from lcv_core._fold import FoldState, aggregate, check_monitor, lr_schedulers_of, move_fold
 from lcv_core._logging import batch_size_of
 from lcv_core._models import (
@@ -29,8 +32,28 @@ from lcv_core._models import (
 )
 from lcv_core._optim import configure_optimizers
 from lcv_core._rng import FoldRNG
+from lcv_core.callbacks.accumulation import GradientAccumulationScheduler
+from lcv_core.callbacks.base import Callback
+from lcv_core.callbacks.checkpoint import ModelCheckpoint
 from lcv_core.callbacks.progress import RichProgressBar
 from lcv_core.results import CVResult
+
+_END = object()  # sentinel: the loader is exhausted
+
+
+def _hook_targets(callbacks: Sequence[Any], hook: str) -> list[tuple[Any, set[str] | None]]:
+    """Return ``(method, accepted keyword names or None for **kwargs)`` of each callback that implements ``hook``."""
+    targets: list[tuple[Any, set[str] | None]] = []
+    for callback in callbacks:
+        method = getattr(callback, hook, None)
+        if not callable(method):
+            continue
+        if isinstance(callback, Callback) and getattr(type(callback), hook, None) is getattr(Callback, hook, None):
+            continue  # the base class's no-op
+        params = inspect.signature(method).parameters.values()
+        accepted = None if any(p.kind is p.VAR_KEYWORD for p in params) else {p.name for p in params}
+        targets.append((method, accepted))
+    return targets
 
 
 def _unwrapped(loader: Any) -> Any:
@@ -67,13 +90,16 @@ class CrossValidationTrainer:
         self.callbacks: list[Any] = _as_list(cfg.callbacks)
         if cfg.enable_progress_bar and not any(isinstance(c, RichProgressBar) for c in self.callbacks):
             self.callbacks.append(RichProgressBar())
-        self.run_dir = Path(cfg.default_root_dir) if cfg.default_root_dir else None
-        loggers = _as_list(cfg.loggers)
+        if cfg.fast_dev_run:  # as Lightning: one epoch, no checkpoints or other files, no loggers
+            self.config = cfg = cfg.model_copy(update={"max_epochs": 1, "min_epochs": 0, "check_val_every_n_epoch": 1})
+            self.callbacks = [c for c in self.callbacks if not isinstance(c, ModelCheckpoint)]
+        self.run_dir = Path(cfg.default_root_dir) if cfg.default_root_dir and not cfg.fast_dev_run else None
+        loggers = [] if cfg.fast_dev_run else _as_list(cfg.loggers)
         if not loggers and self.run_dir is not None:
             loggers = [CSVLogger(root_dir=str(self.run_dir), name="logs", version="")]
         self.fabric = Fabric(
             accelerator=cfg.accelerator,
-            strategy=cfg.strategy,
+            strategy=_parallel.strategy_for(cfg),
             devices=cfg.devices,
             num_nodes=cfg.num_nodes,
             precision=cfg.precision,  # type: ignore[arg-type]  # validated by Fabric itself
@@ -82,6 +108,10 @@ class CrossValidationTrainer:
             loggers=loggers,
         )
         self.folds: list[FoldState] = []
+        self.profiler = _profiling.make_profiler(cfg.profiler)
+        """The Lightning profiler of ``TrainerConfig.profiler`` (``None``: no profiling)."""
+        self.accumulate_grad_batches = cfg.accumulate_grad_batches
+        """Batches per optimizer step in the current epoch (a GradientAccumulationScheduler changes it)."""
         self.current_epoch = 0
         self.should_stop = False
         self.stop_reason: str | None = None
@@ -91,6 +121,7 @@ class CrossValidationTrainer:
         self.last_checkpoint_dirs: list[Path] = []
         """Extra folders that get ``last.ckpt`` after every epoch (ModelCheckpoint registers its ``dirpath``)."""
         self._finished = False
+        self._hook_targets: dict[str, list[tuple[Any, set[str] | None]]] = {}
         self.datamodule: Any = None
         """The datamodule of the current fit (its ``on_after_batch_transfer`` runs on every batch)."""
         self.training = False
@@ -98,6 +129,10 @@ class CrossValidationTrainer:
         self.validating = False
         """Whether a validation batch is being served."""
         self._split: list[list[list[int]]] | None = None
+        self.experiment_config_yaml: str | None = None
+        """The resolved experiment config as YAML (set by ``configure_all``); stored in every checkpoint."""
+        self.min_folds = 2
+        """The fewest folds ``fit`` accepts; ``lcv fit`` sets 1 to train one model with holdout validation."""
         self._best = BestWeights(self.config.monitor, self.config.mode, every_epoch=False)
 
     # -- public API ---------------------------------------------------------------------------------
@@ -133,13 +168,15 @@ class CrossValidationTrainer:
         path = _checkpoint.resolve_path(ckpt_path, self.run_dir) if ckpt_path is not None else None
         resume = _checkpoint.load(path) if path is not None else None
         seed = cfg.seed if cfg.seed is not None else 0
+        _parallel.launch(self.fabric)  # DDP / parallel: start the other ranks and the process group, once
         self.fabric.seed_everything(seed, workers=True, verbose=False)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.datamodule = datamodule
         if hasattr(datamodule, "trainer"):  # as Lightning does: the datamodule's hooks read trainer.training
             datamodule.trainer = self
-        loaders = self._fold_loaders(datamodule)
+        loaders = self._debug_loaders(self._fold_loaders(datamodule))
+        _parallel.check_folds(self, len(loaders))
         self._split = _checkpoint.split_indices(datamodule)
         if resume is not None:
             _checkpoint.check_compatible(resume, str(path), len(loaders), self._split)
@@ -193,7 +230,33 @@ class CrossValidationTrainer:
             if result.n_epochs > 0:
                 result.checkpoints["plot"] = str(result.plot())
         self._finalize_loggers(result)
+        _profiling.finish(self.profiler, self.run_dir, self.fabric)
         return result
+
+    def _debug_loaders(self, loaders: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+        """Apply ``fast_dev_run`` / ``overfit_batches`` (each says so in one line) to the fold loaders."""
+        cfg = self.config
+        if cfg.fast_dev_run:
+            n = int(cfg.fast_dev_run)
+            self.fabric.print(
+                f"fast_dev_run={cfg.fast_dev_run!r}: every fold runs {n} training and {n} validation batch(es) of "
+                "one epoch; no checkpoints, metric files or logger output are written."
+            )
+        if not cfg.overfit_batches:
+            return loaders
+        self.fabric.print(
+            f"overfit_batches={cfg.overfit_batches!r}: every fold trains and validates on the same first "
+            f"{cfg.overfit_batches} of its training batches, unshuffled."
+        )
+        from lightning.fabric.utilities.data import _update_dataloader
+        from torch.utils.data import SequentialSampler
+
+        pairs = []
+        for train, _val in loaders:
+            if isinstance(train, DataLoader) and not isinstance(train.sampler, SequentialSampler):
+                train = _update_dataloader(train, SequentialSampler(train.dataset))  # type: ignore[arg-type]
+            pairs.append((train, train))
+        return pairs
 
     def _finalize_loggers(self, result: CVResult) -> None:
         """Give loggers that take them the best epoch's summary and the learning-curve plot, then close them."""
@@ -216,7 +279,7 @@ class CrossValidationTrainer:
         Needs the validation indices (a datamodule with ``folds``, as lcv-data's) and an unshuffled validation
         loader, whose order is the order of those indices; otherwise ``None``.
         """
-        if self._split is None or not result.models:
+        if self._split is None or not result.models or self.config.overfit_batches or self.config.fast_dev_run:
             return None
         if type(result.models[0]).predict_step is LightningModule.predict_step:
             return None
@@ -238,6 +301,8 @@ class CrossValidationTrainer:
         loaders = [(f.train_loader, f.val_loader) for f in self.folds]
         optimizers = [(f.optimizers, f.schedulers) for f in self.folds]
         reason = can_vectorize(modules, loaders, self.config, optimizers=optimizers, fabric=self.fabric)
+        if any(isinstance(c, GradientAccumulationScheduler) for c in self.callbacks):
+            reason = "a GradientAccumulationScheduler changes the accumulation (only 1 batch is vectorized)"
         if reason is not None:
             self.fabric.print(f"schedule='vectorized' falls back to 'interleaved': {reason}")
             return None
@@ -281,11 +346,13 @@ class CrossValidationTrainer:
     # -- setup --------------------------------------------------------------------------------------
 
     def _reset(self) -> None:
+        self._hook_targets = {}  # the callback list is final now (fold modules were taken out of it)
         self.current_epoch = 0
         self.should_stop = False
         self.stop_reason = None
         self.epoch_metrics = {}
         self.checkpoint_paths = {}
+        self.accumulate_grad_batches = self.config.accumulate_grad_batches
         self._finished = False
         self._monitor_checked = False
         self._best = BestWeights(
@@ -311,8 +378,10 @@ class CrossValidationTrainer:
                 f"The datamodule ({type(datamodule).__name__}) has no train_val_dataloaders(); pass an object with "
                 "that method (e.g. lcv_data.CrossValDataModule) or a list of (train_loader, val_loader) pairs."
             )
-        if len(loaders) < 2:
-            raise LcvError(f"Cross-validation needs at least 2 folds; the datamodule gave {len(loaders)}.")
+        if len(loaders) < self.min_folds:
+            raise LcvError(
+                f"Cross-validation needs at least {self.min_folds} folds; the datamodule gave {len(loaders)}."
+            )
         if self.config.limit_val_batches == 0:
             raise LcvError(
                 "limit_val_batches=0 leaves every fold without validation batches, so no fold has a score; "
@@ -349,6 +418,7 @@ class CrossValidationTrainer:
         if isinstance(val, DataLoader):
             val = self.fabric.setup_dataloaders(val)
         fold = FoldState(index, module, wrapped, list(fab_optimizers), schedulers, train, val, rng)
+        _parallel.setup_fold(self, fold)  # several processes: metrics reduced over ranks (DDP)
         if self.config.schedule == "offload":
             move_fold(fold, torch.device("cpu"))  # only the fold in training lives on the accelerator
         # self.log / self.log_dict of the user's module land in this fold's log, on device.
@@ -387,15 +457,17 @@ class CrossValidationTrainer:
             self.current_epoch = epoch
             validated = False
             for f in self.folds:
-                if not f.stopped:
+                if not f.stopped and _parallel.owns(self, f):  # schedule="parallel": this rank's folds only
                     with self._active(f):
                         validated = self._fold_epoch(f, epoch) or validated
+            _parallel.sync_folds(self)  # schedule="parallel": every rank gets the other ranks' fold epochs
             self._end_epoch(epoch, validated)
             self._best.update(epoch, self.epoch_metrics, [f.module for f in self.folds])
             self._decide_stop(epoch)
             self._save_last()
 
     def _decide_stop(self, epoch: int) -> None:
+        _parallel.share_stop(self)  # several processes: a stop asked for on any rank stops every rank
         if self.should_stop:
             if epoch + 1 >= self.config.min_epochs:
                 self._finished = True
@@ -462,6 +534,8 @@ class CrossValidationTrainer:
     def _limit(self, loader: Any, limit: int | float | None) -> int | None:
         if self.config.fast_dev_run:
             return int(self.config.fast_dev_run)
+        if self.config.overfit_batches:  # overrides limit_*_batches; the validation loader is the training loader
+            limit = self.config.overfit_batches
         if limit is None:
             return None
         if isinstance(limit, float):
@@ -473,8 +547,14 @@ class CrossValidationTrainer:
         self.training = loader is f.train_loader
         self.validating = not self.training
         after_transfer = getattr(self.datamodule, "on_after_batch_transfer", None)
-        for batch_idx, batch in enumerate(loader):
+        action = f"[fold {f.index}] {'train' if self.training else 'val'}_dataloader_next"
+        batches = iter(loader)
+        for batch_idx in itertools.count():
             if limit is not None and batch_idx >= limit:
+                break
+            with _profiling.profile(self.profiler, action):
+                batch = next(batches, _END)
+            if batch is _END:
                 break
             if not isinstance(loader, DataLoader):  # Fabric-wrapped DataLoaders move batches themselves
                 batch = self.fabric.to_device(batch)
@@ -489,9 +569,25 @@ class CrossValidationTrainer:
             return getattr(f.wrapped, name)(batch, batch_idx)  # DDP & co: Fabric redirects through forward
         precision = self.fabric.strategy.precision
         batch = precision.convert_input(batch)
-        with precision.forward_context():
+        with _profiling.profile(self.profiler, f"[fold {f.index}] {name}"), precision.forward_context():
             out = getattr(f.module, name)(batch, batch_idx)
         return precision.convert_output(out)
+
+    def _call(self, hook: str, **kwargs: Any) -> None:
+        """Dispatch a per-step callback hook as ``Fabric.call`` does, profiled as ``[Callback] <hook>``.
+
+        Each callback gets only the keywords its method names, as with ``Fabric.call``; but which callbacks
+        implement the hook (not the base class's no-op) and what they accept is read once per fit, not on every
+        batch: ``Fabric.call`` inspects every callback's signature on every call (~20 µs each).
+        """
+        targets = self._hook_targets.get(hook)
+        if targets is None:
+            targets = self._hook_targets[hook] = _hook_targets(self.fabric._callbacks, hook)
+        if not targets:
+            return
+        with _profiling.profile(self.profiler, f"[Callback] {hook}"):
+            for method, accepted in targets:
+                method(**(kwargs if accepted is None else {k: v for k, v in kwargs.items() if k in accepted}))
 
     def _fold_epoch(self, f: FoldState, epoch: int) -> bool:
         """Train and (when due) validate a fold for one epoch in its own random stream; return whether it validated."""
@@ -500,7 +596,7 @@ class CrossValidationTrainer:
 
     def _fold_epoch_impl(self, f: FoldState, epoch: int) -> bool:
         cfg = self.config
-        module, call = f.module, self.fabric.call
+        module, call = f.module, self._call
         module.train()
         f.log.start("train")
         call("on_train_epoch_start_per_fold", trainer=self, fold=f.index, epoch=epoch, module=module)
@@ -546,17 +642,20 @@ class CrossValidationTrainer:
             self.fabric.log_dict({f"fold_{f.index}/{k}_step": v for k, v in values.items()}, step=step)
 
     def _automatic_step(self, f: FoldState, batch: Any, batch_idx: int, last: bool) -> Any:
-        cfg, call = self.config, self.fabric.call
+        cfg, call = self.config, self._call
         outputs = self._call_step(f, "training_step", batch, batch_idx)
         loss = outputs["loss"] if isinstance(outputs, Mapping) else outputs
         if loss is None:
             return outputs  # Lightning semantics: returning None skips the batch
-        accumulating = (batch_idx + 1) % cfg.accumulate_grad_batches != 0 and not last
+        accumulating = (batch_idx + 1) % self.accumulate_grad_batches != 0 and not last
         # callbacks first, then the module's own hook, in the order Lightning calls them
         call("on_before_backward", trainer=self, fold=f.index, loss=loss)
         f.module.on_before_backward(loss)
-        with self.fabric.no_backward_sync(f.wrapped, enabled=accumulating):
-            self.fabric.backward(loss / cfg.accumulate_grad_batches)
+        with (
+            _profiling.profile(self.profiler, f"[fold {f.index}] backward"),
+            self.fabric.no_backward_sync(f.wrapped, enabled=accumulating),
+        ):
+            self.fabric.backward(loss / self.accumulate_grad_batches)
         call("on_after_backward", trainer=self, fold=f.index, module=f.module)
         f.module.on_after_backward()
         # callbacks get the loss detached, as in Lightning, so no one keeps the graph alive
@@ -571,7 +670,8 @@ class CrossValidationTrainer:
                 self.fabric.clip_gradients(f.wrapped, optimizer, clip_val=cfg.gradient_clip_val)
         call("on_before_optimizer_step", trainer=self, fold=f.index, optimizer=optimizer, module=f.module)
         f.module.on_before_optimizer_step(optimizer)
-        optimizer.step()
+        with _profiling.profile(self.profiler, f"[fold {f.index}] optimizer_step"):
+            optimizer.step()
         call("on_before_zero_grad", trainer=self, fold=f.index, optimizer=optimizer)
         f.module.on_before_zero_grad(optimizer)
         optimizer.zero_grad(set_to_none=True)
@@ -583,7 +683,7 @@ class CrossValidationTrainer:
 
     @torch.no_grad()
     def _validate(self, f: FoldState, epoch: int) -> dict[str, float]:
-        module, call = f.module, self.fabric.call
+        module, call = f.module, self._call
         module.eval()
         f.log.start("val")
         call("on_validation_start_per_fold", trainer=self, fold=f.index, epoch=epoch, module=module)

@@ -1,5 +1,6 @@
 """Callbacks of the fold loop: the base class and the built-in callbacks."""
 
+from lcv_core.callbacks.accumulation import GradientAccumulationScheduler
 from lcv_core.callbacks.base import Callback
 from lcv_core.callbacks.checkpoint import ModelCheckpoint
 from lcv_core.callbacks.early_stopping import EarlyStopping
@@ -12,6 +13,7 @@ from lcv_core.callbacks.timer import Timer
 __all__ = [
     "Callback",
     "EarlyStopping",
+    "GradientAccumulationScheduler",
     "LearningRateMonitor",
     "ModelCheckpoint",
     "ModelSummary",

@@ -18,7 +18,7 @@ class ModelCheckpoint(Callback):
     """Save the ``save_top_k`` best epochs by the fold mean of ``monitor``, and ``last.ckpt`` after every epoch.
 
     Each kept epoch is a folder ``<dirpath>/<filename>/`` with one file per fold, ``fold_<i>.ckpt``, holding
-    ``{"state_dict", "fold", "epoch", "monitor", "score", "config", "versions"}`` (read it with
+    ``{"state_dict", "fold", "epoch", "monitor", "score", "config", "experiment_config", "versions"}`` (read it with
     ``torch.load(path, weights_only=True)``). The folder is written under a temporary name and renamed, so a
     crash never leaves half an epoch. ``last.ckpt`` is the trainer's full resume checkpoint
     (``fit(..., ckpt_path=...)``), written after every epoch, also the one an early stop ends on.
@@ -152,6 +152,7 @@ class ModelCheckpoint(Callback):
             "monitor": self.monitor,
             "score": score,
             "config": _checkpoint.config_dict(trainer.config),
+            "experiment_config": getattr(trainer, "experiment_config_yaml", None),
             "versions": _checkpoint.package_versions(),
         }
         _checkpoint.save(state, path)
