@@ -214,6 +214,7 @@ def trainer_state(trainer: Any) -> dict[str, Any]:
         "best_weights": trainer._best.state_dict(),
         "split": trainer._split,
         "config": config_dict(trainer.config),
+        "experiment_config": getattr(trainer, "experiment_config_yaml", None),
         "versions": package_versions(),
     }
 

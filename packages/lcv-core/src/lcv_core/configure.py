@@ -12,6 +12,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 
 import lcv_core.models  # noqa: F401  # registers the built-in models ("mlp")
 from lcv_config import DATAMODULES, ConfigError, ExperimentConfig, build, load_config, load_plugin, resolve
+from lcv_config.loading import dump_config
 from lcv_core.trainer import CrossValidationTrainer
 
 
@@ -87,6 +88,9 @@ def configure_all(
 ) -> tuple[CrossValidationTrainer, Callable[[], LightningModule], Any]:
     """Return ``(trainer, learner_factory, datamodule)`` for an experiment config or config file.
 
+    The trainer's ``experiment_config_yaml`` holds the resolved config (``dump_config``), which it writes into
+    ``last.ckpt`` and every per-fold checkpoint.
+
     Example:
         >>> trainer, make_learner, datamodule = configure_all("examples/digits/config.yaml")  # doctest: +SKIP
         >>> result = trainer.fit(make_learner, datamodule)  # doctest: +SKIP
@@ -107,4 +111,7 @@ def configure_all(
             "loggers": [*(config.trainer.loggers or []), *build_loggers(config, path)] or None,
         }
     )
-    return CrossValidationTrainer(trainer_cfg), factory, datamodule
+    trainer = CrossValidationTrainer(trainer_cfg)
+    # The resolved config goes into every checkpoint, so `lcv predict CKPT` / `lcv test` need nothing else.
+    trainer.experiment_config_yaml = dump_config(config)
+    return trainer, factory, datamodule
