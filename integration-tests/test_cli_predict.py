@@ -1,12 +1,10 @@
 """``lcv cv`` from a YAML file end to end, then ``lcv test`` on the run and ``lcv predict`` from one checkpoint alone.
 
-The new commands run through their classes (``lcv_core.commands``) until their ``lcv.commands`` entry points
-are registered; ``lcv cv`` runs through the real command line.
+Every command runs through the real command line (``lcv_config.cli.main``), as ``lcv ...`` would.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import shutil
@@ -16,7 +14,6 @@ import numpy as np
 import pytest
 
 from lcv_config.cli import main
-from lcv_core.commands import FitCommand, PredictCommand, TestCommand
 
 CONFIG = """\
 name: iris
@@ -34,13 +31,6 @@ trainer: {accelerator: cpu, max_epochs: 2, monitor: val_loss, mode: min, enable_
 callbacks:
   - {name: model_checkpoint, cfg: {monitor: val_loss, mode: min}}
 """
-
-
-def _command(cls: type, argv: list[str]) -> int:
-    instance = cls()
-    parser = argparse.ArgumentParser()
-    instance.configure(parser)
-    return int(instance.run(parser.parse_args(argv)))
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -61,7 +51,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_lcv_test_then_predict_from_one_checkpoint_alone_agree(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _command(TestCommand, [str(run_dir)]) == 0
+    assert main(["test", str(run_dir)]) == 0
     table = capsys.readouterr().out
     assert "fold 0" in table and "fold 1" in table and "mean ± std" in table and "ensemble: acc" in table
     report = json.loads((run_dir / "test_metrics.json").read_text(encoding="utf-8"))
@@ -77,7 +67,7 @@ def test_lcv_test_then_predict_from_one_checkpoint_alone_agree(
     shutil.move(str(run_dir), saved)  # the run directory is gone: the checkpoint must carry everything
     try:
         out = alone / "pred.csv"
-        assert _command(PredictCommand, [str(alone / "fold_0.ckpt"), "--output", str(out)]) == 0
+        assert main(["predict", str(alone / "fold_0.ckpt"), "--output", str(out)]) == 0
         rows = _read_csv(out)
         assert len(rows) == 30  # 20% of iris's 150 samples
         assert list(rows[0]) == ["prob_0", "prob_1", "prob_2", "label", "target"]
@@ -96,7 +86,7 @@ def test_predict_on_a_csv_of_raw_features_matches_the_holdout_prediction(run_dir
     from lcv_core.commands import load_models
 
     holdout_out = tmp_path / "holdout.csv"
-    assert _command(PredictCommand, [str(run_dir), "--output", str(holdout_out)]) == 0
+    assert main(["predict", str(run_dir), "--output", str(holdout_out)]) == 0
     # The holdout's raw features, in the order the holdout loader served them: find each by its target row.
     loaded = load_models(run_dir)
     from lcv_core.configure import build_datamodule
@@ -107,7 +97,7 @@ def test_predict_on_a_csv_of_raw_features_matches_the_holdout_prediction(run_dir
     features = tmp_path / "features.csv"
     np.savetxt(features, x, delimiter=",", header="a,b,c,d", comments="")
     data_out = tmp_path / "data.csv"
-    assert _command(PredictCommand, [str(run_dir), "--data", str(features), "--output", str(data_out)]) == 0
+    assert main(["predict", str(run_dir), "--data", str(features), "--output", str(data_out)]) == 0
     from_holdout = np.array([[float(v) for k, v in r.items() if k.startswith("prob_")] for r in _read_csv(holdout_out)])
     from_data = np.array([[float(v) for k, v in r.items() if k.startswith("prob_")] for r in _read_csv(data_out)])
     assert from_data.shape == (30, 3)
@@ -118,7 +108,7 @@ def test_lcv_fit_trains_one_model_validated_on_the_holdout(tmp_path: Path, capsy
     config = tmp_path / "iris.yaml"
     config.write_text(CONFIG, encoding="utf-8")
     run = tmp_path / "fit"
-    assert _command(FitCommand, [str(config), "--run-dir", str(run)]) == 0
+    assert main(["fit", str(config), "--run-dir", str(run)]) == 0
     files = ("config.yaml", "versions.json", "metrics.json", "metrics.csv", "folds.json", "learning_curves.png")
     for name in (*files, "summary.txt", "checkpoints/last.ckpt"):
         assert (run / name).is_file(), name
@@ -127,7 +117,7 @@ def test_lcv_fit_trains_one_model_validated_on_the_holdout(tmp_path: Path, capsy
     assert len(folds["folds"][0]["train"]) == 120 and sorted(folds["folds"][0]["val"]) == sorted(folds["test"])
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     capsys.readouterr()
-    assert _command(TestCommand, [str(run)]) == 0
+    assert main(["test", str(run)]) == 0
     report = json.loads((run / "test_metrics.json").read_text(encoding="utf-8"))
     assert len(report["per_fold"]) == 1
     # validation is the holdout, so the test loss equals the best epoch's validation loss
@@ -138,8 +128,17 @@ def test_lcv_fit_trains_one_model_validated_on_the_holdout(tmp_path: Path, capsy
 def test_lcv_fit_without_holdout_exits_2_with_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "iris.yaml"
     config.write_text(CONFIG.replace("  holdout: 0.2\n", ""), encoding="utf-8")
-    from lcv_config import ConfigError
-
-    with pytest.raises(ConfigError, match=r"data\.holdout: 0\.2"):
-        _command(FitCommand, [str(config), "--run-dir", str(tmp_path / "never")])
+    assert main(["fit", str(config), "--run-dir", str(tmp_path / "never")]) == 2
+    err = capsys.readouterr().err
+    assert "data.holdout: 0.2" in err and "Traceback" not in err
     assert not (tmp_path / "never").exists()
+
+
+def test_predict_from_a_file_that_is_not_a_checkpoint_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bogus = tmp_path / "model.ckpt"
+    bogus.write_bytes(b"not a checkpoint")
+    assert main(["predict", str(bogus)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(bogus) in err and "Traceback" not in err
