@@ -29,7 +29,7 @@ def test_rows_with_steps_going_backwards_are_all_kept(tmp_path: Path) -> None:
     logger.log_summary({"cv/val_loss_mean": 0.9})
     logger.finalize("success")
 
-    run = read_offline_run(_only_run(tmp_path))
+    run = read_offline_run(_only_run(tmp_path), wait=30)
     assert run.group == "exp"
     assert run.config["seed"] == 3
     assert run.config["optimizer"] == {"name": "Adam", "cfg": {"lr": 0.01}}
@@ -46,7 +46,7 @@ def test_failed_status_records_exit_code_one(tmp_path: Path) -> None:
     logger = WandbCVLogger(save_dir=tmp_path)
     logger.log_metrics({"cv/val_loss_mean": 1.0, "epoch": 0}, step=0)
     logger.finalize("failed")
-    assert read_offline_run(_only_run(tmp_path)).exit_code == 1
+    assert read_offline_run(_only_run(tmp_path), wait=30).exit_code == 1
 
 
 def test_auto_mode_is_offline_without_an_api_key(monkeypatch: pytest.MonkeyPatch) -> None:

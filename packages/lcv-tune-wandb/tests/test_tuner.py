@@ -103,7 +103,7 @@ def test_each_trial_is_an_offline_run_with_the_logged_metric(tmp_path: Path) -> 
     tuner.optimize(objective, n_trials=2)
     run_dirs = sorted((tmp_path / "wandb").glob("offline-run-*"))
     assert len(run_dirs) == 2
-    runs = sorted((read_offline_run(d) for d in run_dirs), key=lambda r: r.config["x"])
+    runs = sorted((read_offline_run(d, wait=30) for d in run_dirs), key=lambda r: r.config["x"])
     for run, x in zip(runs, (1.0, 2.0), strict=True):
         assert run.group == "mystudy"
         assert run.config == {"x": x}
@@ -125,7 +125,7 @@ def test_failing_objective_ends_its_run_failed_and_raises(tmp_path: Path) -> Non
     with pytest.raises(RuntimeError, match="diverged"):
         tuner.optimize(objective, n_trials=2)
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
-    run = read_offline_run(run_dir)
+    run = read_offline_run(run_dir, wait=30)
     assert run.exit_code == 1
     assert run.summary["lcv_state"] == "failed"
     with pytest.raises(LcvError, match="no finished trial"):
@@ -212,7 +212,7 @@ def test_native_sweep_config_with_nested_parameters(tmp_path: Path) -> None:
     assert all(p["batch_size"] == 8 for p in seen)
     assert tuner.best_params == {"optimizer.lr": 0.01, "batch_size": 8}
     (run_dir, *_) = sorted((tmp_path / "wandb").glob("offline-run-*"))
-    assert "val_loss" in read_offline_run(run_dir).summary
+    assert "val_loss" in read_offline_run(run_dir, wait=30).summary
 
 
 def test_conditional_parameter_dropped_when_inactive(tmp_path: Path) -> None:

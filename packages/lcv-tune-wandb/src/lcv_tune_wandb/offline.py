@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,12 +73,26 @@ def _key(item: Any) -> str:
     return ".".join(item.nested_key) if item.nested_key else str(item.key)
 
 
-def read_offline_run(run_dir: str | Path) -> OfflineRun:
+def read_offline_run(run_dir: str | Path, wait: float = 0.0) -> OfflineRun:
     """Read an offline run directory (``wandb/offline-run-<time>-<id>``) or its ``run-<id>.wandb`` file.
+
+    Args:
+        run_dir: The run's directory or its ``.wandb`` file.
+        wait: Seconds to wait for the run's exit record: W&B's service process writes the file after
+            ``run.finish()`` returns, so a run read right away may still be incomplete.
 
     Raises:
         LcvError: No run file is there, or it is not a W&B run file.
     """
+    deadline = time.monotonic() + wait
+    run = _read_once(run_dir)
+    while run.exit_code is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        run = _read_once(run_dir)
+    return run
+
+
+def _read_once(run_dir: str | Path) -> OfflineRun:
     from wandb.proto import wandb_internal_pb2 as pb
 
     path = Path(run_dir)
