@@ -1,0 +1,148 @@
+"""``schedule="parallel"`` on CPU with 2 processes: folds spread over ranks give the same run as one process.
+
+The script (launched once for the module: importing lightning costs seconds per process) fits 3 folds with
+``schedule="parallel", devices=2`` (rank 0 trains folds 0 and 2, rank 1 fold 1), then rank 0 fits the same
+experiment in one process with the interleaved schedule; each writes what it saw as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from lcv_config import LcvError, TrainerConfig
+from lcv_core._parallel import strategy_for
+
+TESTS = Path(__file__).parent
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    from pathlib import Path
+
+    import torch
+
+    from conftest import FoldData, TinyModule
+    from lcv_core.callbacks.base import Callback
+    from lcv_core.callbacks.checkpoint import ModelCheckpoint
+    from lcv_core.callbacks.early_stopping import EarlyStopping
+    from lcv_core.trainer import CrossValidationTrainer
+
+    torch.set_num_threads(1)
+    rank = int(os.environ.get("LOCAL_RANK", "0"))  # Fabric sets it for the rank it starts
+    out = Path(sys.argv[1])
+
+
+    class Trained(Callback):
+        def __init__(self):
+            self.folds = set()
+
+        def on_train_epoch_start_per_fold(self, *, fold, **kwargs):
+            self.folds.add(fold)
+
+
+    def fit(schedule, devices, root):
+        trained = Trained()
+        callbacks = [EarlyStopping(patience=1, min_delta=0.03), ModelCheckpoint(save_top_k=1), trained]
+        trainer = CrossValidationTrainer(
+            accelerator="cpu", schedule=schedule, devices=devices, max_epochs=8, seed=0, enable_progress_bar=False,
+            default_root_dir=str(root), callbacks=callbacks,
+        )
+        result = trainer.fit(TinyModule, FoldData(n_folds=3, n=90))
+        return {
+            "history": result.history,
+            "best_epoch": result.best_epoch,
+            "stopped_epoch": result.stopped_epoch,
+            "stop_reason": result.stop_reason,
+            "trained": sorted(trained.folds),
+            "world_size": trainer.fabric.world_size,
+        }
+
+
+    report = {"parallel": fit("parallel", 2, out / f"parallel_rank{rank}")}
+    if rank == 0:
+        report["interleaved"] = fit("interleaved", 1, out / "interleaved")
+    (out / f"rank{rank}.json").write_text(json.dumps(report))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def parallel_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    """Run the 2-process parallel fit and the 1-process interleaved fit once; return the folder and reports."""
+    out = tmp_path_factory.mktemp("parallel")
+    script = out / "fit_parallel.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, str(script), str(out)], env=env, capture_output=True, text=True, timeout=240, cwd=out
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def test_each_rank_trains_its_own_folds(parallel_run: tuple[Path, list[dict[str, Any]]]) -> None:
+    _, (r0, r1) = parallel_run
+    assert r0["parallel"]["world_size"] == 2
+    assert r0["parallel"]["trained"] == [0, 2]
+    assert r1["parallel"]["trained"] == [1]
+    assert r0["interleaved"]["trained"] == [0, 1, 2]
+
+
+def test_parallel_gives_the_per_fold_metrics_of_one_process(parallel_run: tuple[Path, list[dict[str, Any]]]) -> None:
+    _, (r0, r1) = parallel_run
+    one = r0["interleaved"]["history"]
+    for report in (r0, r1):
+        history = report["parallel"]["history"]
+        assert len(history) == len(one) == 3
+        for fold, (got, want) in enumerate(zip(history, one, strict=True)):
+            assert len(got) == len(want), f"fold {fold}: {len(got)} epochs, one process ran {len(want)}"
+            for epoch, (row, ref) in enumerate(zip(got, want, strict=True)):
+                assert row.keys() == ref.keys()
+                for name in ref:
+                    assert row[name] == pytest.approx(ref[name], abs=1e-6), (fold, epoch, name)
+
+
+def test_early_stopping_on_the_fold_mean_stops_where_one_process_does(
+    parallel_run: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    _, (r0, r1) = parallel_run
+    want = r0["interleaved"]
+    assert want["stopped_epoch"] is not None and want["stopped_epoch"] < 7  # the stop really happened early
+    for report in (r0, r1):
+        got = report["parallel"]
+        assert (got["stopped_epoch"], got["stop_reason"], got["best_epoch"]) == (
+            want["stopped_epoch"],
+            want["stop_reason"],
+            want["best_epoch"],
+        )
+
+
+def test_rank_zero_writes_every_folds_checkpoint(parallel_run: tuple[Path, list[dict[str, Any]]]) -> None:
+    out, (r0, _) = parallel_run
+    best = r0["interleaved"]["best_epoch"]
+    for fold in range(3):  # fold 1 was trained on rank 1; rank 0 wrote its weights
+        got = torch.load(
+            out / "parallel_rank0" / "checkpoints" / f"epoch={best}" / f"fold_{fold}.ckpt", weights_only=True
+        )
+        want = torch.load(
+            out / "interleaved" / "checkpoints" / f"epoch={best}" / f"fold_{fold}.ckpt", weights_only=True
+        )
+        assert got["fold"] == fold
+        for name, tensor in want["state_dict"].items():
+            torch.testing.assert_close(got["state_dict"][name], tensor, atol=1e-6, rtol=0)
+    assert (out / "parallel_rank0" / "metrics.json").is_file()
+    assert sorted(p for p in (out / "parallel_rank1").rglob("*") if p.is_file()) == []
+
+
+def test_parallel_refuses_a_strategy_it_cannot_spread_folds_with() -> None:
+    with pytest.raises(LcvError, match=r"strategy='fsdp' does not go with schedule='parallel'.*'auto' or 'ddp'"):
+        strategy_for(TrainerConfig(schedule="parallel", strategy="fsdp", devices=2))
