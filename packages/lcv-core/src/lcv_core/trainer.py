@@ -193,6 +193,7 @@ class CrossValidationTrainer:
         if resume is not None:
             self._restore(resume)
         try:
+            self._log_config()
             self.fabric.call("on_train_start", trainer=self)
             if cfg.schedule == "sequential":
                 self._run_sequential()
@@ -257,6 +258,19 @@ class CrossValidationTrainer:
                 train = _update_dataloader(train, SequentialSampler(train.dataset))  # type: ignore[arg-type]
             pairs.append((train, train))
         return pairs
+
+    def _log_config(self) -> None:
+        """Give the loggers the resolved experiment config as hyperparameters (when the run came from a config)."""
+        if not self.experiment_config_yaml or not self.fabric.is_global_zero:
+            return
+        import yaml
+
+        params = yaml.safe_load(self.experiment_config_yaml)
+        for logger in self.fabric.loggers:
+            try:
+                logger.log_hyperparams(params)
+            except NotImplementedError:  # Fabric's CSVLogger; the run directory has config.yaml anyway
+                pass
 
     def _finalize_loggers(self, result: CVResult) -> None:
         """Give loggers that take them the best epoch's summary and the learning-curve plot, then close them."""
