@@ -9,7 +9,19 @@ import pytest
 from lightning.pytorch.profilers import AdvancedProfiler, SimpleProfiler
 from pydantic import ValidationError
 
+from lcv_core.callbacks.base import Callback
 from lcv_core.trainer import CrossValidationTrainer
+
+
+class EpochWatcher(Callback):
+    """Implements two per-fold hooks, so their dispatch is profiled (hooks no callback implements are skipped)."""
+
+    def on_train_epoch_start_per_fold(self, **kwargs: Any) -> None:
+        pass
+
+    def on_validation_end_per_fold(self, **kwargs: Any) -> None:
+        pass
+
 
 ACTIONS = ("training_step", "backward", "optimizer_step", "validation_step", "train_dataloader_next")
 
@@ -17,7 +29,9 @@ ACTIONS = ("training_step", "backward", "optimizer_step", "validation_step", "tr
 def test_simple_profiler_times_every_step_of_every_fold(
     tiny: Any, fold_data: Any, trainer_kwargs: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    trainer = CrossValidationTrainer(**trainer_kwargs, profiler="simple", default_root_dir=str(tmp_path))
+    trainer = CrossValidationTrainer(
+        **trainer_kwargs, profiler="simple", default_root_dir=str(tmp_path), callbacks=[EpochWatcher()]
+    )
     trainer.fit(tiny, fold_data(n_folds=2, n=64, batch_size=8, val_batch_size=8))  # 4 train, 4 val batches
     assert isinstance(trainer.profiler, SimpleProfiler)
     durations = trainer.profiler.recorded_durations
@@ -27,6 +41,7 @@ def test_simple_profiler_times_every_step_of_every_fold(
         assert len(durations[f"[fold {fold}] validation_step"]) == 2 * 4
         assert len(durations[f"[fold {fold}] val_dataloader_next"]) == 2 * 5  # the 5th call finds the loader empty
     assert len(durations["[Callback] on_train_epoch_start_per_fold"]) == 2 * 2  # epochs x folds
+    assert "[Callback] on_before_zero_grad" not in durations  # no callback implements it: not even dispatched
     summary = (tmp_path / "profiler.txt").read_text()
     for action in ACTIONS:
         assert f"[fold 1] {action}" in summary
