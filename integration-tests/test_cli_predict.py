@@ -142,3 +142,25 @@ def test_predict_from_a_file_that_is_not_a_checkpoint_exits_2(
     assert main(["predict", str(bogus)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(bogus) in err and "Traceback" not in err
+
+
+def test_cv_resume_from_the_run_alone_continues_its_history(run_dir: Path, tmp_path: Path) -> None:
+    """``lcv cv --resume RUN trainer.max_epochs=3``: no config file, the checkpoint holds it; epochs 1-2 are kept."""
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (copy / "config.yaml").unlink()  # the checkpoint alone carries the config
+    before = json.loads((copy / "metrics.json").read_text(encoding="utf-8"))
+    assert main(["cv", "--resume", str(copy), "trainer.max_epochs=3"]) == 0
+    after = json.loads((copy / "metrics.json").read_text(encoding="utf-8"))
+    assert after["n_epochs"] == 3
+    for fold_before, fold_after in zip(before["history"], after["history"], strict=True):
+        assert fold_after[:2] == fold_before  # the resumed run continues, it does not start again
+
+
+def test_cv_resume_refuses_a_config_file_and_a_missing_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["cv", "--resume", str(tmp_path / "nowhere")]) == 2
+    assert "no checkpoint there" in capsys.readouterr().err
+    assert main(["cv"]) == 2
+    assert "--resume CKPT" in capsys.readouterr().err

@@ -29,21 +29,40 @@ class CvCommand:
     help = "Cross-validate the experiment a config describes; print per-fold scores with mean ± std."
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
-        """Add config files, overrides and the run directory option."""
-        parser.add_argument("config", nargs="+", help="config files (YAML/TOML/JSON), then key=value overrides")
+        """Add config files, overrides, the run directory and the resume options."""
+        parser.add_argument(
+            "config", nargs="*", help="config files (YAML/TOML/JSON), then key=value overrides (none with --resume)"
+        )
         parser.add_argument("--run-dir", help="write the run here instead of runs/<name>/<timestamp>/")
+        parser.add_argument(
+            "--resume",
+            metavar="CKPT",
+            help="resume from a trainer checkpoint (a last.ckpt or a run directory); it holds the config, so no "
+            "config file is needed; key=value overrides still apply",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         """Validate and build everything, create the run directory, train, print the summary."""
-        from lcv_config import load_config
+        from lcv_config import ConfigError, load_config
         from lcv_config.cli import installed_lcv_packages
         from lcv_config.loading import dump_config, split_arguments
 
         files, overrides = split_arguments(args.config)
-        config = load_config(files, overrides)  # bad input exits 2 here, before torch is imported
+        resume: Path | None = None
+        if args.resume is not None:
+            resume, config = _resume_point(Path(args.resume), files, overrides)
+        elif not files:
+            raise ConfigError("lcv cv needs a config file, or --resume CKPT to continue a run.", "config")
+        else:
+            config = load_config(files, overrides)  # bad input exits 2 here, before torch is imported
         from lcv_core.configure import configure_all
 
-        run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(config.output_dir, config.name)
+        if args.run_dir:
+            run_dir = Path(args.run_dir)
+        elif resume is not None and resume.parent.name == "checkpoints":
+            run_dir = resume.parent.parent  # continue in the run's own directory
+        else:
+            run_dir = new_run_dir(config.output_dir, config.name)
         trainer, factory, datamodule = configure_all(config, run_dir=run_dir)
         if hasattr(datamodule, "setup"):
             datamodule.setup("fit")  # computes the folds: bad splits fail here, before anything is written
@@ -53,7 +72,7 @@ class CvCommand:
         if hasattr(datamodule, "save_folds"):
             datamodule.save_folds(run_dir / "folds.json")
         try:
-            result = trainer.fit(factory, datamodule)
+            result = trainer.fit(factory, datamodule, ckpt_path=resume)
         except Exception as exc:
             (run_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
             raise
@@ -61,6 +80,31 @@ class CvCommand:
         (run_dir / "summary.txt").write_text(text, encoding="utf-8")
         print(f"run directory: {run_dir}", file=sys.stderr)
         return 0
+
+
+def _resume_point(target: Path, files: list[str], overrides: list[str]) -> tuple[Path, Any]:
+    """Return the trainer checkpoint to resume from and the experiment config embedded in it (plus overrides)."""
+    from lcv_config import ConfigError, LcvError, load_config
+    from lcv_config.loading import parse_yaml
+
+    if files:
+        raise ConfigError(
+            "--resume takes the config from the checkpoint; pass key=value overrides only, not config files "
+            f"({', '.join(files)}).",
+            "config",
+        )
+    ckpt = target / "checkpoints" / "last.ckpt" if target.is_dir() else target
+    state = _read_checkpoint(ckpt) if ckpt.is_file() else None
+    if state is None:
+        raise LcvError(f"--resume {target}: no checkpoint there; pass a last.ckpt or a run directory.")
+    if state.get("format") != "lcv-checkpoint":
+        raise LcvError(
+            f"--resume {ckpt}: a fold's weights file cannot resume a run; pass the trainer checkpoint last.ckpt."
+        )
+    embedded = state.get("experiment_config")
+    if not isinstance(embedded, str) or not embedded.strip():
+        raise LcvError(f"--resume {ckpt}: the checkpoint has no embedded experiment config (not written by `lcv cv`).")
+    return ckpt, load_config((), overrides, base=parse_yaml(embedded))
 
 
 class TuneCommand:
