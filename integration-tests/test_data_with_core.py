@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import torch
 from lightning.pytorch import LightningModule
 from torch import nn
@@ -102,3 +103,31 @@ def test_cv_over_a_setup_function_with_dict_batches() -> None:
     assert result.n_folds == 3
     first, last = result.metric("val_loss", 0).mean, result.metric("val_loss", 7).mean
     assert last < first / 4, f"val_loss went from {first} to {last}"
+
+
+class DigitsWithPredict(Digits):
+    """Digits with a ``predict_step``: the trainer then returns out-of-fold predictions."""
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return torch.softmax(self(x), dim=1)
+
+
+def test_out_of_fold_predictions_come_from_the_fold_that_held_each_sample_out() -> None:
+    dataset = load_digits()
+    dm = CrossValDataModule(
+        dataset,
+        splitter="stratified_kfold",
+        splitter_kwargs={"n_splits": 3, "shuffle": True},
+        fitted_transforms=[Standardize()],
+        dataloaders={"default": {"batch_size": 64}},
+    )
+    result = CrossValidationTrainer(**TRAINER, max_epochs=2, monitor="val_acc", mode="max").fit(DigitsWithPredict, dm)
+    oof = result.oof_predictions
+    y = dataset.tensors[1]
+    assert oof.shape == (len(y), 10)
+    assert torch.allclose(oof.sum(dim=1), torch.ones(len(y)), atol=1e-5)  # every sample predicted once
+    # In dataset order, so its accuracy is each fold's best-epoch accuracy weighted by the fold's size.
+    sizes = [len(val) for _train, val in dm.folds]
+    expected = sum(n * acc for n, acc in zip(sizes, result.metric("val_acc").per_fold, strict=True)) / len(y)
+    assert (oof.argmax(dim=1) == y).float().mean().item() == pytest.approx(expected, abs=1e-6)
