@@ -334,3 +334,16 @@ def test_error_path_attribute_is_set() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(base={"trainer": {"max_epochs": 0}})
     assert info.value.path == "trainer.max_epochs"
+
+
+def test_dump_config_writes_a_class_object_as_its_import_path(tmp_path: Path) -> None:
+    """A component given as an object from Python (``name=OrderedDict``) dumps to a path that loads back to it."""
+    from collections import OrderedDict
+
+    from lcv_config import Component, resolve
+
+    config = ExperimentConfig(model=Component(name=OrderedDict, cfg={"a": 1}))
+    text = dump_config(config)
+    assert "name: collections.OrderedDict" in text
+    again = load_config(write(tmp_path, "dumped.yaml", text))
+    assert again.model is not None and resolve("model", again.model.name, "model.name") is OrderedDict

@@ -78,3 +78,24 @@ def test_setup_function_plugin_from_config() -> None:
     dm = SetupFunctionDataModule.from_config(config, seed=1)
     assert len(dm.train_val_dataloaders()) == 3
     assert sum(len(b["X"]) for _, va in dm.train_val_dataloaders() for b in va) == 30
+
+
+def test_setup_function_plugin_takes_dataloader_settings_over_the_functions_batch_size() -> None:
+    config = DataConfig(
+        datamodule="setup_function",
+        dataset={"name": setup_dicts, "cfg": {"n_train": 30, "n_dev": 12}},
+        splitter={"name": "kfold", "cfg": {"n_splits": 2}},
+        dataloaders={"val": {"batch_size": 4}},
+    )
+    dm = SetupFunctionDataModule.from_config(config, seed=1)
+    (train, val), _ = dm.train_val_dataloaders()
+    assert [len(b["X"]) for b in train] == [8, 8, 5]  # the function's batch size is the default
+    assert [len(b["X"]) for b in val] == [4, 4, 4, 4, 4, 1]  # the config's val setting overrides it
+
+
+def test_setup_function_plugin_refuses_keys_it_cannot_use() -> None:
+    from lcv_config import ConfigError
+
+    config = DataConfig(datamodule="setup_function", dataset={"name": setup_dicts}, labels="Y")
+    with pytest.raises(ConfigError, match=r"data\.labels is not used with datamodule: setup_function"):
+        SetupFunctionDataModule.from_config(config)

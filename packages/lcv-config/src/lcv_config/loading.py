@@ -340,6 +340,27 @@ def load_config(
 
 
 def dump_config(config: ExperimentConfig) -> str:
-    """Return the config as YAML, with every default written out (the resolved config of a run)."""
-    data = config.model_dump(mode="json", exclude={"trainer": {"loggers", "callbacks", "plugins"}})
-    return yaml.safe_dump(data, sort_keys=False)
+    """Return the config as YAML, with every default written out (the resolved config of a run).
+
+    A class or function given as an object (``Component(name=MLP)`` from Python) is written as its dotted import
+    path (``lcv_core.models.MLP``), which loads back to the same object; any other object is written as its
+    ``repr`` in a string.
+    """
+    data = config.model_dump(mode="python", exclude={"trainer": {"loggers", "callbacks", "plugins"}})
+    return yaml.safe_dump(_plain_data(data), sort_keys=False)
+
+
+def _plain_data(value: Any) -> Any:
+    """Turn a model_dump into YAML-safe data: objects with an import path become that path."""
+    if isinstance(value, dict):
+        return {str(k): _plain_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_data(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    module, qualname = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
+    if isinstance(module, str) and isinstance(qualname, str) and "<" not in qualname:
+        return f"{module}.{qualname}"
+    if isinstance(value, Path):
+        return str(value)
+    return repr(value)

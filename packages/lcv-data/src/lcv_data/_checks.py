@@ -53,8 +53,13 @@ def check_before_split(splitter: Any, n_samples: int, labels: np.ndarray | None,
         classes, counts = np.unique(labels, return_counts=True)
         rare = [(c, int(k)) for c, k in zip(classes.tolist(), counts.tolist(), strict=True) if k < n_splits]
         if rare:
-            listed = "; ".join(f"class {c} has {k} sample{'s' if k != 1 else ''}" for c, k in rare)
+            listed = "; ".join(f"class {c} has {k} sample{'s' if k != 1 else ''}" for c, k in rare[:5])
+            if len(rare) > 5:
+                listed += f"; and {len(rare) - 5} more classes"
+            hint = ""
+            if np.issubdtype(labels.dtype, np.floating) and len(classes) > n_samples // 2:
+                hint = f" The labels look continuous ({len(classes)} distinct values): a regression target?"
             raise LcvError(
-                f"{name} cannot put every class in every fold: {listed}, fewer than n_splits={n_splits}. "
+                f"{name} cannot put every class in every fold: {listed}, fewer than n_splits={n_splits}.{hint} "
                 "Use fewer splits, merge or drop rare classes, or a non-stratified splitter such as 'kfold'."
             )

@@ -56,7 +56,9 @@ def from_setup_function(
         )
     train, dev, test, batch_size = result
     dataset, n_train, n_dev = _pool(train, dev)
-    loaders = dm_kwargs.pop("dataloaders", None) or {"default": {"batch_size": int(batch_size)}}
+    # The function's batch size is the default; dataloader settings given here override it per split.
+    given = dict(dm_kwargs.pop("dataloaders", None) or {})
+    loaders = {**given, "default": {"batch_size": int(batch_size), **dict(given.get("default") or {})}}
     if splitter is None:
         from sklearn.model_selection import PredefinedSplit
 
@@ -85,6 +87,15 @@ class SetupFunctionDataModule(CrossValDataModule):
             raise ConfigError("The data section needs dataset: {name: <setup function>, cfg: {...}}.", "data.dataset")
         name, cfg = split_component(config.dataset, "data.dataset")
         fn = resolve("dataset", name, "data.dataset.name")
+        given = config.model_fields_set
+        unused = sorted(given & {"test_dataset", "labels", "groups", "features", "target"})
+        if unused:
+            raise ConfigError(
+                f"data.{unused[0]} is not used with datamodule: setup_function: the setup function returns the "
+                "datasets (train, dev, test) and the batch size; remove it.",
+                f"data.{unused[0]}",
+            )
+        passed = {key: getattr(config, key) for key in ("dataloaders", "batch_transforms", "holdout") if key in given}
         return from_setup_function(
             fn,
             config.splitter.name,
@@ -93,5 +104,6 @@ class SetupFunctionDataModule(CrossValDataModule):
             target_transforms=config.target_transforms,
             fitted_transforms=config.fitted_transforms,
             seed=seed,
+            **passed,
             **cfg,
         )
