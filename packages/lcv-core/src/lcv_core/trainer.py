@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import math
@@ -267,10 +268,9 @@ class CrossValidationTrainer:
 
         params = yaml.safe_load(self.experiment_config_yaml)
         for logger in self.fabric.loggers:
-            try:
+            # Fabric's CSVLogger raises NotImplementedError; the run directory has config.yaml anyway.
+            with contextlib.suppress(NotImplementedError):
                 logger.log_hyperparams(params)
-            except NotImplementedError:  # Fabric's CSVLogger; the run directory has config.yaml anyway
-                pass
 
     def _finalize_loggers(self, result: CVResult) -> None:
         """Give loggers that take them the best epoch's summary and the learning-curve plot, then close them."""
