@@ -101,6 +101,19 @@ def test_components_lists_a_group_without_importing(capsys: pytest.CaptureFixtur
     assert "fake_split_never" not in sys.modules
 
 
+def test_components_filters_names_with_a_glob_without_importing(capsys: pytest.CaptureFixture[str], fake_dist) -> None:
+    fake_dist(
+        "fake-split",
+        {"lcv.splitters": {"every_other": "fake_split_never:EveryOther", "every_third": "fake_split_never:Third"}},
+    )
+    assert main(["components", "splitters", "every_o*"]) == 0
+    out = capsys.readouterr().out
+    assert "every_other" in out and "every_third" not in out
+    assert main(["components", "all", "no_such_*"]) == 0
+    assert "(none matches 'no_such_*': splitters)" in capsys.readouterr().out
+    assert "fake_split_never" not in sys.modules
+
+
 def test_components_unknown_group_exits_2_with_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["components", "splitter"]) == 2
     err = capsys.readouterr().err

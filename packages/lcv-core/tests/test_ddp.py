@@ -74,7 +74,42 @@ SCRIPT = textwrap.dedent(
         default_root_dir=str(out / f"run_rank{rank}"), callbacks=callbacks,
     )
     result = trainer.fit(TinyModule, data)
+
+
+    class PruneAtEpochOne:
+        # a tuner trial: counts reports (the storage round trips) and prunes after the second one
+
+        number, params = 0, {}
+
+        def __init__(self):
+            self.reports = 0
+
+        def report(self, value, step):
+            self.reports += 1
+
+        def should_prune(self):
+            return self.reports >= 2
+
+        def set_user_attr(self, key, value):
+            pass
+
+
+    from lcv_config import TrialPruned
+    from lcv_core.callbacks.pruning import TunerPruning
+
+    trial = PruneAtEpochOne()
+    pruner = CrossValidationTrainer(
+        accelerator="cpu", strategy="ddp", devices=2, max_epochs=4, seed=0, enable_progress_bar=False,
+        callbacks=[TunerPruning(trial, monitor="val_loss")],
+    )
+    try:
+        pruner.fit(TinyModule, data)
+        pruned_after = None
+    except TrialPruned:
+        pruned_after = pruner.current_epoch
     (out / f"rank{rank}.json").write_text(json.dumps({
+        "trial_reports": trial.reports,
+        "pruned_after": pruned_after,
         "rank": trainer.fabric.global_rank,
         "world_size": trainer.fabric.world_size,
         "history": result.history,
@@ -132,6 +167,12 @@ def test_each_rank_trains_on_its_own_shard_reshuffled_every_epoch(ddp_run: tuple
     for fold in range(3):
         assert r0["first"][f"{fold}/0"] != r0["first"][f"{fold}/1"]  # set_epoch reshuffles
         assert r0["first"][f"{fold}/0"] != r1["first"][f"{fold}/0"]  # disjoint shards
+
+
+def test_only_rank_zero_talks_to_the_tuner_and_every_rank_prunes(ddp_run: tuple[Path, list[dict[str, Any]]]) -> None:
+    _, (r0, r1) = ddp_run
+    assert (r0["trial_reports"], r1["trial_reports"]) == (2, 0)
+    assert r0["pruned_after"] == r1["pruned_after"] == 1
 
 
 def test_only_rank_zero_writes_files(ddp_run: tuple[Path, list[dict[str, Any]]]) -> None:

@@ -90,6 +90,29 @@ def test_random_sweep_stays_within_bounds_and_distributions(tmp_path: Path) -> N
     assert len({p["lr"] for p in seen}) == 8
 
 
+def test_bayes_sweep_stays_within_bounds_and_learns_from_the_runs(tmp_path: Path) -> None:
+    """The engine's Gaussian-process proposals stay in the space and use the finished runs' values."""
+    space = {
+        "x": {"type": "float", "low": -2.0, "high": 2.0},
+        "units": {"type": "int", "low": 2, "high": 5},
+        "act": ["relu", "tanh"],
+    }
+    tuner = WandbTuner(space=space, workdir=tmp_path, sampler="bayes", seed=0)
+    seen: list[dict[str, Any]] = []
+
+    def objective(trial: Trial) -> float:
+        seen.append(trial.params)
+        return (float(trial.params["x"]) - 1.0) ** 2  # best at x = 1
+
+    tuner.optimize(objective, n_trials=10)
+    assert len(seen) == 10
+    assert all(-2.0 <= p["x"] <= 2.0 for p in seen)
+    assert all(isinstance(p["units"], int) and 2 <= p["units"] <= 5 for p in seen)
+    assert all(p["act"] in ("relu", "tanh") for p in seen)
+    assert tuner.best_value == min((p["x"] - 1.0) ** 2 for p in seen)
+    assert abs(tuner.best_params["x"] - 1.0) < 0.5  # ten proposals of a 1-d bowl get near its bottom
+
+
 def test_each_trial_is_an_offline_run_with_the_logged_metric(tmp_path: Path) -> None:
     tuner = WandbTuner(space={"x": [1.0, 2.0]}, workdir=tmp_path, sampler="grid", study="mystudy")
 

@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 
 from lcv_config.groups import GROUPS, resolve_group, short_name
 from lcv_config.plugins import list_all_plugins
 
 
 class ComponentsCommand:
-    """``lcv components [GROUP]``: list installed plugins without importing them."""
+    """``lcv components [GROUP] [PATTERN]``: list installed plugins without importing them."""
 
     help = "List installed plugins (name, distribution, version) per group, without importing them."
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
-        """Add the optional GROUP argument."""
-        parser.add_argument("group", nargs="?", help="a group such as 'splitters' or 'lcv.tuners'; default: all")
+        """Add the optional GROUP and PATTERN arguments."""
+        parser.add_argument(
+            "group", nargs="?", help="a group such as 'splitters' or 'lcv.tuners'; default: all (or 'all')"
+        )
+        parser.add_argument("pattern", nargs="?", default="*", help="a glob over names, e.g. '*kfold*'; default: *")
 
     def run(self, args: argparse.Namespace) -> int:
         """Print one table per group."""
         from rich.console import Console  # imported here: ``lcv --help`` must not pay for rich
         from rich.table import Table
 
-        groups = [resolve_group(args.group)] if args.group else list(GROUPS)
+        groups = [resolve_group(args.group)] if args.group and args.group != "all" else list(GROUPS)
         listing = list_all_plugins(groups)
+        pattern = args.pattern
         console = Console(highlight=False)
         for group in groups:
             table = Table(title=group, title_justify="left", show_edge=False)
@@ -31,9 +36,11 @@ class ComponentsCommand:
                 table.add_column(column, no_wrap=True)
             table.add_column("target", overflow="fold")
             for p in listing[group]:
-                table.add_row(p.name, p.distribution, p.version, p.value)
+                if fnmatch.fnmatchcase(p.name, pattern):
+                    table.add_row(p.name, p.distribution, p.version, p.value)
             if not table.row_count:
-                table.add_row(f"(none installed: {short_name(group)})", "", "", "")
+                none = "none installed" if pattern == "*" else f"none matches {pattern!r}"
+                table.add_row(f"({none}: {short_name(group)})", "", "", "")
             console.print(table)
         return 0
 
