@@ -172,7 +172,7 @@ def integration(session: nox.Session) -> None:
 def examples(session: nox.Session) -> None:
     """Run every example, with tiny settings, in one pytest process."""
     require_tests(session, "examples")
-    install(session, *(local(p) for p in PACKAGES), *EXTRAS.values(), "pytest>=8", "pandas>=2.0")
+    install(session, *(local(p) for p in PACKAGES), *EXTRAS.values(), "pytest>=8", "pandas>=2.0", "tensorboard>=2.14")
     install_no_deps(session, *PACKAGES)
     check_installed(session, PACKAGES)
     run_pytest(session, "examples")

@@ -87,7 +87,9 @@ class SetupFunctionDataModule(CrossValDataModule):
             raise ConfigError("The data section needs dataset: {name: <setup function>, cfg: {...}}.", "data.dataset")
         name, cfg = split_component(config.dataset, "data.dataset")
         fn = resolve("dataset", name, "data.dataset.name")
-        given = config.model_fields_set
+        # What differs from the schema's defaults counts as given (a tuning trial's config has every key written).
+        defaults = type(config)()
+        given = {key for key in type(config).model_fields if getattr(config, key) != getattr(defaults, key)}
         unused = sorted(given & {"test_dataset", "labels", "groups", "features", "target"})
         if unused:
             raise ConfigError(
