@@ -17,6 +17,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -35,7 +36,7 @@ from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
 CHILD = HERE / "_child.py"
-PEER_ENV = Path(os.environ.get("LCV_PEER_ENV", "/tmp/lcv-peer-env"))
+PEER_ENV = Path(os.environ.get("LCV_PEER_ENV") or Path(tempfile.gettempdir()) / "lcv-peer-env")
 PEER_REQUIREMENT = "lightning-cv==1.2.0"
 
 
@@ -111,6 +112,22 @@ def write_synthetic(path: Path, n: int, k: int, seed: int) -> None:
 # -- lightning-cv's own environment ---------------------------------------------------------------
 
 
+def _pip_find_links() -> list[str]:
+    """Return the find-links locations pip is configured with (read at run time, as the noxfile does)."""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    links: list[str] = []
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip().endswith(".find-links"):
+            links += shlex.split(value.strip().strip("'\""))
+    return links
+
+
 def ensure_peer_env() -> tuple[str | None, str]:
     """Return lightning-cv's interpreter (making its environment if needed) and a note on how it went."""
     python = PEER_ENV / "bin" / "python"
@@ -120,7 +137,10 @@ def ensure_peer_env() -> tuple[str | None, str]:
         if done.returncode == 0:
             return str(python), f"{PEER_ENV} (lightning-cv {done.stdout.split()[0]}, torch {done.stdout.split()[1]})"
     uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
-    env = {**os.environ, "UV_FIND_LINKS": os.environ.get("UV_FIND_LINKS", "/opt/wheels")}
+    env = dict(os.environ)
+    links = [x for x in (env.get("UV_FIND_LINKS", "").split(",") + _pip_find_links()) if x]
+    if links:  # uv does not read pip's configuration: hand it pip's find-links (e.g. a local CPU wheel of torch)
+        env["UV_FIND_LINKS"] = ",".join(dict.fromkeys(links))
     steps = [
         [uv, "venv", "-q", "-p", sys.executable, str(PEER_ENV)],
         [
