@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from lightning.fabric import Fabric
 from lightning.fabric.loggers.csv_logs import CSVLogger
-from lightning.pytorch import LightningModule
+from lightning.pytorch import LightningDataModule, LightningModule
 from torch.utils.data import DataLoader
 
 from lcv_config import LcvError, TrainerConfig
@@ -55,6 +55,14 @@ def _hook_targets(callbacks: Sequence[Any], hook: str) -> list[tuple[Any, set[st
         accepted = None if any(p.kind is p.VAR_KEYWORD for p in params) else {p.name for p in params}
         targets.append((method, accepted))
     return targets
+
+
+def _overridden(datamodule: Any, hook: str) -> Any:
+    """Return the datamodule's ``hook`` unless it is LightningDataModule's no-op (then not called per batch)."""
+    method = getattr(datamodule, hook, None)
+    if not callable(method) or getattr(type(datamodule), hook, None) is getattr(LightningDataModule, hook):
+        return None
+    return method
 
 
 def _unwrapped(loader: Any) -> Any:
@@ -560,7 +568,7 @@ class CrossValidationTrainer:
         """Yield ``(batch_idx, batch)`` up to ``limit``, on the device, with the fold log's batch size set."""
         self.training = loader is f.train_loader
         self.validating = not self.training
-        after_transfer = getattr(self.datamodule, "on_after_batch_transfer", None)
+        after_transfer = _overridden(self.datamodule, "on_after_batch_transfer")
         action = f"[fold {f.index}] {'train' if self.training else 'val'}_dataloader_next"
         batches = iter(loader)
         for batch_idx in itertools.count():
