@@ -131,3 +131,87 @@ def test_out_of_fold_predictions_come_from_the_fold_that_held_each_sample_out() 
     sizes = [len(val) for _train, val in dm.folds]
     expected = sum(n * acc for n, acc in zip(sizes, result.metric("val_acc").per_fold, strict=True)) / len(y)
     assert (oof.argmax(dim=1) == y).float().mean().item() == pytest.approx(expected, abs=1e-6)
+
+
+class Float64MLP(LightningModule):
+    """A small MLP trained in float64, so two schedules can be compared to 1e-6."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = nn.functional.cross_entropy(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.log("val_loss", nn.functional.cross_entropy(logits, y))
+        self.log("val_acc", (logits.argmax(1) == y).float().mean())
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=0.01)
+
+
+@pytest.mark.parametrize("limit_train_batches", [None, 3])
+def test_vectorized_gathers_every_folds_batch_at_once_with_interleaved_numbers(limit_train_batches) -> None:
+    from lcv_core._vectorized import _Gather
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(103, 6, generator=g, dtype=torch.float64)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
+
+    def datamodule() -> CrossValDataModule:
+        # 5 folds of 103 samples: training sets of 82 or 83, so batch 20 leaves last batches of 2 and 3 (ragged)
+        return CrossValDataModule(
+            X=x, y=y, splitter="kfold", splitter_kwargs={"n_splits": 5, "shuffle": True}, seed=3,
+            dataloaders={"default": {"batch_size": 20}},
+        )  # fmt: skip
+
+    dm = datamodule()
+    dm.setup("fit")
+    assert _Gather.usable([train for train, _ in dm.train_val_dataloaders()])  # the one-gather path runs below
+    histories = {}
+    for schedule in ("interleaved", "vectorized"):
+        trainer = CrossValidationTrainer(
+            **TRAINER, max_epochs=3, precision="64-true", schedule=schedule, limit_train_batches=limit_train_batches
+        )
+        histories[schedule] = trainer.fit(Float64MLP, datamodule()).history
+    for fold, (a, b) in enumerate(zip(histories["interleaved"], histories["vectorized"], strict=True)):
+        for epoch, (ra, rb) in enumerate(zip(a, b, strict=True)):
+            assert set(ra) == set(rb)
+            for name in ra:
+                assert ra[name] == pytest.approx(rb[name], rel=1e-6, abs=1e-6), (fold, epoch, name)
+    assert histories["vectorized"][0][-1]["train_loss"] < histories["vectorized"][0][0]["train_loss"]
+
+
+def _scaled(batch: Any) -> Any:
+    x, y = batch
+    return x * 2.0, y
+
+
+@pytest.mark.parametrize("stage", ["before", "after"])
+def test_vectorized_applies_before_batch_transforms_and_falls_back_for_device_ones(stage, capsys) -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(60, 6, generator=g, dtype=torch.float64)
+    y = (x[:, 0] > 0).long()
+    histories = {}
+    for schedule in ("interleaved", "vectorized"):
+        dm = CrossValDataModule(
+            X=x, y=y, splitter="kfold", splitter_kwargs={"n_splits": 3}, batch_transforms={"train": {stage: [_scaled]}},
+            dataloaders={"default": {"batch_size": 16}},
+        )  # fmt: skip
+        trainer = CrossValidationTrainer(**TRAINER, max_epochs=2, precision="64-true", schedule=schedule)
+        histories[schedule] = trainer.fit(Float64MLP, dm).history
+    out = capsys.readouterr().out
+    # "before" transforms run in the loader, so the folds' batches are gathered one by one and stacked;
+    # "after" ones run on the device per fold batch, so vectorized says why it runs interleaved instead
+    assert ("falls back to 'interleaved': the datamodule transforms batches on the device" in out) == (stage == "after")
+    for a, b in zip(histories["interleaved"], histories["vectorized"], strict=True):
+        assert a[-1]["train_loss"] == pytest.approx(b[-1]["train_loss"], rel=1e-6)

@@ -179,3 +179,35 @@ def test_t_quantile_of_the_95_percent_interval(df: int, expected: float) -> None
     from lcv_core.results import t975
 
     assert t975(df) == pytest.approx(expected, abs=2e-6)
+
+
+def test_long_epochs_reduce_exactly_across_flushes() -> None:
+    from lcv_core._logging import FoldMetricLog
+
+    log = FoldMetricLog()
+    log.start("train")
+    n = 2 * FoldMetricLog.FLUSH_EVERY + 37  # values are folded into the running sums every FLUSH_EVERY
+    values = torch.linspace(0.0, 3.0, n, dtype=torch.float64)
+    sizes = [1 + (i % 7) for i in range(n)]
+    for value, size in zip(values, sizes, strict=True):
+        log.batch_size = size
+        log.log("loss", value)
+        log.log("worst", value.float(), reduce_fx="max")
+        log.log("count", torch.tensor(size), reduce_fx="sum")
+    epoch = log.reduce()
+    weights = torch.tensor(sizes, dtype=torch.float64)
+    assert epoch["loss"] == pytest.approx(float((values * weights).sum() / weights.sum()), rel=1e-6)
+    assert epoch["worst"] == pytest.approx(3.0)
+    assert epoch["count"] == sum(sizes)
+
+
+def test_one_metric_logged_with_two_reductions_is_refused(data, tiny, trainer_kwargs) -> None:
+    class Mixed(tiny):  # type: ignore[misc, valid-type]
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            self.log("peak", torch.tensor(float(batch_idx)), reduce_fx="max" if batch_idx == 0 else "mean")
+            return super().training_step(batch, batch_idx)
+
+    from lcv_config import LcvError
+
+    with pytest.raises(LcvError, match=r"self.log\('peak', ...\) was logged with reduce_fx='max' and then 'mean'"):
+        CrossValidationTrainer(**{**trainer_kwargs, "max_epochs": 1}).fit(Mixed, data)

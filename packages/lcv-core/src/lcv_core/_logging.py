@@ -45,7 +45,14 @@ def checked_scalar(name: str, value: Any, reduce_fx: Any) -> tuple[str, torch.Te
 
 
 class FoldMetricLog:
-    """Collects what one fold's module logs during one stage of one epoch."""
+    """Collects what one fold's module logs during one stage of one epoch.
+
+    ``log`` only appends the detached value and its weight; the reduction runs once per stage (and every
+    ``FLUSH_EVERY`` values of a name, which bounds the memory of long epochs), on the values' device.
+    """
+
+    FLUSH_EVERY = 1024
+    """Values of one name kept before they are folded into the running reduction."""
 
     def __init__(self) -> None:
         self.stage = "train"
@@ -54,6 +61,7 @@ class FoldMetricLog:
         self._sums: dict[str, torch.Tensor] = {}
         self._weights: dict[str, float] = {}
         self._reduce: dict[str, str] = {}
+        self._pending: dict[str, tuple[list[Any], list[float]]] = {}
         self._metrics: dict[str, Metric] = {}
         self._steps: list[tuple[int, str, torch.Tensor]] = []
         self.prog_bar: set[str] = set()
@@ -64,6 +72,7 @@ class FoldMetricLog:
         self._sums.clear()
         self._weights.clear()
         self._reduce.clear()
+        self._pending.clear()
         self._metrics.clear()
         self._steps.clear()
 
@@ -91,28 +100,63 @@ class FoldMetricLog:
             if on_epoch is not False:
                 self._metrics[name] = value
             return
-        reduce, value = checked_scalar(name, value, reduce_fx)
+        if isinstance(value, torch.Tensor) and reduce_fx == "mean" and value.numel() == 1:
+            value = value.detach()  # the common case, checked without a copy; cast and reshaped per stage
+        else:
+            reduce_fx, value = checked_scalar(name, value, reduce_fx)
         if on_step:
             self._steps.append((self.step, name, value))
         if on_epoch is False:
             return
-        weight = float(batch_size if batch_size is not None else self.batch_size)
-        if name not in self._sums:
-            self._reduce[name] = reduce
-            self._sums[name] = value * weight if reduce == "mean" else value
-            self._weights[name] = weight
+        known = self._reduce.setdefault(name, reduce_fx)  # a name from here on ("mean" or checked_scalar's)
+        if known != reduce_fx:
+            raise LcvError(
+                f"self.log('{name}', ...) was logged with reduce_fx={known!r} and then {reduce_fx!r} in the same "
+                "epoch; log a metric with one reduction."
+            )
+        pending = self._pending.get(name)
+        if pending is None:
+            pending = self._pending[name] = ([], [])
+        values, weights = pending
+        values.append(value)
+        weights.append(batch_size if batch_size is not None else self.batch_size)
+        if len(values) >= self.FLUSH_EVERY:
+            self._flush(name)
+
+    def _flush(self, name: str) -> None:
+        """Fold the pending values of ``name`` into its running reduction (a few tensor ops for all of them)."""
+        values, weights = self._pending.pop(name)
+        if not values:
             return
-        old = self._sums[name]
-        value = value.to(old.device)
+        device = values[0].device
+        stacked = torch.stack([v.reshape(()).to(device, torch.float32) for v in values])
+        reduce = self._reduce[name]
         if reduce == "mean":
-            self._sums[name] = old + value * weight
-            self._weights[name] += weight
+            part = (stacked * torch.tensor(weights, dtype=torch.float32, device=device)).sum()
         elif reduce == "sum":
-            self._sums[name] = old + value
+            part = stacked.sum()
         elif reduce == "max":
-            self._sums[name] = torch.maximum(old, value)
+            part = stacked.max()
         else:
-            self._sums[name] = torch.minimum(old, value)
+            part = stacked.min()
+        old = self._sums.get(name)
+        if old is None:
+            self._sums[name] = part
+            self._weights[name] = float(sum(weights))
+            return
+        part = part.to(old.device)
+        if reduce in ("mean", "sum"):
+            self._sums[name] = old + part
+        elif reduce == "max":
+            self._sums[name] = torch.maximum(old, part)
+        else:
+            self._sums[name] = torch.minimum(old, part)
+        self._weights[name] += float(sum(weights))
+
+    def flush(self) -> None:
+        """Fold every pending value into the running reductions (``reduce`` does this itself)."""
+        for name in list(self._pending):
+            self._flush(name)
 
     def log_dict(self, dictionary: Mapping[str, Any], **kwargs: Any) -> None:
         """Record several values, with the signature of ``LightningModule.log_dict``."""
@@ -121,6 +165,7 @@ class FoldMetricLog:
 
     def reduce(self) -> dict[str, float]:
         """Return the epoch value of every logged value (one host read) and reset logged Metric objects."""
+        self.flush()
         names = list(self._sums)
         out: dict[str, float] = {}
         if names:
@@ -137,7 +182,7 @@ class FoldMetricLog:
         if not self._steps:
             return []
         device = self._steps[0][2].device
-        values = torch.stack([v.to(device) for _, _, v in self._steps]).cpu().tolist()
+        values = torch.stack([v.reshape(()).to(device, torch.float32) for _, _, v in self._steps]).cpu().tolist()
         rows: dict[int, dict[str, float]] = {}
         for (step, name, _), value in zip(self._steps, values, strict=True):
             rows.setdefault(step, {})[name] = value
@@ -159,3 +204,14 @@ def batch_size_of(batch: Any) -> int:
             if size:
                 return size
     return 0
+
+
+def on_device(batch: Any, device: torch.device) -> bool:
+    """Whether ``batch`` (a tensor, or a flat tuple/list/dict of tensors) is on ``device`` already.
+
+    Nested or other batches answer ``False`` (and go through ``Fabric.to_device``, which handles any structure).
+    """
+    if isinstance(batch, torch.Tensor):
+        return batch.device == device
+    items = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (tuple, list)) else None
+    return items is not None and all(isinstance(t, torch.Tensor) and t.device == device for t in items)

@@ -149,6 +149,7 @@ class SyncedFoldMetricLog(FoldMetricLog):
         Raises:
             LcvError: The ranks logged different metric names in this stage.
         """
+        self.flush()
         names = sorted(self._sums)
         every = [None] * self._fabric.world_size
         dist.all_gather_object(every, names)

@@ -61,6 +61,7 @@ from typing import Any
 
 import torch
 from lightning.fabric import Fabric
+from lightning.fabric.plugins.precision import Precision
 from lightning.fabric.wrappers import _FabricDataLoader, _FabricOptimizer
 from lightning.pytorch import LightningModule
 from lightning.pytorch.core.optimizer import _configure_optimizers, _configure_schedulers_automatic_opt
@@ -70,7 +71,7 @@ from torch.func import functional_call, vmap
 from torchmetrics import Metric
 
 from lcv_config import LcvError, TrainerConfig
-from lcv_core._logging import batch_size_of, checked_scalar
+from lcv_core._logging import FoldMetricLog, batch_size_of, checked_scalar, on_device
 from lcv_core._rng import FoldRNG
 
 ELEMENTWISE_OPTIMIZERS: tuple[type[torch.optim.Optimizer], ...] = (
@@ -238,13 +239,13 @@ def _trial(
             if stage == "validation" and not _overrides(pair[0], "validation_step"):
                 continue
             try:
-                batch = _prepare(next(iter(loader)), loader, fabric)
+                batch = _prepare(_first_batch(loader), loader, fabric)
             except StopIteration:
                 continue
             pair[0].train(stage == "training")
             try:
                 with torch.set_grad_enabled(stage == "training"), _precision(fabric):
-                    stepper(stage, params, buffers, [batch, batch], 0)
+                    stepper(stage, params, buffers, _Group.of([0, 1], [batch, batch]), 0)
             except Exception as exc:  # any failure means: this step does not run under vmap
                 message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 raise _CannotVectorizeError(
@@ -255,12 +256,43 @@ def _trial(
                 pair[0].train(was_training)
 
 
+def _first_batch(loader: Any) -> Any:
+    """Return the loader's first batch, leaving its shuffling state as it was.
+
+    Iterating counts an epoch (lcv-data's loaders) or draws from the loader's generator (a ``DataLoader`` with
+    ``generator=``); without the restore the trial would shift fold 0's batch order against the other schedules.
+    Wrappers (Fabric's ``_dataloader``, lcv-data's ``loader``) are followed to the loader that keeps the state.
+    """
+    chain: list[Any] = []
+    obj = loader
+    while obj is not None and all(obj is not seen for seen in chain):
+        chain.append(obj)
+        attrs = getattr(obj, "__dict__", {})
+        obj = attrs.get("_dataloader", attrs.get("loader"))
+    holders = [
+        h
+        for o in chain
+        for h in (o, getattr(o, "sampler", None), getattr(getattr(o, "batch_sampler", None), "sampler", None))
+    ]
+    generators = {id(g): g for h in holders if isinstance(g := getattr(h, "generator", None), torch.Generator)}
+    saved = [(g, g.get_state()) for g in generators.values()]
+    epochs = [(o, o.__dict__["epoch"]) for o in chain if isinstance(getattr(o, "__dict__", {}).get("epoch"), int)]
+    try:
+        return next(iter(loader))
+    finally:
+        for g, state in saved:
+            g.set_state(state)
+        for o, epoch in epochs:
+            o.epoch = epoch
+
+
 def _prepare(batch: Any, loader: Any, fabric: Fabric | None) -> Any:
     if fabric is None:
         return batch
-    if not isinstance(loader, _FabricDataLoader):  # Fabric's loaders move batches themselves
-        batch = fabric.to_device(batch)
-    return fabric.strategy.precision.convert_input(batch)
+    if not isinstance(loader, _FabricDataLoader) and not on_device(batch, fabric.device):
+        batch = fabric.to_device(batch)  # Fabric's loaders move batches themselves
+    precision = fabric.strategy.precision
+    return batch if type(precision) is Precision else precision.convert_input(batch)
 
 
 def _precision(fabric: Fabric | None) -> AbstractContextManager[Any]:
@@ -277,6 +309,44 @@ class _StepCall(nn.Module):
     def forward(self, stage: str, batch: Any, batch_idx: int) -> Any:
         """Run the template module's ``<stage>_step``."""
         return getattr(self.m, f"{stage}_step")(batch, batch_idx)
+
+
+class _Slots:
+    """Where the template's parameters and buffers are registered, to swap the folds' stacked tensors in and out.
+
+    ``functional_call`` does this in general at a few hundred µs a call; here the registration dicts are
+    updated directly. A tensor registered in several places (tied weights) gets the same stacked tensor in each.
+    ``None`` from :meth:`of` when a submodule is parametrized (``torch.nn.utils.parametrize``): those go through
+    ``functional_call``.
+    """
+
+    def __init__(self, slots: list[tuple[dict[str, Any], str, str]]) -> None:
+        self.slots = slots
+
+    @classmethod
+    def of(cls, module: nn.Module) -> _Slots | None:
+        """Return the slots of ``module``, or ``None`` when only ``functional_call`` can swap its tensors."""
+        from torch.nn.utils import parametrize
+
+        names = {id(t): n for n, t in module.named_parameters()} | {id(t): n for n, t in module.named_buffers()}
+        slots: list[tuple[dict[str, Any], str, str]] = []
+        for _, sub in module.named_modules(remove_duplicate=False):
+            if parametrize.is_parametrized(sub):
+                return None
+            for registry in (sub._parameters, sub._buffers):
+                slots.extend((registry, key, names[id(t)]) for key, t in registry.items() if t is not None)
+        return cls(slots)
+
+    def call(self, state: Mapping[str, torch.Tensor], fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` with ``state``'s tensors in place of the module's own, then put those back."""
+        saved = [(registry, key, registry[key]) for registry, key, _ in self.slots]
+        try:
+            for registry, key, name in self.slots:
+                registry[key] = state[name]
+            return fn(*args)
+        finally:
+            for registry, key, old in reversed(saved):
+                registry[key] = old
 
 
 class _Recorder:
@@ -306,7 +376,10 @@ class _Recorder:
         """Record one value, with the signature of ``LightningModule.log``."""
         if isinstance(value, Metric):
             raise LcvError(f"self.log('{name}', <torchmetrics Metric>) cannot run per fold inside one batched step")
-        reduce, value = checked_scalar(name, value, reduce_fx)
+        if isinstance(value, torch.Tensor) and reduce_fx == "mean" and value.numel() == 1:
+            reduce = "mean"  # the common case: no tensor op here (each costs more under vmap); detached outside
+        else:
+            reduce, value = checked_scalar(name, value, reduce_fx)
         self.entries.append((name, reduce, bool(on_step), on_epoch is not False, batch_size))
         self.values.append(value)
 
@@ -340,12 +413,94 @@ def _stack(batches: Sequence[Any]) -> tuple[Any, Any]:
     return first, None
 
 
+class _Group:
+    """Folds whose batches of one step have the same shapes, their batches stacked along a new fold dimension."""
+
+    __slots__ = ("batch", "folds", "in_dims", "sizes")
+
+    def __init__(self, folds: list[int], batch: Any, in_dims: Any, sizes: list[float]) -> None:
+        self.folds = folds
+        self.batch = batch
+        self.in_dims = in_dims
+        self.sizes = sizes
+        """Each fold's batch size (the weight of its logged values)."""
+
+    @classmethod
+    def of(cls, folds: list[int], batches: Sequence[Any]) -> _Group:
+        """Stack the batches of ``folds``."""
+        batch, in_dims = _stack(batches)
+        return cls(folds, batch, in_dims, [float(max(1, batch_size_of(b))) for b in batches])
+
+
+class _Gather:
+    """All folds' batches of a step as one indexing operation on the dataset's tensors (lcv-data's fast path).
+
+    Usable when every fold's loader is an lcv-data ``TensorBatchLoader`` (it has ``epoch_order()``) over the
+    same tensors, with the same batch size and no fitted transforms: the batch of step ``b`` of every fold is
+    then ``tensors[index]`` with ``index`` of shape ``(k, batch)``, already stacked for ``vmap``. Batch order
+    is the loaders' own (``epoch_order()`` advances their epoch as iterating would). Steps where a fold's batch
+    is smaller (the last one) or missing are served per fold.
+    """
+
+    def __init__(self, loaders: Sequence[Any]) -> None:
+        self.loaders = list(loaders)
+        first = self.loaders[0]
+        self.tensors = first.tensors
+        self.batch_size = int(first.batch_size)
+
+    @staticmethod
+    def usable(loaders: Sequence[Any]) -> bool:
+        """Whether the loaders qualify (see the class docstring)."""
+        first = loaders[0]
+        return all(
+            callable(getattr(loader, "epoch_order", None))
+            and getattr(loader, "tensors", None) is getattr(first, "tensors", None)
+            and getattr(loader, "batch_size", None) == getattr(first, "batch_size", None)
+            and getattr(loader, "transform", None) is None
+            and getattr(loader, "target_transform", None) is None
+            for loader in loaders
+        )
+
+    def _take(self, index: torch.Tensor) -> Any:
+        if isinstance(self.tensors, dict):
+            return {k: t[index] for k, t in self.tensors.items()}
+        return tuple(t[index] for t in self.tensors)
+
+    def steps(self, counts: list[int], fabric: Fabric | None) -> Iterator[list[_Group]]:
+        """Yield the groups of every step of one epoch; fold ``f`` takes part in its first ``counts[f]`` steps."""
+        orders = [loader.epoch_order() for loader in self.loaders]
+        bs, k = self.batch_size, len(orders)
+        full = min(min(len(o) // bs for o in orders), min(counts))  # steps where every fold has a whole batch
+        stacked = torch.stack([o[: full * bs].view(full, bs) for o in orders], dim=1) if full else None
+        in_dims = {key: 0 for key in self.tensors} if isinstance(self.tensors, dict) else (0,) * len(self.tensors)
+        sizes = [float(bs)] * k
+        every = list(range(k))
+        for b in range(max(counts)):
+            if stacked is not None and b < full:
+                batch = _prepare(self._take(stacked[b]), None, fabric)
+                yield [_Group(every, batch, in_dims, sizes)]
+                continue
+            items = [(f, self._take(o[b * bs : (b + 1) * bs])) for f, o in enumerate(orders) if b < counts[f]]
+            yield _group([(f, _prepare(batch, None, fabric)) for f, batch in items])
+
+
+def _group(items: list[tuple[int, Any]]) -> list[_Group]:
+    """Split one step's ``(fold, batch)`` items into groups of same-shaped batches, stacked."""
+    groups: dict[Any, tuple[list[int], list[Any]]] = {}
+    for fold, batch in items:
+        folds, batches = groups.setdefault(_signature(batch), ([], []))
+        folds.append(fold)
+        batches.append(batch)
+    return [_Group.of(folds, batches) for folds, batches in groups.values()]
+
+
 class _Stepper:
     """Runs ``<stage>_step`` of the template module under ``vmap`` over stacked parameters and batches."""
 
     def __init__(self, module: LightningModule) -> None:
         self.module = module
         self.call = _StepCall(module)
+        self.slots = _Slots.of(module)
         self.recorder = _Recorder()
 
     def __call__(
@@ -353,17 +508,24 @@ class _Stepper:
         stage: str,
         params: dict[str, torch.Tensor],
         buffers: dict[str, torch.Tensor],
-        batches: Sequence[Any],
+        group: _Group,
         batch_idx: int,
     ) -> tuple[torch.Tensor | None, list[tuple[str, str, bool, bool, int | None]], list[torch.Tensor]]:
         """Return the per-fold losses (``None`` in validation), the log entries and their per-fold values."""
-        batch, in_dims = _stack(batches)
-        state = {f"m.{n}": t for n, t in params.items()} | {f"m.{n}": t for n, t in buffers.items()}
-        recorder = self.recorder
+        batch, in_dims = group.batch, group.in_dims
+        slots, recorder = self.slots, self.recorder
+        if slots is None:
+            state = {f"m.{n}": t for n, t in params.items()} | {f"m.{n}": t for n, t in buffers.items()}
+        else:
+            state = params | buffers if buffers else params
+        method = getattr(self.module, f"{stage}_step")
 
         def step(state: dict[str, torch.Tensor], batch: Any) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
             recorder.entries, recorder.values = [], []
-            out = functional_call(self.call, state, (stage, batch, batch_idx))
+            if slots is None:
+                out = functional_call(self.call, state, (stage, batch, batch_idx))
+            else:
+                out = slots.call(state, method, batch, batch_idx)
             if stage != "training":
                 return torch.zeros(()), tuple(recorder.values)
             loss = out["loss"] if isinstance(out, Mapping) else out
@@ -371,15 +533,16 @@ class _Stepper:
                 raise LcvError(f"training_step returned {type(out).__name__}; the vectorized schedule needs a loss.")
             return loss, tuple(recorder.values)
 
-        saved: dict[str, Any] = {k: self.module.__dict__[k] for k in ("log", "log_dict") if k in self.module.__dict__}
-        self.module.log = recorder.log  # type: ignore[method-assign]
-        self.module.log_dict = recorder.log_dict  # type: ignore[method-assign, assignment]  # Lightning's keywords
+        # self.log goes to the recorder; set in the instance dict directly (nn.Module.__setattr__ is slow)
+        attrs = self.module.__dict__
+        saved: dict[str, Any] = {k: attrs[k] for k in ("log", "log_dict") if k in attrs}
+        attrs["log"], attrs["log_dict"] = recorder.log, recorder.log_dict
         try:
             loss, values = vmap(step, in_dims=(0, in_dims), randomness="different")(state, batch)
         finally:
-            for k in ("log", "log_dict"):
-                self.module.__dict__.pop(k, None)
-            self.module.__dict__.update(saved)
+            attrs.pop("log", None)
+            attrs.pop("log_dict", None)
+            attrs.update(saved)
         return (loss if stage == "training" else None), list(recorder.entries), list(values)
 
 
@@ -392,6 +555,7 @@ class _FoldsLog:
         self.weights: dict[str, torch.Tensor] = {}
         self.counts: dict[str, torch.Tensor] = {}
         self.reduce_fx: dict[str, str] = {}
+        self.pending: dict[str, list[tuple[torch.Tensor, list[float]]]] = {}
         self.steps: list[tuple[list[int], list[int], str, torch.Tensor]] = []
 
     def start(self) -> None:
@@ -400,31 +564,65 @@ class _FoldsLog:
         self.weights.clear()
         self.counts.clear()
         self.reduce_fx.clear()
+        self.pending.clear()
         self.steps.clear()
 
     def add(
-        self, name: str, reduce: str, folds: torch.Tensor | None, values: torch.Tensor, weights: torch.Tensor
+        self,
+        name: str,
+        reduce: str,
+        folds: torch.Tensor | None,
+        values: torch.Tensor,
+        weights: torch.Tensor | list[float],
     ) -> None:
-        """Accumulate ``values`` (one per fold in ``folds``, all folds when ``None``)."""
+        """Accumulate ``values`` (one per fold in ``folds``, all folds when ``None``) weighted by ``weights``.
+
+        Values of all folds are only kept until the end of the stage (or ``FoldMetricLog.FLUSH_EVERY`` of them)
+        and then reduced together; a subset of folds (a ragged last batch) is accumulated at once.
+        """
         if name not in self.sums:
             fill = {"mean": 0.0, "sum": 0.0, "max": -math.inf, "min": math.inf}[reduce]
             self.sums[name] = torch.full((self.k,), fill, device=self.device)
             self.weights[name] = torch.zeros(self.k, device=self.device)
             self.counts[name] = torch.zeros(self.k, device=self.device)
             self.reduce_fx[name] = reduce
-        reduce = self.reduce_fx[name]
-        values = values.to(self.device, torch.float32)  # as FoldMetricLog: epoch values in float32
-        weights = weights.to(self.device, torch.float32)
-        ones = torch.ones_like(values)
+        elif self.reduce_fx[name] != reduce:
+            raise LcvError(
+                f"self.log('{name}', ...) was logged with reduce_fx={self.reduce_fx[name]!r} and then {reduce!r} "
+                "in the same epoch; log a metric with one reduction."
+            )
         if folds is None:
-            self.counts[name] += ones
-            self.weights[name] += weights
-            if reduce in ("mean", "sum"):
-                self.sums[name] += values * weights if reduce == "mean" else values
-            else:
-                op = torch.maximum if reduce == "max" else torch.minimum
-                self.sums[name] = op(self.sums[name], values)
+            pending = self.pending.setdefault(name, [])
+            pending.append((values, weights if isinstance(weights, list) else weights.tolist()))
+            if len(pending) >= FoldMetricLog.FLUSH_EVERY:
+                self._flush(name)
             return
+        self._accumulate(name, folds, values, weights)
+
+    def _flush(self, name: str) -> None:
+        pending = self.pending.pop(name, [])
+        if not pending:
+            return
+        values = torch.stack([v.reshape(self.k).to(self.device, torch.float32) for v, _ in pending])
+        weights = torch.tensor([w for _, w in pending], dtype=torch.float32, device=self.device)
+        self.counts[name] += len(pending)
+        reduce = self.reduce_fx[name]
+        self.weights[name] += weights.sum(0)
+        if reduce == "mean":
+            self.sums[name] += (values * weights).sum(0)
+        elif reduce == "sum":
+            self.sums[name] += values.sum(0)
+        else:
+            op = torch.maximum if reduce == "max" else torch.minimum
+            self.sums[name] = op(self.sums[name], values.amax(0) if reduce == "max" else values.amin(0))
+
+    def _accumulate(
+        self, name: str, folds: torch.Tensor, values: torch.Tensor, weights: torch.Tensor | list[float]
+    ) -> None:
+        reduce = self.reduce_fx[name]
+        values = values.reshape(-1).to(self.device, torch.float32)  # as FoldMetricLog: epoch values in float32
+        weights = torch.as_tensor(weights, dtype=torch.float32).to(self.device)
+        ones = torch.ones_like(values)
         self.counts[name].index_add_(0, folds, ones)
         self.weights[name].index_add_(0, folds, weights)
         if reduce in ("mean", "sum"):
@@ -435,6 +633,8 @@ class _FoldsLog:
 
     def reduce(self) -> list[dict[str, float]]:
         """Return each fold's epoch values."""
+        for name in list(self.pending):
+            self._flush(name)
         out: list[dict[str, float]] = [{} for _ in range(self.k)]
         names = list(self.sums)
         if not names:
@@ -622,6 +822,7 @@ class VectorizedFolds:
         template = self.modules[0]
         self.device = next(template.parameters()).device
         self._stepper = _Stepper(template)
+        self._all_folds = list(range(self.k))
         self._log = _FoldsLog(self.k, self.device)
         counts = [self._count(tr, self.config.limit_train_batches, i) for i, (tr, _) in enumerate(self.loaders)]
         by_count: dict[int, list[int]] = {}
@@ -643,10 +844,8 @@ class VectorizedFolds:
         for m in self.modules:
             m.train()
         self._hooks("on_train_epoch_start")
-        iters = [self._batches(i, tr, self.train_batches[i]) for i, (tr, _) in enumerate(self.loaders)]
-        for batch_idx in range(max(self.train_batches)):
-            items = [(f, next(iters[f])) for f in range(self.k) if batch_idx < self.train_batches[f]]
-            self._train_step(batch_idx, items)
+        for batch_idx, groups in enumerate(self._steps(0, self.train_batches)):
+            self._train_step(batch_idx, groups)
         self._hooks("on_train_epoch_end")
         return self._log.reduce()
 
@@ -659,15 +858,14 @@ class VectorizedFolds:
         self._hooks("on_validation_epoch_start")
         if _overrides(self.modules[0], "validation_step"):
             counts = [self._count(va, self.config.limit_val_batches, i) for i, (_, va) in enumerate(self.loaders)]
-            iters = [self._batches(i, va, counts[i]) for i, (_, va) in enumerate(self.loaders)]
             params = self._full_params()
-            for batch_idx in range(max(counts)):
-                items = [(f, next(iters[f])) for f in range(self.k) if batch_idx < counts[f]]
-                for folds, batches in self._groups(items):
+            for batch_idx, groups in enumerate(self._steps(1, counts)):
+                for group in groups:
                     _, entries, values = self._stepper(
-                        "validation", self._select(params, folds), self._select_buffers(folds), batches, batch_idx
-                    )
-                    self._record(folds, batches, entries, values)
+                        "validation", self._select(params, group.folds), self._select_buffers(group.folds), group,
+                        batch_idx,
+                    )  # fmt: skip
+                    self._record(group, entries, values)
         self._hooks("on_validation_epoch_end")
         for m in self.modules:
             m.train()
@@ -728,13 +926,15 @@ class VectorizedFolds:
             for batch in chunk:
                 yield _prepare(batch, loader, self.fabric)
 
-    def _groups(self, items: list[tuple[int, Any]]) -> list[tuple[list[int], list[Any]]]:
-        groups: dict[Any, tuple[list[int], list[Any]]] = {}
-        for fold, batch in items:
-            folds, batches = groups.setdefault(_signature(batch), ([], []))
-            folds.append(fold)
-            batches.append(batch)
-        return list(groups.values())
+    def _steps(self, split: int, counts: list[int]) -> Iterator[list[_Group]]:
+        """Yield each step's groups of fold batches of the training (``split=0``) or validation loaders."""
+        loaders = [pair[split] for pair in self.loaders]
+        if _Gather.usable(loaders):
+            yield from _Gather(loaders).steps(counts, self.fabric)
+            return
+        iters = [self._batches(i, loader, counts[i]) for i, loader in enumerate(loaders)]
+        for batch_idx in range(max(counts)):
+            yield _group([(f, next(iters[f])) for f in range(self.k) if batch_idx < counts[f]])
 
     def _full_params(self) -> dict[str, torch.Tensor]:
         if len(self.cohorts) == 1:
@@ -754,29 +954,30 @@ class VectorizedFolds:
         index = torch.tensor(folds, device=self.device)
         return {n: t.index_select(0, index) for n, t in self.buffers.items()}
 
-    def _train_step(self, batch_idx: int, items: list[tuple[int, Any]]) -> None:
+    def _train_step(self, batch_idx: int, groups: list[_Group]) -> None:
         params = self._full_params()
         total: torch.Tensor | None = None
-        for folds, batches in self._groups(items):
+        for group in groups:
             with _precision(self.fabric):
                 loss, entries, values = self._stepper(
-                    "training", self._select(params, folds), self._select_buffers(folds), batches, batch_idx
+                    "training", self._select(params, group.folds), self._select_buffers(group.folds), group, batch_idx
                 )
             assert loss is not None  # training returns losses
             total = loss.sum() if total is None else total + loss.sum()
-            self._record(folds, batches, entries, values)
-        assert total is not None  # items is never empty
+            self._record(group, entries, values)
+        assert total is not None  # a step has at least one group
         torch.autograd.backward(total)
-        stepping = {f for f, _ in items}
+        stepping = {f for group in groups for f in group.folds}
         cfg = self.config
         clip = cfg.gradient_clip_val or None
         for cohort in self.cohorts:
             if cohort.folds[0] not in stepping:
                 continue
-            cohort.clip(
-                clip if cfg.gradient_clip_algorithm == "norm" else None,
-                clip if cfg.gradient_clip_algorithm == "value" else None,
-            )
+            if clip is not None:
+                cohort.clip(
+                    clip if cfg.gradient_clip_algorithm == "norm" else None,
+                    clip if cfg.gradient_clip_algorithm == "value" else None,
+                )
             cohort.optimizer.step()
             cohort.optimizer.zero_grad(set_to_none=True)
             if self._step_schedulers(cohort):
@@ -795,23 +996,20 @@ class VectorizedFolds:
         return stepped
 
     def _record(
-        self,
-        folds: list[int],
-        batches: list[Any],
-        entries: list[tuple[str, str, bool, bool, int | None]],
-        values: list[torch.Tensor],
+        self, group: _Group, entries: list[tuple[str, str, bool, bool, int | None]], values: list[torch.Tensor]
     ) -> None:
         if not entries:
             return
-        index = None if folds == list(range(self.k)) else torch.tensor(folds, device=self.device)
-        sizes = torch.tensor([max(1, batch_size_of(b)) for b in batches], dtype=torch.float32, device=self.device)
+        folds, sizes = group.folds, group.sizes
+        index = None if folds == self._all_folds else torch.tensor(folds, device=self.device)
         for (name, reduce, on_step, on_epoch, batch_size), value in zip(entries, values, strict=True):
             value = value.detach()
             if on_step:
-                self._log.steps.append((list(folds), [self.global_steps[f] for f in folds], name, value))
+                self._log.steps.append((list(folds), [self.global_steps[f] for f in folds], name, value.reshape(-1)))
             if on_epoch:
-                weights = sizes if batch_size is None else torch.full_like(sizes, float(batch_size))
-                self._log.add(name, reduce, index, value, weights)
+                self._log.add(
+                    name, reduce, index, value, sizes if batch_size is None else [float(batch_size)] * len(sizes)
+                )
 
     def _hooks(self, hook: str) -> None:
         if not _overrides(self.modules[0], hook):

@@ -22,7 +22,7 @@ from lcv_config import LcvError, TrainerConfig
 from lcv_core import _checkpoint, _parallel
 from lcv_core import profiling as _profiling
 from lcv_core._fold import FoldState, aggregate, check_monitor, lr_schedulers_of, move_fold
-from lcv_core._logging import batch_size_of
+from lcv_core._logging import batch_size_of, on_device
 from lcv_core._models import (
     BestWeights,
     ModelSpec,
@@ -58,11 +58,26 @@ def _hook_targets(callbacks: Sequence[Any], hook: str) -> list[tuple[Any, set[st
 
 
 def _overridden(datamodule: Any, hook: str) -> Any:
-    """Return the datamodule's ``hook`` unless it is LightningDataModule's no-op (then not called per batch)."""
+    """Return the datamodule's ``hook`` unless it is LightningDataModule's no-op (then not called per batch).
+
+    A datamodule that says it has no device-side transforms (``has_device_transforms`` is false, as lcv-data's
+    ``CrossValDataModule`` without ``after`` batch transforms) does not get ``on_after_batch_transfer`` calls.
+    """
     method = getattr(datamodule, hook, None)
     if not callable(method) or getattr(type(datamodule), hook, None) is getattr(LightningDataModule, hook):
         return None
+    if hook == "on_after_batch_transfer" and getattr(datamodule, "has_device_transforms", True) is False:
+        return None
     return method
+
+
+def _lean(fabric: Fabric, profiler: Any) -> bool:
+    """Whether steps may skip Fabric's wrappers: one device, full precision, no profiler (see ``_call_step``)."""
+    from lightning.fabric.plugins.precision import Precision
+    from lightning.fabric.strategies.single_device import SingleDeviceStrategy
+
+    strategy = fabric.strategy
+    return type(strategy) is SingleDeviceStrategy and type(strategy.precision) is Precision and profiler is None
 
 
 def _unwrapped(loader: Any) -> Any:
@@ -131,6 +146,7 @@ class CrossValidationTrainer:
         """Extra folders that get ``last.ckpt`` after every epoch (ModelCheckpoint registers its ``dirpath``)."""
         self._finished = False
         self._hook_targets: dict[str, list[tuple[Any, set[str] | None]]] = {}
+        self._lean = False
         self.datamodule: Any = None
         """The datamodule of the current fit (its ``on_after_batch_transfer`` runs on every batch)."""
         self.training = False
@@ -325,6 +341,8 @@ class CrossValidationTrainer:
         reason = can_vectorize(modules, loaders, self.config, optimizers=optimizers, fabric=self.fabric)
         if any(isinstance(c, GradientAccumulationScheduler) for c in self.callbacks):
             reason = "a GradientAccumulationScheduler changes the accumulation (only 1 batch is vectorized)"
+        if _overridden(self.datamodule, "on_after_batch_transfer") is not None:
+            reason = "the datamodule transforms batches on the device (on_after_batch_transfer), one fold's at a time"
         if reason is not None:
             self.fabric.print(f"schedule='vectorized' falls back to 'interleaved': {reason}")
             return None
@@ -369,6 +387,7 @@ class CrossValidationTrainer:
 
     def _reset(self) -> None:
         self._hook_targets = {}  # the callback list is final now (fold modules were taken out of it)
+        self._lean = _lean(self.fabric, self.profiler)
         self.current_epoch = 0
         self.should_stop = False
         self.stop_reason = None
@@ -570,15 +589,20 @@ class CrossValidationTrainer:
         self.validating = not self.training
         after_transfer = _overridden(self.datamodule, "on_after_batch_transfer")
         action = f"[fold {f.index}] {'train' if self.training else 'val'}_dataloader_next"
+        profiler, device = self.profiler, self.fabric.device
+        transfer = not isinstance(loader, DataLoader)  # Fabric-wrapped DataLoaders move batches themselves
         batches = iter(loader)
         for batch_idx in itertools.count():
             if limit is not None and batch_idx >= limit:
                 break
-            with _profiling.profile(self.profiler, action):
+            if profiler is None:
                 batch = next(batches, _END)
+            else:
+                with profiler.profile(action):
+                    batch = next(batches, _END)
             if batch is _END:
                 break
-            if not isinstance(loader, DataLoader):  # Fabric-wrapped DataLoaders move batches themselves
+            if transfer and not on_device(batch, device):
                 batch = self.fabric.to_device(batch)
             if callable(after_transfer):  # a LightningDataModule's device-side batch transforms
                 batch = after_transfer(batch, 0)
@@ -587,6 +611,8 @@ class CrossValidationTrainer:
 
     def _call_step(self, f: FoldState, name: str, batch: Any, batch_idx: int) -> Any:
         # Run the step through Fabric's precision context so mixed precision really autocasts.
+        if self._lean:  # full precision on one device: Fabric's input/output conversions and context are no-ops
+            return getattr(f.module, name)(batch, batch_idx)
         if f.wrapped._forward_module is not f.wrapped._original_module:
             return getattr(f.wrapped, name)(batch, batch_idx)  # DDP & co: Fabric redirects through forward
         precision = self.fabric.strategy.precision
@@ -673,11 +699,15 @@ class CrossValidationTrainer:
         # callbacks first, then the module's own hook, in the order Lightning calls them
         call("on_before_backward", trainer=self, fold=f.index, loss=loss)
         f.module.on_before_backward(loss)
-        with (
-            _profiling.profile(self.profiler, f"[fold {f.index}] backward"),
-            self.fabric.no_backward_sync(f.wrapped, enabled=accumulating),
-        ):
-            self.fabric.backward(loss / self.accumulate_grad_batches)
+        scaled = loss / self.accumulate_grad_batches if self.accumulate_grad_batches != 1 else loss
+        if self._lean:  # what Fabric's backward comes down to on one device in full precision
+            scaled.backward()
+        else:
+            with (
+                _profiling.profile(self.profiler, f"[fold {f.index}] backward"),
+                self.fabric.no_backward_sync(f.wrapped, enabled=accumulating),
+            ):
+                self.fabric.backward(scaled)
         call("on_after_backward", trainer=self, fold=f.index, module=f.module)
         f.module.on_after_backward()
         # callbacks get the loss detached, as in Lightning, so no one keeps the graph alive
@@ -692,11 +722,19 @@ class CrossValidationTrainer:
                 self.fabric.clip_gradients(f.wrapped, optimizer, clip_val=cfg.gradient_clip_val)
         call("on_before_optimizer_step", trainer=self, fold=f.index, optimizer=optimizer, module=f.module)
         f.module.on_before_optimizer_step(optimizer)
-        with _profiling.profile(self.profiler, f"[fold {f.index}] optimizer_step"):
-            optimizer.step()
-        call("on_before_zero_grad", trainer=self, fold=f.index, optimizer=optimizer)
-        f.module.on_before_zero_grad(optimizer)
-        optimizer.zero_grad(set_to_none=True)
+        if self._lean:  # Fabric's optimizer wrapper: the step, then its on_after_optimizer_step hook
+            inner = optimizer.optimizer
+            inner.step()
+            call("on_after_optimizer_step", strategy=self.fabric.strategy, optimizer=inner)
+            call("on_before_zero_grad", trainer=self, fold=f.index, optimizer=optimizer)
+            f.module.on_before_zero_grad(optimizer)
+            inner.zero_grad(set_to_none=True)
+        else:
+            with _profiling.profile(self.profiler, f"[fold {f.index}] optimizer_step"):
+                optimizer.step()
+            call("on_before_zero_grad", trainer=self, fold=f.index, optimizer=optimizer)
+            f.module.on_before_zero_grad(optimizer)
+            optimizer.zero_grad(set_to_none=True)
         f.global_step += 1
         for sched in f.schedulers:
             if sched.interval == "step" and f.global_step % sched.frequency == 0:

@@ -392,6 +392,15 @@ class CrossValDataModule(LightningDataModule):
                     return split
         return self.active[0]
 
+    @property
+    def has_device_transforms(self) -> bool:
+        """Whether any split has ``after`` batch transforms (run by :meth:`on_after_batch_transfer` on the device).
+
+        lcv-core's trainer reads this: without them it does not call the hook on every batch, and its
+        ``vectorized`` schedule (which stacks the folds' batches) can run.
+        """
+        return any(stages["after"] for stages in self.batch_transforms.values())
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Apply the current split's ``after`` batch transforms, on the device (Lightning's hook name).
 

@@ -68,12 +68,21 @@ class TensorBatchLoader:
         n = len(self.indices)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def __iter__(self) -> Iterator[Any]:
+    def epoch_order(self) -> torch.Tensor:
+        """Return the sample indices of the next epoch in batch order and count the epoch, as ``iter()`` does.
+
+        Batch ``b`` is ``order[b * batch_size : (b + 1) * batch_size]`` (``len(self)`` batches). lcv-core's
+        ``vectorized`` schedule uses this to gather the batches of all folds in one indexing operation.
+        """
         order = self.indices
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed + self.epoch)
             order = order[torch.randperm(len(order), generator=g)]
         self.epoch += 1
+        return order
+
+    def __iter__(self) -> Iterator[Any]:
+        order = self.epoch_order()
         for b in range(len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             batch: Any = (
@@ -180,5 +189,7 @@ class SplitLoader:
 
     def __getattr__(self, name: str) -> Any:
         if name == "loader":  # not set yet (unpickling): avoid infinite recursion
+            raise AttributeError(name)
+        if name == "epoch_order" and self.before:  # gathering batches directly would skip the before transforms
             raise AttributeError(name)
         return getattr(self.loader, name)  # batch_size, dataset, ... of the wrapped loader
