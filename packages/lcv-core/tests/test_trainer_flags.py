@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import torch
 from lightning.fabric.loggers import CSVLogger
+from lightning.pytorch import LightningModule
+from torch import nn
 
 from lcv_config import LcvError
 from lcv_core.callbacks.accumulation import GradientAccumulationScheduler
@@ -164,3 +166,35 @@ def test_the_vectorized_schedule_falls_back_to_follow_an_accumulation_schedule(
     trainer.fit(tiny, fold_data(n_folds=2, n=64, batch_size=4))
     assert "falls back to 'interleaved': a GradientAccumulationScheduler" in capsys.readouterr().out
     assert [recorder.steps[0, e] for e in range(2)] == [2, 2]
+
+
+def test_vectorized_says_when_the_model_is_too_large_to_gain_on_the_cpu(
+    fold_data: Any, trainer_kwargs: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lcv_core.trainer import VECTORIZE_PARAMETERS_CPU
+
+    class Wide(LightningModule):
+        def __init__(self, hidden: int) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(8, hidden), nn.ReLU(), nn.Linear(hidden, 3))
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            x, y = batch
+            loss = nn.functional.cross_entropy(self.net(x), y)
+            self.log("train_loss", loss)
+            return loss
+
+        def validation_step(self, batch: Any, batch_idx: int) -> None:
+            x, y = batch
+            self.log("val_loss", nn.functional.cross_entropy(self.net(x), y))
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    wide = VECTORIZE_PARAMETERS_CPU // 11 + 1  # 8 * h + h + 3 * h + 3 > the threshold
+    for hidden, noted in ((16, False), (wide, True)):
+        trainer = CrossValidationTrainer(**{**trainer_kwargs, "max_epochs": 1}, schedule="vectorized")
+        result = trainer.fit(Wide, fold_data(n_folds=2, n=40), model_kwargs={"hidden": hidden})
+        out = capsys.readouterr().out
+        assert ("parameters per fold on the CPU" in out) == noted, out
+        assert "falls back" not in out and result.n_epochs == 1  # it still runs vectorized, as asked
