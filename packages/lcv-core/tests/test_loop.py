@@ -106,3 +106,29 @@ def test_limit_batches_caps_the_batches_of_each_fold(data, tiny, trainer_kwargs,
         schedule=schedule,
     ).fit(tiny, data)
     assert (counter.train, counter.val) == (5 * 3, 5 * 1)
+
+
+@pytest.mark.parametrize("schedule", ["interleaved", "vectorized"])
+def test_logging_reads_values_back_once_per_fold_stage_not_every_step(
+    fold_data, tiny, trainer_kwargs, monkeypatch, schedule
+) -> None:
+    reads = {"n": 0}
+    for method in ("item", "tolist", "cpu", "__float__"):
+        original = getattr(torch.Tensor, method)
+
+        def counted(self: torch.Tensor, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            reads["n"] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, method, counted)
+    counts = []
+    for n in (200, 400):  # 25, then 50 training batches per fold and epoch
+        reads["n"] = 0
+        result = CrossValidationTrainer(**trainer_kwargs, schedule=schedule).fit(
+            tiny, fold_data(n_folds=2, n=n, batch_size=4)
+        )
+        assert result.history[0][-1]["train_loss"] > 0  # every epoch's values arrived
+        counts.append(reads["n"])
+    # a value logged every step is accumulated on the device and read back once per fold and stage:
+    # twice the steps, not one host read more
+    assert counts[0] == counts[1], counts
