@@ -270,7 +270,7 @@ IMPORTS: dict[str, tuple[str, ...]] = {
     "tensor_loop": (),
     "lightning_trainer": ("lightning",),
     "lightning_cv": ("lightning", "lightning_cv"),
-    "lcv": ("lightning", "lcv_core.trainer", "lcv_data.datamodule", "sklearn.model_selection"),
+    "lcv": ("lightning", "lcv_core.trainer", "lcv_core._vectorized", "lcv_data.datamodule", "sklearn.model_selection"),
 }
 """Modules a runner imports, imported before the clock starts: timings exclude imports."""
 
