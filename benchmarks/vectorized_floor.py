@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     for width in (int(w) for w in args.widths.split(",")):
         variants = make_variants(width)
         times: dict[str, list[float]] = {name: [] for name in variants}
-        for name, run in variants.items():
+        for run in variants.values():
             run()  # warm-up: first calls allocate and build the vmap machinery
         for _ in range(args.repeats):
             for name, run in variants.items():
