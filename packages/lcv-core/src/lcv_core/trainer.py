@@ -733,19 +733,17 @@ class CrossValidationTrainer:
                 self.fabric.clip_gradients(f.wrapped, optimizer, clip_val=cfg.gradient_clip_val)
         call("on_before_optimizer_step", trainer=self, fold=f.index, optimizer=optimizer, module=f.module)
         f.module.on_before_optimizer_step(optimizer)
-        if self._lean:  # Fabric's optimizer wrapper: the step, then its on_after_optimizer_step hook
-            inner = optimizer.optimizer
-            inner.step()
-            call("on_after_optimizer_step", strategy=self.fabric.strategy, optimizer=inner)
-            call("on_before_zero_grad", trainer=self, fold=f.index, optimizer=optimizer)
-            f.module.on_before_zero_grad(optimizer)
-            inner.zero_grad(set_to_none=True)
+        stepped = optimizer
+        if self._lean:  # what Fabric's optimizer wrapper does: the step, then its on_after_optimizer_step hook
+            stepped = optimizer.optimizer
+            stepped.step()
+            call("on_after_optimizer_step", strategy=self.fabric.strategy, optimizer=stepped)
         else:
             with _profiling.profile(self.profiler, f"[fold {f.index}] optimizer_step"):
                 optimizer.step()
-            call("on_before_zero_grad", trainer=self, fold=f.index, optimizer=optimizer)
-            f.module.on_before_zero_grad(optimizer)
-            optimizer.zero_grad(set_to_none=True)
+        call("on_before_zero_grad", trainer=self, fold=f.index, optimizer=optimizer)
+        f.module.on_before_zero_grad(optimizer)
+        stepped.zero_grad(set_to_none=True)
         f.global_step += 1
         for sched in f.schedulers:
             if sched.interval == "step" and f.global_step % sched.frequency == 0:
