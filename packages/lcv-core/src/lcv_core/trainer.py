@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
-import itertools
-import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric import Fabric
 from lightning.fabric.loggers.csv_logs import CSVLogger
-from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch import LightningModule
 from torch.utils.data import DataLoader
 
 from lcv_config import LcvError, TrainerConfig
 from lcv_core import _checkpoint, _parallel
 from lcv_core import profiling as _profiling
-from lcv_core._fold import FoldState, aggregate, check_monitor, lr_schedulers_of, move_fold
-from lcv_core._logging import batch_size_of, on_device
+from lcv_core._fold import FoldState, lr_schedulers_of, move_fold
+from lcv_core._fold_loop import lean_steps
 from lcv_core._models import (
     BestWeights,
     ModelSpec,
@@ -33,55 +29,11 @@ from lcv_core._models import (
 )
 from lcv_core._optim import configure_optimizers
 from lcv_core._rng import FoldRNG
-from lcv_core.callbacks.accumulation import GradientAccumulationScheduler
-from lcv_core.callbacks.base import Callback
+from lcv_core._schedules import VECTORIZE_PARAMETERS_CPU as VECTORIZE_PARAMETERS_CPU  # re-exported: public
+from lcv_core._schedules import Schedules
 from lcv_core.callbacks.checkpoint import ModelCheckpoint
 from lcv_core.callbacks.progress import RichProgressBar
 from lcv_core.results import CVResult
-
-_END = object()  # sentinel: the loader is exhausted
-
-VECTORIZE_PARAMETERS_CPU = 250_000
-"""Above this many parameters per fold, ``schedule='vectorized'`` on the CPU says that it may not pay (measured in
-``benchmarks/``: about 2x faster than ``interleaved`` at 700 parameters, on par at 85k, slower at 1.1M)."""
-
-
-def _hook_targets(callbacks: Sequence[Any], hook: str) -> list[tuple[Any, set[str] | None]]:
-    """Return ``(method, accepted keyword names or None for **kwargs)`` of each callback that implements ``hook``."""
-    targets: list[tuple[Any, set[str] | None]] = []
-    for callback in callbacks:
-        method = getattr(callback, hook, None)
-        if not callable(method):
-            continue
-        if isinstance(callback, Callback) and getattr(type(callback), hook, None) is getattr(Callback, hook, None):
-            continue  # the base class's no-op
-        params = inspect.signature(method).parameters.values()
-        accepted = None if any(p.kind is p.VAR_KEYWORD for p in params) else {p.name for p in params}
-        targets.append((method, accepted))
-    return targets
-
-
-def _overridden(datamodule: Any, hook: str) -> Any:
-    """Return the datamodule's ``hook`` unless it is LightningDataModule's no-op (then not called per batch).
-
-    A datamodule that says it has no device-side transforms (``has_device_transforms`` is false, as lcv-data's
-    ``CrossValDataModule`` without ``after`` batch transforms) does not get ``on_after_batch_transfer`` calls.
-    """
-    method = getattr(datamodule, hook, None)
-    if not callable(method) or getattr(type(datamodule), hook, None) is getattr(LightningDataModule, hook):
-        return None
-    if hook == "on_after_batch_transfer" and getattr(datamodule, "has_device_transforms", True) is False:
-        return None
-    return method
-
-
-def _lean(fabric: Fabric, profiler: Any) -> bool:
-    """Whether steps may skip Fabric's wrappers: one device, full precision, no profiler (see ``_call_step``)."""
-    from lightning.fabric.plugins.precision import Precision
-    from lightning.fabric.strategies.single_device import SingleDeviceStrategy
-
-    strategy = fabric.strategy
-    return type(strategy) is SingleDeviceStrategy and type(strategy.precision) is Precision and profiler is None
 
 
 def _unwrapped(loader: Any) -> Any:
@@ -95,7 +47,7 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-class CrossValidationTrainer:
+class CrossValidationTrainer(Schedules):
     """Train one model per fold with Lightning Fabric; folds step through epochs together.
 
     After every epoch the validation metrics of all folds are aggregated into ``cv/<name>_mean`` and
@@ -333,55 +285,6 @@ class CrossValidationTrainer:
         val_loaders = [_unwrapped(f.val_loader) for f in self.folds]
         return out_of_fold_predictions(result.models, val_loaders, [val for _train, val in self._split], n_samples)
 
-    # -- vectorized schedule ------------------------------------------------------------------------
-
-    def _vectorized_engine(self) -> Any:
-        """Return the batched engine of the ``vectorized`` schedule, or ``None`` (printed why) to run interleaved."""
-        from lcv_core._vectorized import VectorizedFolds, can_vectorize
-
-        modules = [f.module for f in self.folds]
-        loaders = [(f.train_loader, f.val_loader) for f in self.folds]
-        optimizers = [(f.optimizers, f.schedulers) for f in self.folds]
-        reason = can_vectorize(modules, loaders, self.config, optimizers=optimizers, fabric=self.fabric)
-        if any(isinstance(c, GradientAccumulationScheduler) for c in self.callbacks):
-            reason = "a GradientAccumulationScheduler changes the accumulation (only 1 batch is vectorized)"
-        if _overridden(self.datamodule, "on_after_batch_transfer") is not None:
-            reason = "the datamodule transforms batches on the device (on_after_batch_transfer), one fold's at a time"
-        if reason is not None:
-            self.fabric.print(f"schedule='vectorized' falls back to 'interleaved': {reason}")
-            return None
-        n_params = sum(p.numel() for p in modules[0].parameters())
-        if n_params > VECTORIZE_PARAMETERS_CPU and self.fabric.device.type == "cpu":
-            self.fabric.print(
-                f"schedule='vectorized' with {n_params:,} parameters per fold on the CPU: at this size a step is "
-                "arithmetic-bound and stacking the folds saves little or costs time; 'interleaved' may be as fast "
-                "(see the performance guide)."
-            )
-        return VectorizedFolds(
-            modules, loaders, self.config, fabric=self.fabric, optimizers=optimizers, rngs=[f.rng for f in self.folds]
-        )
-
-    def _run_vectorized(self, engine: Any, start_epoch: int) -> None:
-        # Per-batch and per-fold callback hooks do not fire here (the folds step as one computation); the
-        # epoch-level ones (on_before_log_metrics, on_validation_end) and every decision on the fold mean do.
-        cfg = self.config
-        for epoch in range(start_epoch, cfg.max_epochs):
-            if self._finished:
-                break
-            self.current_epoch = epoch
-            train = engine.train_epoch(epoch)
-            validate = (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs
-            val = engine.validate(epoch) if validate else [{} for _ in self.folds]
-            for i, f in enumerate(self.folds):
-                f.history.append({**train[i], **val[i]})
-                f.global_step = int(engine.global_steps[i])
-            engine.write_back()
-            self._end_epoch(epoch, validate)
-            self._best.update(epoch, self.epoch_metrics, [f.module for f in self.folds])
-            self._decide_stop(epoch)
-            self._save_last()
-        engine.write_back()
-
     def save_checkpoint(self, path: str | Path) -> Path:
         """Write the whole CV state (every fold, callbacks, RNG, trainer) to ``path`` atomically, on rank 0 only.
 
@@ -398,7 +301,7 @@ class CrossValidationTrainer:
 
     def _reset(self) -> None:
         self._hook_targets = {}  # the callback list is final now (fold modules were taken out of it)
-        self._lean = _lean(self.fabric, self.profiler)
+        self._lean = lean_steps(self.fabric, self.profiler)
         self.current_epoch = 0
         self.should_stop = False
         self.stop_reason = None
@@ -479,352 +382,6 @@ class CrossValidationTrainer:
         module.lr_schedulers = lr_schedulers_of(schedulers)  # type: ignore[method-assign]
         module.log_dict = fold.log.log_dict  # type: ignore[method-assign, assignment]  # same keywords as Lightning's
         return fold
-
-    # -- schedules ----------------------------------------------------------------------------------
-
-    def _start_fold(self, f: FoldState) -> None:
-        f.module.on_fit_start()
-        self.fabric.call("on_train_fold_start", trainer=self, fold=f.index, module=f.module)
-
-    def _end_fold(self, f: FoldState) -> None:
-        f.module.on_fit_end()
-        self.fabric.call("on_train_fold_end", trainer=self, fold=f.index, module=f.module)
-
-    @contextmanager
-    def _active(self, f: FoldState) -> Iterator[None]:
-        """Bring an offloaded fold to the accelerator for the block (no-op for other schedules)."""
-        if self.config.schedule != "offload":
-            yield
-            return
-        move_fold(f, self.fabric.device)
-        try:
-            yield
-        finally:
-            move_fold(f, torch.device("cpu"))
-
-    def _run_interleaved(self, start_epoch: int) -> None:
-        for epoch in range(start_epoch, self.config.max_epochs):
-            if self._finished:
-                break
-            self.current_epoch = epoch
-            validated = False
-            for f in self.folds:
-                if not f.stopped and _parallel.owns(self, f):  # schedule="parallel": this rank's folds only
-                    with self._active(f):
-                        validated = self._fold_epoch(f, epoch) or validated
-            _parallel.sync_folds(self)  # schedule="parallel": every rank gets the other ranks' fold epochs
-            self._end_epoch(epoch, validated)
-            self._best.update(epoch, self.epoch_metrics, [f.module for f in self.folds])
-            self._decide_stop(epoch)
-            self._save_last()
-
-    def _decide_stop(self, epoch: int) -> None:
-        _parallel.share_stop(self)  # several processes: a stop asked for on any rank stops every rank
-        if self.should_stop:
-            if epoch + 1 >= self.config.min_epochs:
-                self._finished = True
-            else:
-                self.should_stop, self.stop_reason = False, None  # min_epochs not reached: keep going
-
-    def _run_sequential(self) -> None:
-        # Each fold runs to its end; fold means exist only afterwards. They are then replayed epoch by
-        # epoch: on_before_log_metrics, the loggers and on_validation_end see every epoch's fold mean, so
-        # fold-mean early stopping and ModelCheckpoint decide as in the interleaved schedule (a stop there
-        # truncates every fold's history to the stop epoch; it saves no compute).
-        if self._finished:
-            return
-        for f in self.folds:
-            if self._fold_done(f):
-                continue  # finished before the checkpoint this run resumed from
-            self._start_fold(f)
-            for epoch in range(len(f.history), self.config.max_epochs):
-                self.current_epoch = epoch
-                self._fold_epoch(f, epoch)
-                self._step_epoch_schedulers(f, f.history[-1])
-                self._best.record(f.index, f.module)
-                if f.stopped:
-                    break
-                self._save_last()
-            self._end_fold(f)
-        self._replay()
-        self._finished = True
-        self._save_last()
-
-    def _fold_done(self, f: FoldState) -> bool:
-        return len(f.history) >= self.config.max_epochs or f.stopped
-
-    def _replay(self) -> None:
-        cfg = self.config
-        for epoch in range(min(len(f.history) for f in self.folds)):
-            self.current_epoch = epoch
-            self.epoch_metrics = metrics = aggregate(self.folds, epoch)
-            self._log_epoch(epoch, metrics)
-            if (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs:
-                self._check_monitor(metrics)
-                self.fabric.call("on_validation_end", trainer=self, epoch=epoch, metrics=metrics)
-            self._decide_stop(epoch)
-            if self._finished:
-                for f in self.folds:
-                    del f.history[epoch + 1 :]
-                return
-
-    def _save_last(self) -> None:
-        targets = [d / "last.ckpt" for d in self.last_checkpoint_dirs]
-        if self.run_dir is not None:
-            targets.insert(0, self.run_dir / "checkpoints" / "last.ckpt")
-        targets = list(dict.fromkeys(t.resolve() for t in targets))
-        if not targets:
-            return
-        if self.fabric.is_global_zero:
-            state = _checkpoint.trainer_state(self)
-            for target in targets:
-                _checkpoint.save(state, target)
-        self.checkpoint_paths["last"] = str(targets[0])
-
-    # -- one fold, one epoch ------------------------------------------------------------------------
-
-    def _limit(self, loader: Any, limit: int | float | None) -> int | None:
-        if self.config.fast_dev_run:
-            return int(self.config.fast_dev_run)
-        if self.config.overfit_batches:  # overrides limit_*_batches; the validation loader is the training loader
-            limit = self.config.overfit_batches
-        if limit is None:
-            return None
-        if isinstance(limit, float):
-            return max(1, int(len(loader) * limit)) if hasattr(loader, "__len__") else None
-        return int(limit)
-
-    def _batches(self, f: FoldState, loader: Any, limit: int | None) -> Iterator[tuple[int, Any]]:
-        """Yield ``(batch_idx, batch)`` up to ``limit``, on the device, with the fold log's batch size set."""
-        self.training = loader is f.train_loader
-        self.validating = not self.training
-        after_transfer = _overridden(self.datamodule, "on_after_batch_transfer")
-        action = f"[fold {f.index}] {'train' if self.training else 'val'}_dataloader_next"
-        profiler, device = self.profiler, self.fabric.device
-        transfer = not isinstance(loader, DataLoader)  # Fabric-wrapped DataLoaders move batches themselves
-        batches = iter(loader)
-        for batch_idx in itertools.count():
-            if limit is not None and batch_idx >= limit:
-                break
-            if profiler is None:
-                batch = next(batches, _END)
-            else:
-                with profiler.profile(action):
-                    batch = next(batches, _END)
-            if batch is _END:
-                break
-            if transfer and not on_device(batch, device):
-                batch = self.fabric.to_device(batch)
-            if callable(after_transfer):  # a LightningDataModule's device-side batch transforms
-                batch = after_transfer(batch, 0)
-            f.log.batch_size = max(1, batch_size_of(batch))
-            yield batch_idx, batch
-
-    def _call_step(self, f: FoldState, name: str, batch: Any, batch_idx: int) -> Any:
-        # Run the step through Fabric's precision context so mixed precision really autocasts.
-        if self._lean:  # full precision on one device: Fabric's input/output conversions and context are no-ops
-            return getattr(f.module, name)(batch, batch_idx)
-        if f.wrapped._forward_module is not f.wrapped._original_module:
-            return getattr(f.wrapped, name)(batch, batch_idx)  # DDP & co: Fabric redirects through forward
-        precision = self.fabric.strategy.precision
-        batch = precision.convert_input(batch)
-        with _profiling.profile(self.profiler, f"[fold {f.index}] {name}"), precision.forward_context():
-            out = getattr(f.module, name)(batch, batch_idx)
-        return precision.convert_output(out)
-
-    def _call(self, hook: str, **kwargs: Any) -> None:
-        """Dispatch a per-step callback hook as ``Fabric.call`` does, profiled as ``[Callback] <hook>``.
-
-        Each callback gets only the keywords its method names, as with ``Fabric.call``; but which callbacks
-        implement the hook (not the base class's no-op) and what they accept is read once per fit, not on every
-        batch: ``Fabric.call`` inspects every callback's signature on every call (~20 µs each).
-        """
-        targets = self._hook_targets.get(hook)
-        if targets is None:
-            targets = self._hook_targets[hook] = _hook_targets(self.fabric._callbacks, hook)
-        if not targets:
-            return
-        with _profiling.profile(self.profiler, f"[Callback] {hook}"):
-            for method, accepted in targets:
-                method(**(kwargs if accepted is None else {k: v for k, v in kwargs.items() if k in accepted}))
-
-    def _fold_epoch(self, f: FoldState, epoch: int) -> bool:
-        """Train and (when due) validate a fold for one epoch in its own random stream; return whether it validated."""
-        with f.rng.active():
-            return self._fold_epoch_impl(f, epoch)
-
-    def _fold_epoch_impl(self, f: FoldState, epoch: int) -> bool:
-        cfg = self.config
-        module, call = f.module, self._call
-        module.train()
-        f.log.start("train")
-        call("on_train_epoch_start_per_fold", trainer=self, fold=f.index, epoch=epoch, module=module)
-        module.on_train_epoch_start()
-        limit = self._limit(f.train_loader, cfg.limit_train_batches)
-        n_batches = len(f.train_loader) if hasattr(f.train_loader, "__len__") else None
-        if limit is not None and n_batches is not None:
-            n_batches = min(n_batches, limit)
-        for batch_idx, batch in self._batches(f, f.train_loader, limit):
-            f.log.step = f.global_step
-            call("on_train_batch_start_per_fold", trainer=self, fold=f.index, batch=batch, batch_idx=batch_idx)
-            if module.on_train_batch_start(batch, batch_idx) == -1:
-                break  # as in Lightning: -1 skips the rest of the epoch
-            if module.automatic_optimization:
-                last = n_batches is not None and batch_idx + 1 == n_batches
-                outputs = self._automatic_step(f, batch, batch_idx, last)
-            else:
-                outputs = self._call_step(f, "training_step", batch, batch_idx)
-            call(
-                "on_train_batch_end_per_fold",
-                trainer=self,
-                fold=f.index,
-                outputs=outputs,
-                batch=batch,
-                batch_idx=batch_idx,
-            )
-            module.on_train_batch_end(outputs, batch, batch_idx)
-        module.on_train_epoch_end()
-        train_metrics = f.log.reduce()
-        self._log_steps(f)
-        call(
-            "on_train_epoch_end_per_fold", trainer=self, fold=f.index, epoch=epoch, metrics=train_metrics, module=module
-        )
-        val_metrics: dict[str, float] = {}
-        validate = (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs
-        if validate:
-            val_metrics = self._validate(f, epoch)
-        f.history.append({**train_metrics, **val_metrics})
-        return validate
-
-    def _log_steps(self, f: FoldState) -> None:
-        for step, values in f.log.step_values():
-            self.fabric.log_dict({f"fold_{f.index}/{k}_step": v for k, v in values.items()}, step=step)
-
-    def _automatic_step(self, f: FoldState, batch: Any, batch_idx: int, last: bool) -> Any:
-        cfg, call = self.config, self._call
-        outputs = self._call_step(f, "training_step", batch, batch_idx)
-        loss = outputs["loss"] if isinstance(outputs, Mapping) else outputs
-        if loss is None:
-            return outputs  # Lightning semantics: returning None skips the batch
-        accumulating = (batch_idx + 1) % self.accumulate_grad_batches != 0 and not last
-        # callbacks first, then the module's own hook, in the order Lightning calls them
-        call("on_before_backward", trainer=self, fold=f.index, loss=loss)
-        f.module.on_before_backward(loss)
-        scaled = loss / self.accumulate_grad_batches if self.accumulate_grad_batches != 1 else loss
-        if self._lean:  # what Fabric's backward comes down to on one device in full precision
-            scaled.backward()
-        else:
-            with (
-                _profiling.profile(self.profiler, f"[fold {f.index}] backward"),
-                self.fabric.no_backward_sync(f.wrapped, enabled=accumulating),
-            ):
-                self.fabric.backward(scaled)
-        call("on_after_backward", trainer=self, fold=f.index, module=f.module)
-        f.module.on_after_backward()
-        # callbacks get the loss detached, as in Lightning, so no one keeps the graph alive
-        outputs = {**outputs, "loss": loss.detach()} if isinstance(outputs, Mapping) else loss.detach()
-        if accumulating:
-            return outputs
-        optimizer = f.optimizers[0]
-        if cfg.gradient_clip_val:
-            if cfg.gradient_clip_algorithm == "norm":
-                self.fabric.clip_gradients(f.wrapped, optimizer, max_norm=cfg.gradient_clip_val)
-            else:
-                self.fabric.clip_gradients(f.wrapped, optimizer, clip_val=cfg.gradient_clip_val)
-        call("on_before_optimizer_step", trainer=self, fold=f.index, optimizer=optimizer, module=f.module)
-        f.module.on_before_optimizer_step(optimizer)
-        stepped = optimizer
-        if self._lean:  # what Fabric's optimizer wrapper does: the step, then its on_after_optimizer_step hook
-            stepped = optimizer.optimizer
-            stepped.step()
-            call("on_after_optimizer_step", strategy=self.fabric.strategy, optimizer=stepped)
-        else:
-            with _profiling.profile(self.profiler, f"[fold {f.index}] optimizer_step"):
-                optimizer.step()
-        call("on_before_zero_grad", trainer=self, fold=f.index, optimizer=optimizer)
-        f.module.on_before_zero_grad(optimizer)
-        stepped.zero_grad(set_to_none=True)
-        f.global_step += 1
-        for sched in f.schedulers:
-            if sched.interval == "step" and f.global_step % sched.frequency == 0:
-                sched.scheduler.step()  # type: ignore[call-arg]
-        return outputs
-
-    @torch.no_grad()
-    def _validate(self, f: FoldState, epoch: int) -> dict[str, float]:
-        module, call = f.module, self._call
-        module.eval()
-        f.log.start("val")
-        call("on_validation_start_per_fold", trainer=self, fold=f.index, epoch=epoch, module=module)
-        module.on_validation_epoch_start()
-        limit = self._limit(f.val_loader, self.config.limit_val_batches)
-        n_batches = 0
-        for batch_idx, batch in self._batches(f, f.val_loader, limit):
-            n_batches += 1
-            call("on_validation_batch_start_per_fold", trainer=self, fold=f.index, batch=batch, batch_idx=batch_idx)
-            module.on_validation_batch_start(batch, batch_idx)
-            outputs = self._call_step(f, "validation_step", batch, batch_idx)
-            call(
-                "on_validation_batch_end_per_fold",
-                trainer=self,
-                fold=f.index,
-                outputs=outputs,
-                batch=batch,
-                batch_idx=batch_idx,
-            )
-            module.on_validation_batch_end(outputs, batch, batch_idx)
-        if n_batches == 0:
-            raise LcvError(
-                f"Fold {f.index} ran no validation batch in epoch {epoch + 1} (limit_val_batches="
-                f"{self.config.limit_val_batches!r}, loader {type(f.val_loader).__name__}); every fold needs at "
-                "least one to compute its score. Check the split, the batch size and limit_val_batches."
-            )
-        module.on_validation_epoch_end()
-        metrics = f.log.reduce()
-        self._log_steps(f)
-        module.train()
-        call("on_validation_end_per_fold", trainer=self, fold=f.index, epoch=epoch, metrics=metrics, module=module)
-        return metrics
-
-    # -- end of epoch: aggregate over folds ---------------------------------------------------------
-
-    def _end_epoch(self, epoch: int, validated: bool = True) -> None:
-        metrics = aggregate(self.folds, epoch)
-        self.epoch_metrics = metrics
-        for f in self.folds:
-            if not f.stopped:
-                self._step_epoch_schedulers(f, f.history[-1])
-        self._log_epoch(epoch, metrics)
-        if validated:  # as in Lightning, decisions on validation metrics are taken on epochs that validated
-            self._check_monitor(metrics)
-            self.fabric.call("on_validation_end", trainer=self, epoch=epoch, metrics=metrics)
-
-    def _check_monitor(self, metrics: Mapping[str, float]) -> None:
-        if not self._monitor_checked:
-            self._monitor_checked = True
-            check_monitor(self.config.monitor, metrics)
-
-    def _log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
-        self.fabric.call("on_before_log_metrics", trainer=self, epoch=epoch, metrics=metrics)
-        self.fabric.log_dict({k: v for k, v in metrics.items() if not math.isnan(v)} | {"epoch": epoch}, step=epoch)
-
-    def _step_epoch_schedulers(self, f: FoldState, fold_metrics: Mapping[str, float]) -> None:
-        if not f.module.automatic_optimization:
-            return  # as in Lightning, with manual optimization the module steps its schedulers itself
-        for sched in f.schedulers:
-            if sched.interval != "epoch" or (self.current_epoch + 1) % sched.frequency != 0:
-                continue
-            if sched.reduce_on_plateau:
-                name = sched.monitor or ""
-                value = self.epoch_metrics.get(name, fold_metrics.get(name))
-                if value is None:
-                    raise LcvError(
-                        f"ReduceLROnPlateau of fold {f.index} monitors '{name}', which was not logged. "
-                        f"Logged: {', '.join(sorted(fold_metrics))}; fold means: cv/<name>_mean."
-                    )
-                sched.scheduler.step(value)  # type: ignore[arg-type]  # ReduceLROnPlateau.step takes the metric
-            else:
-                sched.scheduler.step()  # type: ignore[call-arg]
 
     def stop(self, reason: str) -> None:
         """Ask the loop to stop after this epoch (callbacks call this); ``reason`` is reported."""
