@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,29 @@ def save(state: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
+def read(
+    path: Path, formats: Collection[str], unreadable: Callable[[Exception], str], foreign: Callable[[Any], str]
+) -> dict[str, Any]:
+    """Read a dict whose ``format`` is one of ``formats`` with ``torch.load(weights_only=True)``, onto the CPU.
+
+    Args:
+        path: The file to read.
+        formats: The accepted values of the ``format`` key.
+        unreadable: The error message for a file torch cannot read, given torch's exception.
+        foreign: The error message for a file that holds anything else, given what it holds.
+
+    Raises:
+        LcvError: The file cannot be read or holds something else; the message is the caller's.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
+        raise LcvError(unreadable(exc)) from exc
+    if not isinstance(state, dict) or state.get("format") not in formats:
+        raise LcvError(foreign(state))
+    return state
+
+
 def load(path: str | Path) -> dict[str, Any]:
     """Read an lcv checkpoint with ``torch.load(weights_only=True)``.
 
@@ -124,19 +147,21 @@ def load(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise LcvError(f"Checkpoint {path} does not exist; pass the path of a .ckpt file or 'last'.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
-        raise LcvError(
+
+    def unreadable(exc: Exception) -> str:
+        return (
             f"Checkpoint {path} cannot be read: it is truncated or corrupt ({type(exc).__name__}: {exc}). "
             "Resume from another checkpoint or start a new run."
-        ) from exc
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        )
+
+    def foreign(state: Any) -> str:
         keys = ", ".join(sorted(map(str, state))[:8]) if isinstance(state, dict) else type(state).__name__
-        raise LcvError(
+        return (
             f"{path} is not an lcv checkpoint (expected a dict with format={FORMAT!r}; found {keys}). "
             "Per-fold model files (fold_<i>.ckpt) hold weights only; resume from last.ckpt."
         )
+
+    state = read(path, (FORMAT,), unreadable, foreign)
     if state.get("version") != VERSION:
         raise LcvError(f"Checkpoint {path} has layout version {state.get('version')}; this lcv-core reads {VERSION}.")
     return state
