@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python benchmarks/vectorized_floor.py [--widths 8,256] [--repeats 7]
+    .venv/bin/python benchmarks/vectorized_floor.py [--widths 8,256] [--repeats 7] [--ops]
 
 Training steps only (no validation, no trainer): 5 folds, MLP ``64-W-W-10``, batch 64, random batches of
 digits-sized data, one torch thread. Printed per variant: µs per fold-step and the ratio to B, the loop
@@ -18,6 +18,9 @@ that trains the folds one after another with tensor batches and torch's default 
 The gap between the ``vmap`` rows and the ``bmm`` row is what ``vmap``'s per-call machinery costs (input
 wrapping, pytree handling, the Python decomposition of ``nll_loss`` under ``vmap``); lcv's engine sits a little
 above the ``vmap(functional_call)`` row (it also loads batches, records ``self.log`` and validates).
+
+``--ops`` also prints where that gap comes from, one operation at a time (forward only, all ``K`` folds in one
+call, width 8): each operation under ``vmap`` against the same work written on the stacked tensors by hand.
 """
 
 from __future__ import annotations
@@ -105,13 +108,55 @@ def make_variants(width: int) -> dict[str, Callable[[], None]]:
     return variants
 
 
+def op_costs(repeats: int) -> dict[str, tuple[float, float]]:
+    """Return ``{operation: (µs under vmap, µs written on the stacked tensors)}``, the median of ``repeats``."""
+    torch.manual_seed(0)
+    x, y = torch.randn(K, BATCH, FEATURES), torch.randint(0, CLASSES, (K, BATCH))
+    w, b = torch.randn(K, 8, FEATURES, requires_grad=True), torch.randn(K, 8, requires_grad=True)
+    logits = torch.randn(K, BATCH, CLASSES, requires_grad=True)
+    ce = nn.functional.cross_entropy
+    pairs: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
+        "vmap call alone (identity)": (lambda: vmap(lambda t: t)(x), lambda: x),
+        "Linear 64→8": (
+            lambda: vmap(nn.functional.linear)(x, w, b),
+            lambda: torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2)),
+        ),
+        "ReLU": (lambda: vmap(torch.relu)(logits), lambda: torch.relu(logits)),
+        "cross_entropy (mean per fold)": (
+            lambda: vmap(ce)(logits, y),
+            lambda: ce(logits.reshape(-1, CLASSES), y.reshape(-1), reduction="none").view(K, -1).mean(1),
+        ),
+    }
+    out: dict[str, tuple[float, float]] = {}
+    for name, (batched, stacked) in pairs.items():
+        medians = []
+        for fn in (batched, stacked):
+            for _ in range(20):
+                fn()  # warm-up
+            samples = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                for _ in range(100):
+                    fn()
+                samples.append((time.perf_counter() - start) / 100)
+            medians.append(1e6 * statistics.median(samples))
+        out[name] = (medians[0], medians[1])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Time every variant (interleaved repeats, median) and print µs per fold-step and the ratio to B."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--widths", default="8,256")
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--ops", action="store_true", help="also time single operations under vmap vs by hand")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    if args.ops:
+        print(f"one forward operation, {K} folds in one call: µs under vmap (its call, first row, included) vs by hand")
+        for name, (batched, stacked) in op_costs(args.repeats).items():
+            ratio = f"{batched / stacked:6.1f}×" if stacked >= 1 else "      —"  # the identity costs nothing by hand
+            print(f"  {name:30s} {batched:7.0f} µs  {stacked:7.0f} µs  {ratio}")
     for width in (int(w) for w in args.widths.split(",")):
         variants = make_variants(width)
         times: dict[str, list[float]] = {name: [] for name in variants}
