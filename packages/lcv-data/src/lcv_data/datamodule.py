@@ -5,28 +5,23 @@ from __future__ import annotations
 import copy
 import inspect
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader
 
 from lcv_config import ConfigError, DataConfig, LcvError, build, resolve
-from lcv_config.errors import did_you_mean
-from lcv_config.schema import DATALOADER_KEYS
 from lcv_data._checks import check_before_split
+from lcv_data._fitting import fit_fold
+from lcv_data._fold_files import read_folds, restore_transforms, write_folds, write_transforms
+from lcv_data._fold_loaders import check_loader_settings, make_loader, split_settings
 from lcv_data._holdout import carve_holdout
-from lcv_data.loaders import SplitDataset, SplitLoader, TensorBatchLoader
-from lcv_data.pipeline import SPLITS, SamplePipeline, build_batch_stages, build_stages, build_transform
+from lcv_data.loaders import SplitDataset, SplitLoader
+from lcv_data.pipeline import SamplePipeline, build_batch_stages, build_stages, build_transform
 from lcv_data.sources import Source, column, default_labels, make_source
-from lcv_data.transforms import check_finite
-
-_SPLITS = ("default", *SPLITS)
-_SLOW_KEYS = ("collate_fn", "sampler", "batch_sampler", "worker_init_fn", "multiprocessing_context")
 
 
 @dataclass
@@ -133,7 +128,7 @@ class CrossValDataModule(LightningDataModule):
             build_transform(t, f"data.fitted_transforms[{i}]") for i, t in enumerate(fitted_transforms)
         ]
         self.batch_transforms = build_batch_stages(batch_transforms, "data.batch_transforms")
-        self.loader_settings = self._check_loader_settings(dataloaders or {"default": {"batch_size": 32}})
+        self.loader_settings = check_loader_settings(dataloaders or {"default": {"batch_size": 32}})
         self.fold = fold
         self.seed = seed
         self.folds: list[tuple[np.ndarray, np.ndarray]] | None = None
@@ -141,26 +136,6 @@ class CrossValDataModule(LightningDataModule):
         self.fitted: list[list[Any]] = []
         self.active: tuple[str, int] = ("train", fold)
         self._fixed: tuple[np.ndarray, np.ndarray | None] | None = None  # (pool, test) of an outer fold
-
-    @staticmethod
-    def _check_loader_settings(dataloaders: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-        settings = {k: dict(v) for k, v in dataloaders.items()}
-        for split, values in settings.items():
-            if split not in _SPLITS:
-                raise ConfigError(
-                    f"Unknown dataloader split '{split}'.{did_you_mean(split, _SPLITS)} "
-                    f"Valid splits: {', '.join(_SPLITS)}.",
-                    "data.dataloaders",
-                )
-            unknown = sorted(set(values) - set(DATALOADER_KEYS))
-            if unknown:
-                hint = "".join(did_you_mean(k, DATALOADER_KEYS) for k in unknown)
-                raise ConfigError(
-                    f"Unknown dataloader key(s) {', '.join(unknown)} for '{split}'.{hint} "
-                    f"Valid keys: {', '.join(DATALOADER_KEYS)}.",
-                    f"data.dataloaders.{split}",
-                )
-        return settings
 
     @staticmethod
     def _make_splitter(splitter: Any, kwargs: dict[str, Any], seed: int) -> Any:
@@ -210,7 +185,10 @@ class CrossValDataModule(LightningDataModule):
         if self.folds is None:
             self.folds = self._split()
         if len(self.fitted) != len(self.folds):
-            self.fitted = [self._fit_fold(i, tr) for i, (tr, _) in enumerate(self.folds)]
+            self.fitted = [
+                fit_fold(self.source, self.pipeline, self.fitted_transforms, i, tr)
+                for i, (tr, _) in enumerate(self.folds)
+            ]
             self._probe()
 
     def _split(self) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -232,42 +210,6 @@ class CrossValDataModule(LightningDataModule):
             raise LcvError(f"{type(self.splitter).__name__} cannot split this dataset: {exc}") from exc
         return [(pool[np.asarray(tr, dtype=np.int64)], pool[np.asarray(va, dtype=np.int64)]) for tr, va in splits]
 
-    def _training_data(self, indices: np.ndarray, target: bool) -> torch.Tensor:
-        src = self.source
-        key = src.target_key if target else src.input_key
-        if key is None:
-            raise LcvError("A fitted target transform needs targets, but the dataset's samples have none.")
-        stages = self.pipeline.targets if target else self.pipeline.inputs
-        if src.tensors is not None and not stages["pre"]:
-            return src.tensors[key][torch.as_tensor(indices)]  # type: ignore[index]  # key matches tensors' kind
-        values = []
-        for i in indices.tolist():
-            sample = self.dataset[i]
-            x, y = sample[src.input_key], sample[src.target_key] if src.target_key is not None else None
-            values.append(torch.as_tensor(self.pipeline.pre(x, y)[1 if target else 0]))
-        return torch.stack(values)
-
-    def _fit_fold(self, fold: int, train_idx: np.ndarray) -> list[Any]:
-        fitted: list[Any] = []
-        data: dict[bool, torch.Tensor] = {}
-        for t in self.fitted_transforms:
-            on_target = getattr(t, "on", "input") == "target"
-            if on_target not in data:
-                data[on_target] = self._training_data(train_idx, on_target)
-                if data[on_target].is_floating_point():
-                    names = None if on_target else self.source.feature_names
-                    check_finite(data[on_target], type(t).__name__, names)
-            clone = copy.deepcopy(t)
-            try:
-                clone.fit(data[on_target])
-                data[on_target] = clone.transform(data[on_target])
-            except LcvError:
-                raise
-            except Exception as exc:
-                raise LcvError(f"Fitting {type(t).__name__} on fold {fold}'s training data failed: {exc}") from exc
-            fitted.append(clone)
-        return fitted
-
     def _probe(self) -> None:
         """Run every split's per-sample transforms on its first sample, so a broken transform fails before training."""
         assert self.folds is not None
@@ -288,46 +230,10 @@ class CrossValDataModule(LightningDataModule):
         )
 
     # ----------------------------------------------------------------------------------------- loaders
-    def _settings(self, split: str) -> dict[str, Any]:
-        merged: dict[str, Any] = {"batch_size": 32, "shuffle": split == "train", "drop_last": False}
-        merged.update(self.loader_settings.get("default", {}))
-        merged.update(self.loader_settings.get(split, {}))
-        if split != "train":
-            merged["drop_last"] = False  # never drop validation, test or predict samples
-        return merged
-
     def _loader(self, fold: int, split: str, indices: np.ndarray, source: Source | None = None) -> SplitLoader:
         src = source or self.source
-        fitted_x, fitted_y = self._fitted_parts(fold)
-        s = self._settings(split)
-        fast = (
-            src.tensors is not None
-            and self.pipeline.is_empty(split)
-            and not any(s.get(k) for k in _SLOW_KEYS)
-            and not s.get("num_workers")
-        )
-        loader: Any
-        if fast:
-            assert src.tensors is not None
-            loader = TensorBatchLoader(
-                src.tensors,
-                torch.as_tensor(indices),
-                batch_size=s["batch_size"],
-                shuffle=s["shuffle"],
-                drop_last=s["drop_last"],
-                seed=self.seed * 1000 + fold,
-                transform=_chain(fitted_x),
-                target_transform=_chain(fitted_y),
-                input_key=src.input_key,
-                target_key=src.target_key,
-            )
-        else:
-            if not s.get("num_workers"):
-                s = {k: v for k, v in s.items() if k not in ("prefetch_factor", "persistent_workers")}
-            if s.get("shuffle"):
-                s.setdefault("generator", torch.Generator().manual_seed(self.seed * 1000 + fold))
-            dataset = SplitDataset(src.dataset, indices, self.pipeline, split, fitted_x, fitted_y, *self._keys(src))
-            loader = DataLoader(dataset, **s)
+        s = split_settings(self.loader_settings, split)
+        loader = make_loader(src, indices, self.pipeline, split, s, self._fitted_parts(fold), self.seed * 1000 + fold)
         return SplitLoader(loader, split, fold, self.batch_transforms[split]["before"], owner=self)
 
     def train_val_dataloaders(self) -> list[tuple[SplitLoader, SplitLoader]]:
@@ -442,13 +348,8 @@ class CrossValDataModule(LightningDataModule):
         """
         self.setup("fit")
         assert self.folds is not None
-        data = {
-            "splitter": repr(self.splitter),
-            "n_samples": len(self.dataset),  # type: ignore[arg-type]
-            "folds": [{"train": tr.tolist(), "val": va.tolist()} for tr, va in self.folds],
-            "test": None if self.test_indices is None else self.test_indices.tolist(),
-        }
-        Path(path).write_text(json.dumps(data), encoding="utf-8")
+        n = len(self.dataset)  # type: ignore[arg-type]  # map-style: make_source checked __len__
+        write_folds(path, self.splitter, n, self.folds, self.test_indices)
         if self.fitted_transforms:
             self.save_transforms(Path(path).with_name("transforms.json"))
 
@@ -458,27 +359,14 @@ class CrossValDataModule(LightningDataModule):
         Raises:
             LcvError: The file was written for a dataset of another size, or an index is out of range.
         """
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        n = len(self.dataset)  # type: ignore[arg-type]
-        if data.get("n_samples") != n:
-            raise LcvError(f"{path} holds folds of {data.get('n_samples')} samples; this dataset has {n}.")
-        folds = [(np.asarray(f["train"], dtype=np.int64), np.asarray(f["val"], dtype=np.int64)) for f in data["folds"]]
-        test = None if data.get("test") is None else np.asarray(data["test"], dtype=np.int64)
-        for i, (tr, va) in enumerate(folds):
-            if any(len(part) and (part.min() < 0 or part.max() >= n) for part in (tr, va)):
-                raise LcvError(f"{path}: fold {i} has an index outside 0..{n - 1}.")
+        n = len(self.dataset)  # type: ignore[arg-type]  # map-style: make_source checked __len__
+        folds, test = read_folds(path, n)
         self.folds, self.test_indices, self.fitted = folds, test, []
 
     def save_transforms(self, path: str | Path) -> None:
         """Write every fold's fitted transform state as JSON (no pickle): class and ``state_dict()`` per transform."""
         self.setup("fit")
-        data = {
-            "folds": [
-                [{"class": f"{type(t).__module__}:{type(t).__qualname__}", "state": t.state_dict()} for t in fold]
-                for fold in self.fitted
-            ]
-        }
-        Path(path).write_text(json.dumps(data), encoding="utf-8")
+        write_transforms(path, self.fitted)
 
     def load_transforms(self, path: str | Path) -> None:
         """Restore fitted transforms saved by :meth:`save_transforms`, so test and predict reuse the run's state.
@@ -489,31 +377,4 @@ class CrossValDataModule(LightningDataModule):
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if self.folds is None:
             self.folds = self._split()
-        if len(data["folds"]) != len(self.folds):
-            raise LcvError(
-                f"{path} holds transforms of {len(data['folds'])} folds; this datamodule has {len(self.folds)}."
-            )
-        fitted = []
-        for i, saved in enumerate(data["folds"]):
-            names = [type(t).__qualname__ for t in self.fitted_transforms]
-            if [s["class"].rpartition(":")[2] for s in saved] != names:
-                raise LcvError(f"{path}: fold {i} holds {[s['class'] for s in saved]}; this datamodule fits {names}.")
-            fold = []
-            for t, s in zip(self.fitted_transforms, saved, strict=True):
-                clone = copy.deepcopy(t)
-                clone.load_state_dict(s["state"])
-                fold.append(clone)
-            fitted.append(fold)
-        self.fitted = fitted
-
-
-def _chain(transforms: Sequence[Any]) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    if not transforms:
-        return None
-
-    def apply(x: torch.Tensor) -> torch.Tensor:
-        for t in transforms:
-            x = t.transform(x)
-        return x
-
-    return apply
+        self.fitted = restore_transforms(path, data, self.fitted_transforms, len(self.folds))

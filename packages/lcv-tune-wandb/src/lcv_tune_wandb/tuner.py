@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import signal
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -15,88 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from lcv_config import ConfigError, LcvError, TrialPruned, parse_space
-from lcv_config.errors import did_you_mean
 from lcv_config.protocols import Objective
-from lcv_config.space import CategoricalParam, FloatParam, IntParam, active, check_tuner_arguments
+from lcv_config.space import IntParam, active, check_tuner_arguments
+from lcv_tune_wandb._controller_lock import controller_lock
 from lcv_tune_wandb._engine import import_sweeps, import_wandb
-from lcv_tune_wandb.sweep_config import DEFAULT_METRIC, METHODS, space_to_sweep, validate_sweep
+from lcv_tune_wandb._trial import WandbTrial as WandbTrial
+from lcv_tune_wandb._trial import terminate_prunes
+from lcv_tune_wandb._tuner_options import MODES as MODES
+from lcv_tune_wandb._tuner_options import early_terminate, is_parsed, plain, resolve_tuner_mode, sweep_method
+from lcv_tune_wandb.sweep_config import DEFAULT_METRIC, space_to_sweep, validate_sweep
 
 DEFAULT_STUDY = "lcv"
 """The study (W&B group) name used when none is given."""
 
 _OPTIONS = ("mode", "project", "entity", "metric", "sweep", "tags", "sweep_id")
-MODES = ("auto", "local", "online")
-"""``local``: the ``sweeps`` engine proposes runs, each an offline W&B run; ``online``: W&B's hosted sweep controller
-and agent; ``auto``: online when an API key is configured and ``WANDB_MODE`` is not offline, else local."""
-
-
-def _plain(value: Any) -> Any:
-    """Turn numpy scalars the engine proposes into Python values (JSON, YAML and configs want those)."""
-    item = getattr(value, "item", None)
-    return item() if callable(item) and not isinstance(value, (list, dict, str)) else value
-
-
-class WandbTrial:
-    """One trial: an offline W&B run that logs the reported value once per step.
-
-    Args:
-        number: The trial's number within its study.
-        params: The proposed parameters, keyed by config path.
-        run: The W&B run the trial logs to.
-        metric: The name the reported values are logged under.
-        pruner: Called with the trial to ask whether it should stop (hyperband), or ``None``.
-    """
-
-    def __init__(self, number: int, params: Mapping[str, Any], run: Any, metric: str, pruner: Any = None) -> None:
-        self._number = number
-        self._params = dict(params)
-        self._run = run
-        self._metric = metric
-        self._pruner = pruner
-        self.history: list[dict[str, Any]] = []
-        """The rows logged so far: ``{metric: value, "_step": step}``."""
-        self.user_attrs: dict[str, Any] = {}
-        """Values stored with :meth:`set_user_attr` (also in the run's summary)."""
-        self.terminated = False
-        """Whether a SIGTERM (W&B's agent stopping the run) arrived during the trial."""
-
-    @property
-    def number(self) -> int:
-        """The trial's number within its study."""
-        return self._number
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """The parameters proposed for this trial, keyed by config path (inactive conditional ones are absent)."""
-        return dict(self._params)
-
-    @property
-    def run(self) -> Any:
-        """The trial's ``wandb`` run, to log more than the objective."""
-        return self._run
-
-    def report(self, value: float, step: int) -> None:
-        """Log the objective's intermediate value (the fold mean) as one history row at ``step``."""
-        row = {self._metric: float(value)}
-        self._run.log(row, step=int(step))
-        self.history.append({**row, "_step": int(step)})
-
-    def should_prune(self) -> bool:
-        """Return whether the sweep's early-termination rule (hyperband) or a SIGTERM stops this trial now.
-
-        W&B's agent stops a run its controller terminates with SIGTERM; lcv turns that signal into a prune
-        decision, so the CV run ends cleanly after the current epoch and the trial is recorded as pruned.
-        """
-        return self.terminated or bool(self._pruner is not None and self._pruner(self))
-
-    def set_user_attr(self, key: str, value: Any) -> None:
-        """Store a JSON-serialisable value in the run's summary."""
-        json.dumps(value)  # fail here, not at sync time
-        self.user_attrs[key] = value
-        self._run.summary[key] = value
-
-    def __repr__(self) -> str:
-        return f"WandbTrial(number={self._number}, params={self._params!r})"
 
 
 class WandbTuner:
@@ -143,7 +72,7 @@ class WandbTuner:
         **options: Any,
     ) -> None:
         check_tuner_arguments("W&B", direction, options, _OPTIONS)
-        self.mode = _mode(str(options.get("mode", "auto")))
+        self.mode = resolve_tuner_mode(str(options.get("mode", "auto")))
         if storage is not None:
             raise ConfigError(
                 "The W&B backend keeps its runs in the work directory and takes no storage URL; remove 'storage' "
@@ -157,13 +86,13 @@ class WandbTuner:
         self.entity = options.get("entity")
         self.tags = list(options.get("tags") or [])
         self.seed = seed
-        self.space = dict(space) if _is_parsed(space) else parse_space(space)
+        self.space = dict(space) if is_parsed(space) else parse_space(space)
         native = options.get("sweep") or {}
         if not isinstance(native, Mapping):
             raise ConfigError(
                 f"options.sweep must be a W&B sweep config (a mapping), got {native!r}.", "tune.options.sweep"
             )
-        method = _method(sampler) if sampler is not None else str(native.get("method", "random"))
+        method = sweep_method(sampler) if sampler is not None else str(native.get("method", "random"))
         metric = str(options.get("metric") or (native.get("metric") or {}).get("name") or DEFAULT_METRIC)
         config: dict[str, Any] = {"method": method, "metric": {"name": metric, "goal": direction}, "parameters": {}}
         if self.space:
@@ -171,7 +100,7 @@ class WandbTuner:
         config = {**config, **{k: v for k, v in native.items() if k != "parameters"}}
         config["parameters"] = {**config["parameters"], **dict(native.get("parameters") or {})}
         if pruner is not None:
-            config["early_terminate"] = _early_terminate(pruner)
+            config["early_terminate"] = early_terminate(pruner)
         self.sweep_config: dict[str, Any] = validate_sweep(config)
         self.metric = str(self.sweep_config.get("metric", {}).get("name", metric))
         goal = self.sweep_config.get("metric", {}).get("goal", direction)
@@ -204,7 +133,7 @@ class WandbTuner:
     def _save_state(self) -> None:
         state = {"study": self.study_name, "sweep_config": self.sweep_config, "runs": self.runs}
         tmp = self.state_file.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(state, indent=1, default=_plain))
+        tmp.write_text(json.dumps(state, indent=1, default=plain))
         tmp.replace(self.state_file)
 
     def _sweep_runs(self, current: WandbTrial | None = None) -> list[Any]:
@@ -257,7 +186,7 @@ class WandbTuner:
             suggestion = self._sweeps.next_run(self.sweep_config, self._sweep_runs())
         if suggestion is None:
             return None
-        return {key: _plain(item["value"]) for key, item in suggestion.config.items()}
+        return {key: plain(item["value"]) for key, item in suggestion.config.items()}
 
     def _active(self, proposed: Mapping[str, Any]) -> dict[str, Any]:
         params: dict[str, Any] = {}
@@ -290,7 +219,7 @@ class WandbTuner:
         start = time.monotonic()
         done = 0
         run_cap = self.sweep_config.get("run_cap")
-        with self._controller_lock():
+        with controller_lock(self.workdir, self.study_name):
             self.runs = self._load_state()  # another controller may have run trials since this tuner was made
             while n_trials is None or done < n_trials:
                 if timeout is not None and time.monotonic() - start >= timeout:
@@ -302,31 +231,6 @@ class WandbTuner:
                     break
                 self._run_trial(wandb, objective, proposed)
                 done += 1
-
-    @contextmanager
-    def _controller_lock(self) -> Iterator[None]:
-        """Hold ``<study>.sweep.lock``: the local engine proposes from one process's view of the runs."""
-        lock = self.workdir / f"{self.study_name}.sweep.lock"
-        for _ in range(2):
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                pid = _pid_in(lock)
-                if pid is not None and _alive(pid):
-                    raise LcvError(
-                        f"Study {self.study_name!r} in {self.workdir} already has a controller (process {pid}); a "
-                        "local W&B sweep has one controller per study. Wait for it, use another study name, or use "
-                        f"backend: optuna for many workers. If process {pid} is gone, delete {lock}."
-                    ) from None
-                lock.unlink(missing_ok=True)  # left behind by a controller that died
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-            break
-        try:
-            yield
-        finally:
-            lock.unlink(missing_ok=True)
 
     def _run_trial(self, wandb: Any, objective: Objective, proposed: dict[str, Any]) -> None:
         number = len(self.runs)
@@ -354,7 +258,7 @@ class WandbTuner:
         }
         state, value, exit_code = "failed", None, 1
         try:
-            with _terminate_prunes(trial):
+            with terminate_prunes(trial):
                 value = float(objective(trial))
             state, exit_code = "finished", 0
         except TrialPruned:
@@ -389,11 +293,11 @@ class WandbTuner:
 
         def run_one() -> None:
             run = wandb.init(group=self.study_name, job_type="trial", tags=self.tags)
-            params = {k: _plain(v) for k, v in dict(run.config).items() if not k.startswith("_")}
+            params = {k: plain(v) for k, v in dict(run.config).items() if not k.startswith("_")}
             trial = WandbTrial(len(self.runs), params, run, self.metric)
             state, value = "failed", None
             try:
-                with _terminate_prunes(trial):
+                with terminate_prunes(trial):
                     value = float(objective(trial))
                 state = "finished"
             except TrialPruned:
@@ -432,99 +336,3 @@ class WandbTuner:
 
     def __repr__(self) -> str:
         return f"WandbTuner(study={self.study_name!r}, method={self.sweep_config['method']!r}, runs={len(self.runs)})"
-
-
-def _method(sampler: Any) -> str:
-    name = sampler if isinstance(sampler, str) else (sampler.get("name") if isinstance(sampler, Mapping) else None)
-    name = name if name is not None else getattr(sampler, "name", None)
-    if not isinstance(name, str) or name.lower() not in METHODS:
-        raise ConfigError(
-            f"Unknown W&B sweep method {name!r}.{did_you_mean(str(name), METHODS)} Available: {', '.join(METHODS)}.",
-            "tune.sampler",
-        )
-    return name.lower()
-
-
-def _early_terminate(pruner: Any) -> dict[str, Any]:
-    name: Any
-    cfg: dict[str, Any]
-    if isinstance(pruner, str):
-        name, cfg = pruner, {}
-    elif isinstance(pruner, Mapping):
-        name, cfg = pruner.get("name"), dict(pruner.get("cfg") or {})
-    else:
-        name, cfg = getattr(pruner, "name", None), dict(getattr(pruner, "cfg", None) or {})
-    if str(name).lower() != "hyperband":
-        raise ConfigError(
-            f"Unknown W&B early-termination {name!r}.{did_you_mean(str(name), ['hyperband'])} Available: hyperband.",
-            "tune.pruner",
-        )
-    return {"type": "hyperband", **cfg}
-
-
-def _pid_in(lock: Path) -> int | None:
-    try:
-        return int(lock.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
-
-
-def _is_parsed(space: Mapping[str, Any]) -> bool:
-    return bool(space) and all(isinstance(p, (FloatParam, IntParam, CategoricalParam)) for p in space.values())
-
-
-def _mode(mode: str) -> str:
-    """Resolve the ``mode`` option to ``local`` or ``online``."""
-    if mode not in MODES:
-        raise ConfigError(
-            f"Unknown W&B tuner mode {mode!r}.{did_you_mean(mode, MODES)} Valid: {', '.join(MODES)}.",
-            "tune.options.mode",
-        )
-    env = os.environ.get("WANDB_MODE", "").lower()
-    if mode == "auto":
-        online = bool(os.environ.get("WANDB_API_KEY")) and env not in ("offline", "dryrun", "disabled")
-        return "online" if online else "local"
-    if mode == "online" and not os.environ.get("WANDB_API_KEY") and not _netrc_has_wandb():
-        raise ConfigError(
-            "mode: online runs W&B's hosted sweep controller and needs an account: set WANDB_API_KEY or run "
-            "'wandb login'. Without one, use mode: local (offline runs that 'wandb sync' uploads later).",
-            "tune.options.mode",
-        )
-    return mode
-
-
-def _netrc_has_wandb() -> bool:
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-    try:
-        return "api.wandb.ai" in netrc.read_text()
-    except OSError:
-        return False
-
-
-@contextmanager
-def _terminate_prunes(trial: WandbTrial) -> Iterator[None]:
-    """While the trial runs, SIGTERM (how W&B's agent stops a run) marks it for pruning instead of killing it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        trial.terminated = True
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
