@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 FIT_HEADER = "# lcv fit: one model trained outside data.holdout and validated on it\n"
 """First line of the embedded config of an ``lcv fit`` run, so ``lcv test``/``lcv predict`` rebuild its split."""
 
-_HOLDOUT_FIX = (
+HOLDOUT_FIX = (
     "Add a holdout to the config, e.g. `data.holdout: 0.2` (a fraction or a count of samples carved off before "
     "the folds), or a separate `data.test_dataset`."
 )
@@ -105,16 +105,17 @@ class HoldoutValidation:
         return hook(batch, dataloader_idx) if callable(hook) else batch
 
 
-def _has_test_data(config: Any) -> bool:
+def has_test_data(config: Any) -> bool:
+    """Whether the experiment config has data to test on (a holdout or a test dataset)."""
     return config.data.holdout is not None or config.data.test_dataset is not None
 
 
-def _holdout_source(loaded: LoadedModels, what: str) -> Any:
+def holdout_source(loaded: LoadedModels, what: str) -> Any:
     """The datamodule the checkpoints' config describes, split as in the run (``lcv fit``: one holdout split)."""
     from lcv_config import ConfigError
 
-    if not _has_test_data(loaded.config):
-        raise ConfigError(f"The checkpoint's config has no test data for {what}. {_HOLDOUT_FIX}", "data.holdout")
+    if not has_test_data(loaded.config):
+        raise ConfigError(f"The checkpoint's config has no test data for {what}. {HOLDOUT_FIX}", "data.holdout")
     from lcv_core.configure import build_datamodule
 
     datamodule = build_datamodule(loaded.config)
@@ -125,7 +126,7 @@ def _holdout_source(loaded: LoadedModels, what: str) -> Any:
     return datamodule
 
 
-def _per_fold_loaders(source: Any, folds: list[int], kind: str) -> list[Any]:
+def per_fold_loaders(source: Any, folds: list[int], kind: str) -> list[Any]:
     """One loader per model: the datamodule's per-fold loaders (each fold's fitted transforms) when it has them."""
     from lcv_config import LcvError
 

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lcv_core._holdout import _HOLDOUT_FIX, FIT_HEADER, HoldoutValidation, _has_test_data
-from lcv_core.loading import _read_checkpoint
+from lcv_core._holdout import FIT_HEADER, HOLDOUT_FIX, HoldoutValidation, has_test_data
+from lcv_core.loading import read_checkpoint
 
 
 def new_run_dir(output_dir: str, name: str) -> Path:
@@ -93,7 +93,7 @@ def _resume_point(target: Path, files: list[str], overrides: list[str]) -> tuple
             "config",
         )
     ckpt = target / "checkpoints" / "last.ckpt" if target.is_dir() else target
-    state = _read_checkpoint(ckpt) if ckpt.is_file() else None
+    state = read_checkpoint(ckpt) if ckpt.is_file() else None
     if state is None:
         raise LcvError(f"--resume {target}: no checkpoint there; pass a last.ckpt or a run directory.")
     if state.get("format") != "lcv-checkpoint":
@@ -199,9 +199,9 @@ class FitCommand:
 
         files, overrides = split_arguments(args.config)
         config = load_config(files, overrides)
-        if not _has_test_data(config):
+        if not has_test_data(config):
             raise ConfigError(
-                f"lcv fit validates on held-out data, but this config has none. {_HOLDOUT_FIX}", "data.holdout"
+                f"lcv fit validates on held-out data, but this config has none. {HOLDOUT_FIX}", "data.holdout"
             )
         from lcv_core.configure import configure_all
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lcv_core._holdout import _holdout_source, _per_fold_loaders
+from lcv_core._holdout import holdout_source, per_fold_loaders
 from lcv_core.loading import LoadedModels, load_models
 
 
@@ -38,8 +38,8 @@ def evaluate(loaded: LoadedModels) -> dict[str, Any]:
     from lcv_core.inference import _ensemble_scores, _inputs, test
     from lcv_core.results import MetricSummary
 
-    source = _holdout_source(loaded, "lcv test")
-    loaders = _per_fold_loaders(source, loaded.folds, "test")
+    source = holdout_source(loaded, "lcv test")
+    loaders = per_fold_loaders(source, loaded.folds, "test")
     per_fold = [test([model], loader).per_fold[0] for model, loader in zip(loaded.models, loaders, strict=True)]
     outputs: list[list[Any]] = []
     targets: list[Any] = []

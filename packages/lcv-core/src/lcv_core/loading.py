@@ -24,7 +24,8 @@ class LoadedModels:
         """Whether the checkpoints come from ``lcv fit`` (one model, holdout validation)."""
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a fold-weights file or a full lcv checkpoint; one clear error for anything else."""
     from lcv_core import _checkpoint
 
     def unreadable(exc: Exception) -> str:
@@ -101,7 +102,7 @@ def load_models(target: str | Path, overrides: list[str] | None = None) -> Loade
     pairs: list[tuple[int, dict[str, Any]]] = []
     text: str | None = None
     for path in files:
-        state = _read_checkpoint(path)
+        state = read_checkpoint(path)
         embedded = state.get("experiment_config")
         if not isinstance(embedded, str) or not embedded.strip():
             raise LcvError(

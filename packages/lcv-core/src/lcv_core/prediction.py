@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lcv_core._holdout import HoldoutValidation, _holdout_source, _per_fold_loaders
+from lcv_core._holdout import HoldoutValidation, holdout_source, per_fold_loaders
 from lcv_core.loading import LoadedModels, load_models
 
 
@@ -134,8 +134,8 @@ class PredictCommand:
             loaders = _feature_loaders(loaded, x, args.data)
             targets = None
         else:
-            source = _holdout_source(loaded, "lcv predict without --data")
-            loaders = _per_fold_loaders(source, loaded.folds, "test")
+            source = holdout_source(loaded, "lcv predict without --data")
+            loaders = per_fold_loaders(source, loaded.folds, "test")
             targets = _targets(loaders[0])
         pairs = zip(loaded.models, loaders, strict=True)
         try:
