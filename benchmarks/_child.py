@@ -256,7 +256,19 @@ def run_lcv(data: Data, spec: dict[str, Any]) -> list[nn.Module]:
         max_epochs=spec["epochs"], accelerator="cpu", devices=1, seed=spec["seed"], schedule=schedule,
         enable_progress_bar=False,
     )  # fmt: skip
-    result = trainer.fit(_module_class(), datamodule, model_kwargs={"config": _module_config(data, spec)})
+    if spec.get("learner"):
+        # lcv's configurable learner, as `lcv cv` builds it from a config: model mlp, CrossEntropyLoss, Adam
+        from lcv_core import SupervisedLearner
+
+        n_in, width = int(data["X"].shape[1]), spec["width"]
+        mlp = {"name": "mlp", "cfg": {"in_features": n_in, "out_features": spec["n_classes"], "hidden": [width] * 2}}
+        kwargs = {
+            "model": mlp,
+            "optimizer": {"name": "Adam", "cfg": {"lr": spec["lr"]}},
+        }
+        result = trainer.fit(SupervisedLearner, datamodule, model_kwargs=kwargs)
+    else:
+        result = trainer.fit(_module_class(), datamodule, model_kwargs={"config": _module_config(data, spec)})
     folds = getattr(trainer, "folds", [])
     if len(folds) == len(data["folds"]) and all(isinstance(getattr(f, "module", None), nn.Module) for f in folds):
         return [f.module for f in folds]
@@ -270,7 +282,14 @@ IMPORTS: dict[str, tuple[str, ...]] = {
     "tensor_loop": (),
     "lightning_trainer": ("lightning",),
     "lightning_cv": ("lightning", "lightning_cv"),
-    "lcv": ("lightning", "lcv_core.trainer", "lcv_core._vectorized", "lcv_data.datamodule", "sklearn.model_selection"),
+    "lcv": (
+        "lightning",
+        "lcv_core",
+        "lcv_core.trainer",
+        "lcv_core._vectorized",
+        "lcv_data.datamodule",
+        "sklearn.model_selection",
+    ),
 }
 """Modules a runner imports, imported before the clock starts: timings exclude imports."""
 

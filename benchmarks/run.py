@@ -63,6 +63,8 @@ RUNNERS = [
     Runner("lcv sequential", "lcv", {"schedule": "sequential"}),
     Runner("lcv offload", "lcv", {"schedule": "offload"}),
     Runner("lcv vectorized", "lcv", {"schedule": "vectorized"}),
+    Runner("lcv interleaved, lcv learner", "lcv", {"schedule": "interleaved", "learner": True}),
+    Runner("lcv vectorized, lcv learner", "lcv", {"schedule": "vectorized", "learner": True}),
 ]
 B_LABEL, LCV_LABEL = RUNNERS[1].label, RUNNERS[4].label
 
@@ -345,6 +347,7 @@ def goals(cases: list[Case], cli: dict[str, Any]) -> list[tuple[str, str, str]]:
         bound = {8: 3.5, 256: 1.5}.get(case.width)
         if bound is not None:
             check(f"{tag} B ≥ {bound}× lcv vectorized", b, wall(case, RUNNERS[7].label), ">=", bound)
+            check(f"{tag} B ≥ {bound}× lcv vectorized, lcv learner", b, wall(case, RUNNERS[9].label), ">=", bound)
     out.append(("peak RSS of the data pipeline at k=10 within 10% of k=2", "see benchmarks/data_memory.py", "n/a"))
     for name, r in cli.items():
         if "wall_s" not in r:

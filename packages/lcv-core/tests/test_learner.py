@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import torch
+from torch import nn
 
 from lcv_core import Callback, CrossValidationTrainer, SupervisedLearner
 
@@ -247,3 +248,25 @@ def test_predict_step_returns_probabilities() -> None:
     assert probs.shape == (5, 3) and torch.allclose(probs.sum(dim=1), torch.ones(5))
     regression = SupervisedLearner(model={**MLP, "cfg": {**MLP["cfg"], "out_features": 1}}, task="regression")
     assert regression.predict_step(torch.randn(5, 8), 0).shape == (5, 1)
+
+
+def test_a_network_given_as_a_module_is_registered_once_as_model() -> None:
+    net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    learner = SupervisedLearner(model=net, criterion=nn.CrossEntropyLoss(weight=torch.ones(2)))
+    # parameter names and checkpoint keys read model.* (what optimizer 'params' patterns match), once each
+    names = [n for n, _ in learner.named_parameters()]
+    assert names == ["model.0.weight", "model.0.bias", "model.2.weight", "model.2.bias"]
+    assert sorted(learner.state_dict()) == sorted([*names, "criterion.weight"])
+
+
+def test_a_network_passed_in_model_kwargs_is_copied_for_each_fold(data, trainer_kwargs) -> None:
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    trainer = CrossValidationTrainer(**trainer_kwargs)
+    trainer.fit(SupervisedLearner, data, model_kwargs={"model": net})
+    networks = [fold.module.model for fold in trainer.folds]
+    # five folds, five networks trained on their own data; the caller's network keeps its weights
+    assert len({id(n) for n in networks}) == 5 and all(n is not net for n in networks)
+    first = [n[0].weight for n in networks]
+    assert all(not torch.equal(first[0], w) for w in first[1:])
+    assert all(torch.equal(v, start[k]) for k, v in net.state_dict().items())

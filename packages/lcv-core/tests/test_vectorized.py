@@ -1,4 +1,6 @@
-"""The vectorized engine: k fold models as one batched computation give the interleaved schedule's numbers."""
+"""The vectorized engine: k fold models as one batched computation give the interleaved schedule's numbers.
+
+The configurable learner runs without vmap (grouped kernels); its tests are at the end."""
 
 from __future__ import annotations
 
@@ -10,13 +12,15 @@ import torch
 from lightning.fabric import Fabric
 from lightning.pytorch import LightningModule
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from lcv_config import LcvError, TrainerConfig
-from lcv_core import Callback, CrossValidationTrainer
+from lcv_core import Callback, CrossValidationTrainer, SupervisedLearner
 from lcv_core._models import fold_seeds, fold_stream_seeds, make_fold_model
 from lcv_core._rng import FoldRNG
 from lcv_core._vectorized import VectorizedFolds, can_vectorize
+from lcv_core._vectorized_batches import _Stepper
+from lcv_core._vectorized_grouped import _GroupedStepper, grouped_supported
 
 N_FEATURES, N_CLASSES = 8, 3  # as conftest's dataset
 
@@ -286,3 +290,132 @@ def test_on_step_values_per_fold_with_their_optimizer_steps(data) -> None:
     assert [step for step, _ in rows] == list(range(8, 16))  # 120 samples / 16 = 8 steps per epoch, second epoch
     assert all(math.isfinite(values["loss"]) for _, values in rows)
     assert rows != engine.step_values(2)
+
+
+# -- the configurable learner: grouped kernels (one baddbmm per Linear), no vmap ------------------------------
+
+
+def mlp(out: int = N_CLASSES, **cfg: Any) -> dict[str, Any]:
+    return {"name": "mlp", "cfg": {"in_features": N_FEATURES, "out_features": out, "hidden": [16, 12], **cfg}}
+
+
+class RegressionData:
+    """Five contiguous folds of a noisy linear regression with ``outputs`` targets (float), batches of 16."""
+
+    def __init__(self, outputs: int = 1, binary: bool = False) -> None:
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(150, N_FEATURES, generator=g)
+        y = x @ torch.randn(N_FEATURES, outputs, generator=g) + 0.1 * torch.randn(150, outputs, generator=g)
+        if binary:
+            y = (y > 0).float()
+        self.dataset = TensorDataset(x, y)
+
+    def train_val_dataloaders(self) -> list[tuple[DataLoader[Any], DataLoader[Any]]]:
+        pairs = []
+        for i in range(5):
+            val = list(range(i * 30, (i + 1) * 30))
+            train = [j for j in range(150) if j not in val]
+            pairs.append(
+                (
+                    DataLoader(Subset(self.dataset, train), batch_size=16, shuffle=True),
+                    DataLoader(Subset(self.dataset, val), batch_size=16),
+                )
+            )
+        return pairs
+
+
+def compare(data: Any, trainer_kwargs: dict[str, Any], tol: float = 1e-6, **learner: Any) -> Any:
+    """Fit interleaved (the trainer) and vectorized (the engine) in float64; assert the same per-fold history."""
+    final = FinalWeights()
+    res = CrossValidationTrainer(**trainer_kwargs, precision="64-true", callbacks=[final]).fit(
+        SupervisedLearner, data, model_kwargs=learner
+    )
+    history, engine = run_vectorized(SupervisedLearner, data, model_kwargs=learner)
+    assert isinstance(engine._stepper, _GroupedStepper)  # the grouped kernels ran, not vmap
+    assert_same_history(history, res.history, tol=tol)
+    for fold, module in enumerate(engine.modules):
+        for name, value in module.state_dict().items():
+            torch.testing.assert_close(value, final.weights[fold][name], rtol=1e-9, atol=1e-11)
+    return history
+
+
+def test_classification_with_metrics_matches_interleaved(data, trainer_kwargs) -> None:
+    history = compare(data, trainer_kwargs, model=mlp(), metrics=["accuracy", "f1", {"name": "top2_accuracy"}])
+    last = history[0][-1]
+    # what a user reads per fold: loss, accuracy and the configured torchmetrics, computed per fold
+    assert {"train_loss", "train_acc", "val_loss", "val_acc", "val_accuracy", "val_f1", "val_top2_accuracy"} <= set(
+        last
+    )
+    assert last["val_accuracy"] == pytest.approx(last["val_acc"], abs=1e-6)  # two ways to the same number
+    assert history[0][-1]["val_loss"] != history[1][-1]["val_loss"]
+    assert history[0][1]["train_loss"] < history[0][0]["train_loss"]
+
+
+def test_cross_entropy_options_are_averaged_per_fold_as_the_criterion_does(data, trainer_kwargs) -> None:
+    weight = torch.tensor([0.5, 2.0, 1.0], dtype=torch.float64)
+    criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=0.1, ignore_index=2)
+    compare(data, trainer_kwargs, model=mlp(), criterion=criterion)
+
+
+@pytest.mark.parametrize(
+    ("criterion", "outputs", "metrics"),
+    [("MSELoss", 2, ["mse", "r2"]), ("HuberLoss", 1, ["mae"]), ("L1Loss", 1, [])],
+)
+def test_regression_matches_interleaved(trainer_kwargs, criterion, outputs, metrics) -> None:
+    history = compare(RegressionData(outputs), trainer_kwargs, model=mlp(outputs), criterion=criterion, metrics=metrics)
+    assert "val_acc" not in history[0][-1] and all(f"val_{m}" in history[0][-1] for m in metrics)
+
+
+def test_binary_classification_with_one_logit(trainer_kwargs) -> None:
+    data = RegressionData(1, binary=True)
+    history = compare(data, trainer_kwargs, model=mlp(1), criterion="BCEWithLogitsLoss", task="classification")
+    assert 0.0 <= history[2][-1]["val_acc"] <= 1.0
+    weighted = nn.BCEWithLogitsLoss(pos_weight=torch.tensor([3.0]))
+    history_weighted = compare(data, trainer_kwargs, model=mlp(1), criterion=weighted, task="classification")
+    assert history_weighted[0][0]["train_loss"] != history[0][0]["train_loss"]  # pos_weight counts, per fold
+
+
+def test_sequential_network_with_flatten_and_activations(data, trainer_kwargs) -> None:
+    def net() -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Linear(N_FEATURES, 10), nn.Tanh(), nn.Linear(10, N_CLASSES, bias=False))
+
+    def factory() -> SupervisedLearner:
+        return SupervisedLearner(model=net())
+
+    final = FinalWeights()
+    res = CrossValidationTrainer(**trainer_kwargs, precision="64-true", callbacks=[final]).fit(factory, data)
+    history, engine = run_vectorized(factory, data)
+    assert isinstance(engine._stepper, _GroupedStepper)
+    assert_same_history(history, res.history, tol=1e-6)
+
+
+def test_trainer_runs_the_learner_vectorized_without_falling_back(data, trainer_kwargs, capsys) -> None:
+    kwargs = {"model": mlp(), "metrics": ["accuracy"]}
+    trainer = CrossValidationTrainer(**trainer_kwargs, schedule="vectorized")
+    vec = trainer.fit(SupervisedLearner, data, model_kwargs=kwargs)
+    assert "falls back" not in capsys.readouterr().out
+    ref = CrossValidationTrainer(**trainer_kwargs).fit(SupervisedLearner, data, model_kwargs=kwargs)
+    assert_same_history(vec.history, ref.history, tol=1e-4)  # float32: kernels differ in rounding only
+    assert 0.0 < vec.metric("val_accuracy").mean <= 1.0
+
+
+class OwnStep(SupervisedLearner):
+    def shared_step(self, batch: Any, batch_idx: int, stage: Any) -> dict[str, Any]:
+        out = super().shared_step(batch, batch_idx, stage)
+        self.log(f"{stage}_twice", 2 * out["loss"])
+        return out
+
+
+def test_a_learner_subclass_that_changes_the_step_runs_under_vmap(data, trainer_kwargs) -> None:
+    learner = OwnStep(model=mlp())
+    assert not grouped_supported(learner) and grouped_supported(SupervisedLearner(model=mlp()))
+    history, engine = run_vectorized(OwnStep, data, model_kwargs={"model": mlp()})
+    assert type(engine._stepper) is _Stepper
+    assert history[0][-1]["train_twice"] == pytest.approx(2 * history[0][-1]["train_loss"], rel=1e-6)
+
+
+def test_other_networks_and_criteria_are_not_grouped() -> None:
+    assert not grouped_supported(SupervisedLearner(model=nn.Sequential(nn.Linear(8, 3), nn.BatchNorm1d(3))))
+    assert not grouped_supported(SupervisedLearner(model=mlp(), criterion=nn.CrossEntropyLoss(reduction="sum")))
+    assert not grouped_supported(SupervisedLearner(model=mlp(), criterion="KLDivLoss"))
+    assert not grouped_supported(SupervisedLearner(model=mlp(), custom_training_step=lambda m, b, i: m(b[0]).sum()))

@@ -33,9 +33,11 @@ def make_fold_model(
 ) -> LightningModule:
     """Return fold ``fold``'s model: a copy of an instance, or a new one built under the fold's seed.
 
-    A class is called with ``model_kwargs``; a factory is called with ``fold=`` when it accepts it.
+    A class is called with ``model_kwargs``; a factory is called with ``fold=`` when it accepts it. A
+    ``torch.nn.Module`` among ``model_kwargs`` (a network, a loss with weights) is copied for each fold, so the
+    folds never train one shared network; each fold starts from its weights.
     """
-    kwargs = dict(model_kwargs or {})
+    kwargs = {k: copy.deepcopy(v) if isinstance(v, torch.nn.Module) else v for k, v in (model_kwargs or {}).items()}
     if isinstance(model, LightningModule):
         if kwargs:
             raise LcvError("model_kwargs are for a model class or factory, not an instance.")

@@ -6,9 +6,10 @@ dimension and the user's **unmodified** ``training_step`` and ``validation_step`
 with the stacked tensors swapped into the template module (as ``functional_call`` does), each fold on its own
 batch.
 
-The parts live in four modules: this one (cohorts, the engine), ``_vectorized_check`` (what can be vectorized,
-the trial step), ``_vectorized_batches`` (stacking or gathering the folds' batches, the ``vmap`` step) and
-``_vectorized_log`` (what the folds log, reduced per fold).
+The parts live in five modules: this one (cohorts, the engine), ``_vectorized_check`` (what can be vectorized,
+the trial step), ``_vectorized_batches`` (stacking or gathering the folds' batches, the ``vmap`` step),
+``_vectorized_grouped`` (the configurable learner's step on stacked tensors without ``vmap``: one ``baddbmm``
+per ``Linear``) and ``_vectorized_log`` (what the folds log, reduced per fold).
 
 Wiring (for the trainer)::
 
@@ -70,7 +71,7 @@ from lightning.pytorch.utilities.types import LRSchedulerConfig
 
 from lcv_config import LcvError, TrainerConfig
 from lcv_core._rng import FoldRNG
-from lcv_core._vectorized_batches import _Gather, _Group, _group, _precision, _prepare, _Stepper
+from lcv_core._vectorized_batches import _Gather, _Group, _group, _precision, _prepare
 from lcv_core._vectorized_check import (
     ELEMENTWISE_OPTIMIZERS,
     OptimizerSpec,
@@ -79,6 +80,7 @@ from lcv_core._vectorized_check import (
     _static_check,
     can_vectorize,
 )
+from lcv_core._vectorized_grouped import _GroupedStepper, make_stepper
 from lcv_core._vectorized_log import _FoldsLog, _HookLog
 
 _FUSED = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.Adagrad)
@@ -229,7 +231,7 @@ class VectorizedFolds:
         self.global_steps = [0] * self.k
         template = self.modules[0]
         self.device = next(template.parameters()).device
-        self._stepper = _Stepper(template)
+        self._stepper = make_stepper(self.modules)
         self._all_folds = list(range(self.k))
         self._log = _FoldsLog(self.k, self.device)
         counts = [self._count(tr, self.config.limit_train_batches, i) for i, (tr, _) in enumerate(self.loaders)]
@@ -277,7 +279,11 @@ class VectorizedFolds:
         self._hooks("on_validation_epoch_end")
         for m in self.modules:
             m.train()
-        return self._log.reduce()
+        result = self._log.reduce()
+        if isinstance(self._stepper, _GroupedStepper):
+            for fold, metrics in enumerate(self._stepper.epoch_metrics(self.k)):
+                result[fold].update(metrics)
+        return result
 
     def step_values(self, fold: int) -> list[tuple[int, dict[str, float]]]:
         """Return fold ``fold``'s ``on_step=True`` values of the last stage as ``(step, {name: value})`` rows."""

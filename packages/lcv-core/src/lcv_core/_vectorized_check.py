@@ -14,7 +14,8 @@ from lightning.pytorch.utilities.types import LRSchedulerConfig
 from torch import nn
 
 from lcv_config import TrainerConfig
-from lcv_core._vectorized_batches import _Group, _precision, _prepare, _Stepper
+from lcv_core._vectorized_batches import _Group, _precision, _prepare
+from lcv_core._vectorized_grouped import _GroupedStepper, make_stepper
 
 ELEMENTWISE_OPTIMIZERS: tuple[type[torch.optim.Optimizer], ...] = (
     torch.optim.SGD,
@@ -73,7 +74,8 @@ def can_vectorize(
     Args:
         modules: The fold models.
         loaders: The folds' ``(train, val)`` loaders; when given, ``training_step`` and ``validation_step``
-            are tried under ``vmap`` on fold 0's first batches (in a forked random state, no weight changes).
+            are tried under ``vmap`` (or the configurable learner's grouped step) on fold 0's first batches
+            (in a forked random state, no weight changes).
         config: The trainer config (precision, strategy, gradient accumulation).
         optimizers: Each fold's ``(optimizers, scheduler configs)``, when already built; else
             ``configure_optimizers()`` is called.
@@ -170,7 +172,7 @@ def _trial(
     pair = list(modules[:2]) if len(modules) > 1 else [modules[0], modules[0]]
     params = {n: torch.stack([m.get_parameter(n).detach() for m in pair]) for n, _ in pair[0].named_parameters()}
     buffers = {n: torch.stack([m.get_buffer(n) for m in pair]) for n, _ in pair[0].named_buffers()}
-    stepper = _Stepper(pair[0])
+    stepper = make_stepper(pair)
     was_training = pair[0].training
     with torch.random.fork_rng(devices=[]):
         for stage, loader in zip(("training", "validation"), loaders[0], strict=True):
@@ -192,6 +194,8 @@ def _trial(
                 ) from exc
             finally:
                 pair[0].train(was_training)
+                if isinstance(stepper, _GroupedStepper):
+                    stepper.discard_metrics()  # the trial's batch must not count in the first epoch's metrics
 
 
 def _first_batch(loader: Any) -> Any:

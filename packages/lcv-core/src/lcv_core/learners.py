@@ -103,8 +103,10 @@ class SupervisedLearner(LightningModule):
             task = "regression" if _criterion_name(criterion) in _REGRESSION_LOSSES else "classification"
         if task not in ("classification", "regression"):
             raise ConfigError(f"Unknown task '{task}'; expected 'classification' or 'regression'.", "learner.cfg.task")
-        self._model_spec = model
-        self._criterion_spec = criterion or ("CrossEntropyLoss" if task == "classification" else "MSELoss")
+        # Kept out of nn.Module's registry: an nn.Module given here is registered once, as ``model`` or
+        # ``criterion``, so parameter names (optimizer patterns, checkpoints) read ``model.*`` as documented.
+        self.__dict__["_model_spec"] = model
+        self.__dict__["_criterion_spec"] = criterion or ("CrossEntropyLoss" if task == "classification" else "MSELoss")
         self._optimizer_spec = optimizer or {"name": "Adam", "cfg": {"lr": 1e-3}}
         self._scheduler_spec = lr_scheduler
         self.task: Task = task
