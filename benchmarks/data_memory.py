@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
+from typing import Any
 
 
 def child(k: int, n: int, features: int) -> None:
@@ -41,6 +43,24 @@ def child(k: int, n: int, features: int) -> None:
     print(json.dumps({"k": k, "peak_mib": peak_kib / 1024, "samples_served": served}))
 
 
+def measure(
+    n: int = 100_000, features: int = 64, ks: tuple[int, ...] = (2, 10), threads: int = 1
+) -> dict[int, dict[str, Any]]:
+    """Return ``{k: {"peak_mib": ..., "samples_served": ...}}``, each k measured in a fresh subprocess.
+
+    The children run with ``threads`` math threads: each thread's allocator arena adds to the resident set,
+    so a thread count that varies with the machine's load would blur the comparison.
+    """
+    results = {}
+    env = {**os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
+    for k in ks:
+        cmd = [sys.executable, __file__, "--child", str(k), "--n", str(n), "--features", str(features)]
+        done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+        out = done.stdout.strip().splitlines()[-1]
+        results[k] = json.loads(out)
+    return results
+
+
 def main() -> None:
     """Measure k = 2 and k = 10 in subprocesses and print both peaks and their ratio."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -51,15 +71,11 @@ def main() -> None:
     if args.child:
         child(args.child, args.n, args.features)
         return
-    peaks = {}
-    for k in (2, 10):
-        cmd = [sys.executable, __file__, "--child", str(k), "--n", str(args.n), "--features", str(args.features)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-        result = json.loads(out)
-        peaks[k] = result["peak_mib"]
+    results = measure(args.n, args.features)
+    for k, result in results.items():
         print(f"k={k:>2}: peak RSS {result['peak_mib']:8.1f} MiB, {result['samples_served']} samples served")
     data_mib = args.n * args.features * 4 / 2**20
-    ratio = peaks[10] / peaks[2]
+    ratio = results[10]["peak_mib"] / results[2]["peak_mib"]
     verdict = "OK" if ratio <= 1.10 else "ABOVE GOAL"
     print(f"data: {data_mib:.1f} MiB; peak ratio k=10 / k=2: {ratio:.3f} (goal: <= 1.10) -> {verdict}")
 

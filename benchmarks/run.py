@@ -24,61 +24,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from _report import goals, markdown, print_report
+from _runners import PEER_REQUIREMENT, RUNNERS, Case, Runner
+from data_memory import measure as measure_data_memory
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
 CHILD = HERE / "_child.py"
 PEER_ENV = Path(os.environ.get("LCV_PEER_ENV") or Path(tempfile.gettempdir()) / "lcv-peer-env")
-PEER_REQUIREMENT = "lightning-cv==1.2.0"
-
-
-@dataclass(frozen=True)
-class Runner:
-    """One way of training the k folds."""
-
-    label: str
-    """Row label."""
-    child: str
-    """Runner name in ``_child.py``."""
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Extra spec entries (the lcv schedule)."""
-    peer: bool = False
-    """Runs in lightning-cv's environment."""
-
-
-RUNNERS = [
-    Runner("hand loop, DataLoader", "dataloader_loop"),
-    Runner("B: hand loop, tensor batches", "tensor_loop"),
-    Runner("5 × lightning.Trainer.fit", "lightning_trainer"),
-    Runner(f"lightning-cv {PEER_REQUIREMENT.split('==')[1]}", "lightning_cv", peer=True),
-    Runner("lcv interleaved", "lcv", {"schedule": "interleaved"}),
-    Runner("lcv sequential", "lcv", {"schedule": "sequential"}),
-    Runner("lcv offload", "lcv", {"schedule": "offload"}),
-    Runner("lcv vectorized", "lcv", {"schedule": "vectorized"}),
-    Runner("lcv interleaved, lcv learner", "lcv", {"schedule": "interleaved", "learner": True}),
-    Runner("lcv vectorized, lcv learner", "lcv", {"schedule": "vectorized", "learner": True}),
-]
-B_LABEL, LCV_LABEL = RUNNERS[1].label, RUNNERS[4].label
-
-
-@dataclass
-class Case:
-    """One workload: a data set, a width and a number of epochs."""
-
-    name: str
-    data: Path
-    width: int
-    epochs: int
-    dataset: str
-    runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 # -- data -------------------------------------------------------------------------------------------
@@ -206,29 +164,6 @@ def thread_env(threads: int) -> dict[str, str]:
     return {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 
 
-def _median(runs: list[dict[str, Any]], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
-
-
-def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Return the medians of a runner's repeats, or why it has none."""
-    ok = [r for r in runs if "wall_s" in r]
-    if not ok:
-        first = runs[0] if runs else {}
-        return {"note": first.get("skipped") or first.get("error") or "not run"}
-    wall = _median(ok, "wall_s")
-    best = min(ok, key=lambda r: abs(r["wall_s"] - wall))  # accuracies of the median run
-    return {
-        "wall_s": wall,
-        "cpu_s": _median(ok, "cpu_s"),
-        "us_per_step": statistics.median(1e6 * r["wall_s"] / r["fold_steps"] for r in ok),
-        "rss_mib": _median(ok, "peak_rss_mib"),
-        "accuracies": best["accuracies"],
-        "repeats": len(ok),
-        "note": f"{len(runs) - len(ok)} of {len(runs)} repeats failed" if len(ok) < len(runs) else "",
-    }
-
-
 def cli_timings(repeats: int = 5) -> dict[str, Any]:
     """Return the median wall time of ``lcv --help`` and ``lcv components``, and whether they import torch."""
     lcv = Path(sys.executable).parent / "lcv"
@@ -288,122 +223,6 @@ def machine(threads: int) -> dict[str, str]:
         "lightning": lightning.__version__,
         "os": platform.platform(),
     }
-
-
-def _fmt_acc(accs: list[float]) -> str:
-    return " ".join(f"{a:.3f}" for a in accs)
-
-
-def case_rows(case: Case) -> list[list[str]]:
-    """Return the table rows of one case: label, wall, CPU, µs/fold-step, RSS, × B, × lcv, accuracies."""
-    stats = {label: summarize(runs) for label, runs in case.runs.items()}
-    b, lcv = stats.get(B_LABEL, {}).get("wall_s"), stats.get(LCV_LABEL, {}).get("wall_s")
-    rows = []
-    for label, s in stats.items():
-        if "wall_s" not in s:
-            rows.append([label, "—", "—", "—", "—", "—", "—", s["note"]])
-            continue
-        rows.append(
-            [
-                label,
-                f"{s['wall_s']:.2f}",
-                f"{s['cpu_s']:.2f}",
-                f"{s['us_per_step']:.0f}",
-                f"{s['rss_mib']:.0f}",
-                f"{s['wall_s'] / b:.2f}" if b else "—",
-                f"{s['wall_s'] / lcv:.2f}" if lcv else "—",
-                _fmt_acc(s["accuracies"]) + (f" ({s['note']})" if s["note"] else ""),
-            ]
-        )
-    return rows
-
-
-HEADERS = ["runner", "wall s", "CPU s", "µs/fold-step", "peak RSS MiB", "× B", "× lcv", "per-fold val accuracy"]
-
-
-def goals(cases: list[Case], cli: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """Return ``(goal, measured, PASS/MISS/n/a)`` for the goals of issue #9."""
-    out: list[tuple[str, str, str]] = []
-
-    def wall(case: Case, label: str) -> float | None:
-        value = summarize(case.runs.get(label, [])).get("wall_s")
-        return float(value) if value is not None else None
-
-    def check(goal: str, num: float | None, den: float | None, op: str, bound: float) -> None:
-        if num is None or den is None:
-            out.append((goal, "not measured", "n/a"))
-            return
-        ratio = num / den
-        ok = ratio <= bound if op == "<=" else ratio >= bound
-        out.append((goal, f"{ratio:.2f}×", "PASS" if ok else "MISS"))
-
-    for case in (c for c in cases if c.dataset == "digits"):
-        tag = f"digits W={case.width}:"
-        b, lcv = wall(case, B_LABEL), wall(case, LCV_LABEL)
-        check(f"{tag} lcv interleaved ≤ 1.15× B", lcv, b, "<=", 1.15)
-        check(f"{tag} DataLoader hand loop ≥ 1.2× lcv interleaved", wall(case, RUNNERS[0].label), lcv, ">=", 1.2)
-        check(f"{tag} 5 × Trainer.fit ≥ 2× lcv interleaved", wall(case, RUNNERS[2].label), lcv, ">=", 2.0)
-        check(f"{tag} lightning-cv ≥ 2× lcv interleaved", wall(case, RUNNERS[3].label), lcv, ">=", 2.0)
-        bound = {8: 3.5, 256: 1.5}.get(case.width)
-        if bound is not None:
-            check(f"{tag} B ≥ {bound}× lcv vectorized", b, wall(case, RUNNERS[7].label), ">=", bound)
-            check(f"{tag} B ≥ {bound}× lcv vectorized, lcv learner", b, wall(case, RUNNERS[9].label), ">=", bound)
-    out.append(("peak RSS of the data pipeline at k=10 within 10% of k=2", "see benchmarks/data_memory.py", "n/a"))
-    for name, r in cli.items():
-        if "wall_s" not in r:
-            out.append((f"`{name}` under 1 s", r["note"], "n/a"))
-            continue
-        ok = r["wall_s"] < 1.0 and r["rc"] == 0 and not r["imports_torch"]
-        measured = f"{r['wall_s']:.2f} s, exit {r['rc']}, imports torch: {'yes' if r['imports_torch'] else 'no'}"
-        out.append((f"`{name}` under 1 s (no torch import)", measured, "PASS" if ok else "MISS"))
-    return out
-
-
-def print_report(console: Console, cases: list[Case], goal_rows: list[tuple[str, str, str]]) -> None:
-    """Print one table per case and the goals."""
-    for case in cases:
-        table = Table(title=case.name, title_justify="left")
-        for i, h in enumerate(HEADERS):
-            table.add_column(h, justify="left" if i in (0, 7) else "right", overflow="fold")
-        for row in case_rows(case):
-            table.add_row(*(escape(c) for c in row))
-        console.print(table)
-    table = Table(title="Goals of issue #9 (ratios within this run)", title_justify="left")
-    for h in ("goal", "measured", ""):
-        table.add_column(h)
-    for goal, measured, verdict in goal_rows:
-        style = {"PASS": "green", "MISS": "red"}.get(verdict, "dim")
-        table.add_row(escape(goal), escape(measured), f"[{style}]{verdict}[/{style}]")
-    console.print(table)
-
-
-def markdown(args: argparse.Namespace, info: dict[str, str], peer_note: str, cases: list[Case], goal_rows: Any) -> str:
-    """Return the results as markdown."""
-    lines = [
-        "# Benchmark results",
-        "",
-        f"Written by `{' '.join(['python benchmarks/run.py', *sys.argv[1:]])}`.",
-        "See [README.md](README.md) for what each row means.",
-        "",
-        "## Machine",
-        "",
-        *(f"- {k}: {v}" for k, v in info.items()),
-        f"- lightning-cv: {peer_note}",
-        f"- repeats: {args.repeats} (interleaved; every figure is the median)",
-        "",
-        "Workload: 5-fold stratified CV, MLP in-W-W-10 (ReLU), Adam lr 1e-3, batch 64, validation every epoch.",
-        "Wall and CPU time cover the training only (models, loaders and validation included; imports excluded).",
-        "× B and × lcv: wall time relative to the hand-written tensor-batch loop B and to lcv interleaved.",
-        "Every runner ran in a fresh process with the torch threads given above.",
-        "",
-    ]
-    for case in cases:
-        lines += [f"## {case.name}", "", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-        lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in case_rows(case)]
-        lines.append("")
-    lines += ["## Goals", "", "| goal | measured | verdict |", "|---|---|---|"]
-    lines += [f"| {g} | {m} | {v} |" for g, m, v in goal_rows]
-    return "\n".join(lines) + "\n"
 
 
 # -- main -------------------------------------------------------------------------------------------
@@ -487,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                 case.runs[runner.label].append(result)
     console.print(f"[dim]measured in {time.perf_counter() - t0:.0f} s[/dim]")
     cli = cli_timings()
-    goal_rows = goals(cases, cli)
+    memory = measure_data_memory(n=args.synthetic_n or 100_000, threads=args.threads)
+    goal_rows = goals(cases, cli, memory)
     print_report(console, cases, goal_rows)
     if args.out:
         args.out.write_text(markdown(args, info, peer_note, cases, goal_rows), encoding="utf-8")
