@@ -13,12 +13,12 @@ import fnmatch
 import importlib
 import importlib.util
 import inspect
-import types
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from lcv_config._arguments import check_arguments, data_arguments, positional_params
+from lcv_config._components import is_component, split_component
 from lcv_config.errors import ConfigError, LcvError, closest, did_you_mean
 from lcv_config.groups import CALLBACKS, DATAMODULES, KNOWN_PROVIDERS, LEARNERS, LOGGERS, SPLITTERS, TRANSFORMS, TUNERS
 from lcv_config.plugins import list_plugins, load_plugin
@@ -194,65 +194,6 @@ def _importable_roots(modules: tuple[str, ...]) -> set[str]:
     return {m.split(".")[0] for m in modules if importlib.util.find_spec(m.split(".")[0]) is not None}
 
 
-_SIMPLE_TYPES: dict[Any, type] = {t: t for t in (int, float, str, bool)} | {
-    t.__name__: t for t in (int, float, str, bool)
-}
-
-
-def _is_instance(value: Any, expected: type) -> bool:
-    if expected is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, expected)
-
-
-def check_arguments(
-    target: Any, kwargs: Mapping[str, Any], kind: str, path: str, provided: tuple[str, ...] = ()
-) -> None:
-    """Check ``kwargs`` against ``target``'s signature before anything is built.
-
-    Args:
-        target: The class or function to call.
-        kwargs: The arguments from the config.
-        kind: The component kind, for messages.
-        path: The config path of the component, for messages.
-        provided: Argument names the caller fills in itself (``params`` of an optimizer).
-
-    Raises:
-        ConfigError: An argument is not in the signature (naming the valid ones), a required one is missing,
-            or a value does not match a plain ``int``/``float``/``str``/``bool`` annotation.
-    """
-    try:
-        sig = inspect.signature(target)
-    except (TypeError, ValueError):
-        return  # builtins without a signature: let the call itself complain
-    params = sig.parameters
-    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    valid = [n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and n != "self"]
-    name = getattr(target, "__qualname__", repr(target))
-    if not accepts_any:
-        for key in kwargs:
-            if key not in valid:
-                hint = did_you_mean(key, valid)
-                raise ConfigError(
-                    f"Unknown argument '{key}' for {kind} {name}.{hint} Valid arguments: {', '.join(valid)}.",
-                    f"{path}.cfg.{key}",
-                )
-    for key, value in kwargs.items():
-        expected = _SIMPLE_TYPES.get(params[key].annotation) if key in params else None
-        if expected is not None and value is not None and not _is_instance(value, expected):
-            raise ConfigError(
-                f"Wrong type for argument '{key}' of {kind} {name}: expected {expected.__name__}, "
-                f"got {type(value).__name__} {value!r}.",
-                f"{path}.cfg.{key}",
-            )
-    for n, p in params.items():
-        required = p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        if required and n not in kwargs and n not in provided and n != "self":
-            raise ConfigError(f"Missing required argument '{n}' for {kind} {name}.", f"{path}.cfg")
-
-
 def build(kind: str, component: Any, path: str | None = None, *args: Any, **extra: Any) -> Any:
     """Resolve and instantiate a component written ``{name: ..., cfg: {...}}`` or as a bare name.
 
@@ -279,9 +220,9 @@ def build(kind: str, component: Any, path: str | None = None, *args: Any, **extr
     )
     merged = {**cfg, **extra}
     if inspect.isclass(target) or inspect.isfunction(target):
-        positional = tuple(n for n, _ in _positional_params(target)[: len(args)])
+        positional = tuple(n for n, _ in positional_params(target)[: len(args)])
         check_arguments(target, merged, kind, path, provided=positional)
-    data_args = _data_arguments(target) | set(getattr(target, SPEC_ARGUMENTS, ()))
+    data_args = data_arguments(target) | set(getattr(target, SPEC_ARGUMENTS, ()))
     for key, value in cfg.items():
         if key not in data_args:
             merged[key] = _build_nested(value, _kind_of_argument(key), f"{path}.cfg.{key}")
@@ -291,16 +232,6 @@ def build(kind: str, component: Any, path: str | None = None, *args: Any, **extr
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"Cannot build {kind} '{name}': {type(exc).__name__}: {exc}", path) from exc
-
-
-def is_component(value: Any) -> bool:
-    """Return whether ``value`` is written as a nested component: a mapping with exactly ``name`` and ``cfg``."""
-    return (
-        isinstance(value, Mapping)
-        and set(value) == {"name", "cfg"}
-        and isinstance(value["name"], str)
-        and isinstance(value["cfg"], Mapping | None)
-    )
 
 
 def _build_nested(value: Any, kind: str | None, path: str) -> Any:
@@ -322,32 +253,6 @@ def _kind_of_argument(key: str) -> str | None:
         if candidate in KINDS:
             return candidate
     return {"loss": "criterion", "scheduler": "lr_scheduler", "net": "model", "network": "model"}.get(key)
-
-
-def _data_arguments(target: Any) -> set[str]:
-    """Arguments the target annotates as a dict or mapping: their values are data, never built."""
-    try:
-        hints = inspect.signature(target, eval_str=True).parameters
-    except Exception:  # noqa: BLE001  # unresolvable string annotations: treat no argument as data
-        try:
-            hints = inspect.signature(target).parameters
-        except (TypeError, ValueError):
-            return set()
-    data = set()
-    for name, param in hints.items():
-        annotation = param.annotation
-        if isinstance(annotation, str):
-            if annotation.startswith(("dict", "Mapping", "typing.Mapping", "collections.abc.Mapping")):
-                data.add(name)
-            continue
-        options = typing.get_args(annotation) if _is_union(annotation) else (annotation,)
-        if any((typing.get_origin(o) or o) in (dict, Mapping) for o in options):
-            data.add(name)
-    return data
-
-
-def _is_union(annotation: Any) -> bool:
-    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
 
 
 def resolve_any(ref: Any, path: str) -> tuple[str, Any]:
@@ -373,35 +278,6 @@ def resolve_any(ref: Any, path: str) -> tuple[str, Any]:
             path,
         )
     return hits[0], resolve(hits[0], ref, path)
-
-
-def _positional_params(target: Any) -> list[tuple[str, inspect.Parameter]]:
-    try:
-        params = inspect.signature(target).parameters
-    except (TypeError, ValueError):
-        return []
-    return [(n, p) for n, p in params.items() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and n != "self"]
-
-
-def split_component(component: Any, path: str) -> tuple[Any, dict[str, Any]]:
-    """Return ``(name, cfg)`` of a component reference in any accepted form."""
-    if isinstance(component, str) or inspect.isclass(component) or inspect.isfunction(component):
-        return component, {}
-    if hasattr(component, "name") and hasattr(component, "cfg") and not isinstance(component, Mapping):
-        return component.name, dict(component.cfg or {})
-    if isinstance(component, Mapping):
-        extra = set(component) - {"name", "cfg"}
-        if "name" not in component or extra:
-            keys = ", ".join(sorted(extra)) or "none"
-            raise ConfigError(
-                f"A component is written {{name: ..., cfg: {{...}}}}; got keys {sorted(component)} "
-                f"(unexpected: {keys}). Put arguments under 'cfg'.",
-                path,
-            )
-        return component["name"], dict(component.get("cfg") or {})
-    if callable(component):
-        return component, {}
-    raise ConfigError(f"Expected a component name or {{name, cfg}}, got {type(component).__name__}.", path)
 
 
 __all__ = [
