@@ -35,7 +35,9 @@ def evaluate(loaded: LoadedModels) -> dict[str, Any]:
     """
     import torch
 
-    from lcv_core.inference import _ensemble_scores, _inputs, test
+    from lcv_core._fold_ensemble import ensemble_scores
+    from lcv_core._fold_predict import batch_inputs
+    from lcv_core.inference import test
     from lcv_core.results import MetricSummary
 
     source = holdout_source(loaded, "lcv test")
@@ -47,13 +49,13 @@ def evaluate(loaded: LoadedModels) -> dict[str, Any]:
         outs, ys = [], []
         with torch.no_grad():
             for batch in loader:
-                outs.append(model(_inputs(batch)).cpu())
+                outs.append(model(batch_inputs(batch)).cpu())
                 if isinstance(batch, (list, tuple)) and len(batch) == 2:
                     ys.append(batch[1].cpu())
         outputs.append(outs)
         targets.append(torch.cat(ys) if ys else None)
     same = all(t is not None and torch.equal(t, targets[0]) for t in targets)
-    ensemble = _ensemble_scores(outputs, targets[0]) if len(outputs) > 1 and same else {}
+    ensemble = ensemble_scores(outputs, targets[0]) if len(outputs) > 1 and same else {}
     names = sorted(set.intersection(*(set(m) for m in per_fold)))
     metrics = {}
     for name in names:

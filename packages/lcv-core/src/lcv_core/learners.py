@@ -7,7 +7,6 @@ Hooks to override, as in torch_mate: :meth:`SupervisedLearner.configure_model`,
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import importlib
 from collections.abc import Callable, Mapping, Sequence
@@ -19,21 +18,17 @@ from torch import nn
 from torchmetrics import Metric
 
 import lcv_core.models  # noqa: F401  # registers the built-in models ("mlp")
-from lcv_config import ConfigError, LcvError, build, resolve
+from lcv_config import ConfigError, LcvError, build
 from lcv_config.errors import did_you_mean
-from lcv_config.registry import check_arguments, split_component
+from lcv_config.registry import split_component
+from lcv_core._learner_metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS, metric_spec, named_metric
+from lcv_core._learner_optimizers import assign_parameters, build_optimizer
 
 Stage = Literal["train", "val", "test", "predict"]
 Task = Literal["classification", "regression"]
 
-CLASSIFICATION_METRICS: tuple[str, ...] = ("accuracy", "top{k}_accuracy", "f1", "precision", "recall", "auroc")
-"""Metric names a classification learner builds itself (``num_classes`` from the model's output)."""
-REGRESSION_METRICS: tuple[str, ...] = ("mse", "rmse", "mae", "r2")
-"""Metric names a regression learner builds itself."""
-
 _REGRESSION_LOSSES = {"MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "GaussianNLLLoss", "PoissonNLLLoss"}
 _LIGHTNING_SCHEDULER_KEYS = ("interval", "frequency", "monitor", "strict")
-_FUSED = ("Adam", "AdamW", "SGD")
 
 
 def _guard_configure_model(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -120,7 +115,7 @@ class SupervisedLearner(LightningModule):
         elif not isinstance(self._modules.get("model"), nn.Module):
             raise LcvError(f"{type(self).__name__}.configure_model() must return an nn.Module or set self.model.")
         self.criterion = self.configure_criteria()
-        self._metric_specs = [_metric_spec(m, i, self.task) for i, m in enumerate(metrics)]
+        self._metric_specs = [metric_spec(m, i, self.task) for i, m in enumerate(metrics)]
         # Named metrics need num_classes from the first batch; component metrics are built now, to fail early.
         self.val_metrics = nn.ModuleDict(
             {
@@ -165,9 +160,9 @@ class SupervisedLearner(LightningModule):
         prefix = [f"optimizer[{i}]" if len(specs) > 1 else "optimizer" for i in range(len(specs))]
         # Patterns match names inside the network (``net.0.weight``), as users see them in their model.
         named = [(n.removeprefix("model."), p) for n, p in self.named_parameters() if p.requires_grad]
-        groups = _assign_parameters(specs, prefix, named)
+        groups = assign_parameters(specs, prefix, named)
         optimizers = [
-            _build_optimizer(spec, path, opt_groups)
+            build_optimizer(spec, path, opt_groups)
             for spec, path, opt_groups in zip(specs, prefix, groups, strict=True)
         ]
         if self._scheduler_spec is None:
@@ -232,7 +227,7 @@ class SupervisedLearner(LightningModule):
                 continue
             key = f"{stage}_{name}"
             if key not in self.stage_metrics:
-                self.stage_metrics[key] = _named_metric(name, spec, self.task, self._classes(out)).to(out.device)
+                self.stage_metrics[key] = named_metric(name, spec, self.task, self._classes(out)).to(out.device)
             metric = cast(Metric, self.stage_metrics[key])
             if self.task == "regression" and out.ndim == 2 and out.shape[-1] == 1 and y.ndim == 1:
                 out = out.squeeze(-1)
@@ -293,178 +288,6 @@ def _callable(ref: Any, path: str) -> Callable[..., Any] | None:
     if not callable(getattr(module, attr, None)):
         raise ConfigError(f"Module '{module_name}' has no function '{attr}'.", path)
     return cast(Callable[..., Any], getattr(module, attr))
-
-
-def _metric_spec(component: Any, index: int, task: Task) -> tuple[str, Any, bool]:
-    """Return ``(log name, component, is a named metric the learner builds itself)``."""
-    name = split_component(component, f"metrics[{index}]")[0]
-    if isinstance(name, str) and _is_named_metric(name):
-        known = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
-        if not (name in known or (task == "classification" and _top_k(name))):
-            raise ConfigError(
-                f"Metric '{name}' is not a {task} metric. {task.capitalize()} metrics: {', '.join(known)}.",
-                f"metrics[{index}].name",
-            )
-        return name, component, True
-    if not isinstance(name, str):
-        name = getattr(name, "__name__", "metric")
-    name = name.rsplit(".", 1)[-1]
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_"), component, False
-
-
-def _top_k(name: str) -> int | None:
-    if name.startswith("top") and name.endswith("_accuracy") and name[3:-9].isdigit():
-        return int(name[3:-9])
-    return None
-
-
-def _is_named_metric(name: str) -> bool:
-    return name in CLASSIFICATION_METRICS or name in REGRESSION_METRICS or _top_k(name) is not None
-
-
-def _named_metric(name: str, component: Any, task: Task, num_classes: int) -> Metric:
-    """Build a metric by its short name, with the task and ``num_classes`` the model's output implies."""
-    import torchmetrics
-
-    _, cfg = split_component(component, "metrics")
-    if task == "regression":
-        classes: dict[str, Any] = {
-            "mse": (torchmetrics.MeanSquaredError, {}),
-            "rmse": (torchmetrics.MeanSquaredError, {"squared": False}),
-            "mae": (torchmetrics.MeanAbsoluteError, {}),
-            "r2": (torchmetrics.R2Score, {}),
-        }
-        cls, defaults = classes[name]
-        return cast(Metric, cls(**{**defaults, **cfg}))
-    kind: dict[str, Any] = (
-        {"task": "binary"} if num_classes == 1 else {"task": "multiclass", "num_classes": num_classes}
-    )
-    k = _top_k(name)
-    factories: dict[str, Any] = {
-        "accuracy": torchmetrics.Accuracy,
-        "f1": torchmetrics.F1Score,
-        "precision": torchmetrics.Precision,
-        "recall": torchmetrics.Recall,
-        "auroc": torchmetrics.AUROC,
-    }
-    extra: dict[str, Any] = {}
-    if kind["task"] == "multiclass" and name in ("f1", "precision", "recall"):
-        extra["average"] = "macro"
-    if k is not None:
-        extra["top_k"] = k
-    return cast(Metric, factories.get(name, torchmetrics.Accuracy)(**{**kind, **extra, **cfg}))
-
-
-def _patterns(value: Any, path: str) -> list[str]:
-    patterns = [value] if isinstance(value, str) else value
-    if not isinstance(patterns, list) or not patterns or not all(isinstance(p, str) for p in patterns):
-        raise ConfigError(f"'params' is a list of parameter name patterns (e.g. ['encoder.*']), got {value!r}.", path)
-    return patterns
-
-
-def _claim(
-    patterns: list[str], free: dict[str, nn.Parameter], all_names: list[str], path: str
-) -> dict[str, nn.Parameter]:
-    """Take the free parameters matching any pattern; a pattern matching no parameter at all is an error."""
-    for pattern in patterns:
-        if not any(fnmatch.fnmatchcase(n, pattern) for n in all_names):
-            listing = ", ".join(all_names[:30]) + (", ..." if len(all_names) > 30 else "")
-            raise ConfigError(
-                f"Parameter pattern '{pattern}' matches no parameter.{did_you_mean(pattern, all_names)} "
-                f"Parameter names: {listing}.",
-                path,
-            )
-    taken = {n: p for n, p in free.items() if any(fnmatch.fnmatchcase(n, pat) for pat in patterns)}
-    if not taken:
-        raise ConfigError(
-            f"Parameter patterns {patterns} match only parameters an earlier optimizer or group already has; "
-            "each parameter is assigned once, to the first pattern that matches it.",
-            path,
-        )
-    for n in taken:
-        del free[n]
-    return taken
-
-
-def _assign_parameters(
-    specs: list[Any], paths: list[str], named: list[tuple[str, nn.Parameter]]
-) -> list[list[dict[str, Any]]]:
-    """Return each optimizer's parameter groups; every trainable parameter lands in exactly one."""
-    all_names = [n for n, _ in named]
-    free = dict(named)
-    cfgs = [split_component(s, p)[1] for s, p in zip(specs, paths, strict=True)]
-    owned: list[dict[str, nn.Parameter] | None] = []
-    for cfg, path in zip(cfgs, paths, strict=True):
-        owned.append(
-            _claim(_patterns(cfg["params"], f"{path}.cfg.params"), free, all_names, f"{path}.cfg.params")
-            if "params" in cfg
-            else None
-        )
-    rest = [i for i, o in enumerate(owned) if o is None]
-    if len(rest) > 1:
-        raise ConfigError(
-            f"Optimizers {', '.join(paths[i] for i in rest)} both take the remaining parameters; give all but "
-            "one of them 'params' patterns.",
-            paths[rest[1]],
-        )
-    if rest:
-        owned[rest[0]] = dict(free)
-        free.clear()
-    if free:
-        raise ConfigError(
-            f"Parameters {', '.join(free)} match no optimizer's 'params'; add a pattern for them or leave one "
-            "optimizer without 'params' to take the rest.",
-            "optimizer",
-        )
-    result = []
-    for cfg, path, params in zip(cfgs, paths, owned, strict=True):
-        mine = dict(params or {})
-        names = list(mine)
-        groups = []
-        for j, group in enumerate(cfg.get("param_groups") or []):
-            gpath = f"{path}.cfg.param_groups[{j}]"
-            if not isinstance(group, Mapping) or "params" not in group:
-                raise ConfigError("A parameter group is a mapping with 'params' patterns and its settings.", gpath)
-            taken = _claim(_patterns(group["params"], f"{gpath}.params"), mine, names, f"{gpath}.params")
-            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": list(taken.values())})
-        if mine:
-            groups.append({"params": list(mine.values())})
-        if not groups:
-            raise ConfigError("This optimizer has no parameters to optimize.", path)
-        result.append(groups)
-    return result
-
-
-def _build_optimizer(spec: Any, path: str, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
-    name, cfg = split_component(spec, path)
-    target = resolve("optimizer", name, f"{path}.name")
-    kwargs = {k: v for k, v in cfg.items() if k not in ("params", "param_groups")}
-    for j, group in enumerate(groups):
-        settings = {k: v for k, v in group.items() if k != "params"}
-        if settings:
-            check_arguments(target, settings, "optimizer", f"{path}.cfg.param_groups[{j}]", provided=("params",))
-    params = [p for g in groups for p in g["params"]]
-    if (
-        getattr(target, "__name__", "") in _FUSED
-        and getattr(target, "__module__", "").startswith("torch.optim")
-        and not {"fused", "foreach", "differentiable"} & set(kwargs)
-        and _fused_supported(params)
-    ):
-        kwargs["fused"] = True
-    optimizer = build("optimizer", {"name": target, "cfg": kwargs}, path, groups)
-    return cast(torch.optim.Optimizer, optimizer)
-
-
-def _fused_supported(params: list[nn.Parameter]) -> bool:
-    try:
-        from torch.optim.optimizer import (  # type: ignore[attr-defined]  # private, but torch's own source of truth
-            _get_fused_kernels_supported_devices,
-        )
-
-        devices = set(_get_fused_kernels_supported_devices())
-    except ImportError:  # an older torch without the helper: leave the default
-        return False
-    return bool(params) and all(p.is_floating_point() and p.device.type in devices for p in params)
 
 
 __all__ = ["CLASSIFICATION_METRICS", "REGRESSION_METRICS", "SupervisedLearner"]

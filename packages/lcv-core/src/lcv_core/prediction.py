@@ -126,7 +126,8 @@ class PredictCommand:
         import torch
 
         from lcv_config import LcvError
-        from lcv_core.inference import _ensemble, predict
+        from lcv_core._fold_ensemble import combine_folds
+        from lcv_core.inference import predict
 
         loaded = load_models(args.checkpoint, list(args.overrides))
         if args.data:
@@ -143,7 +144,7 @@ class PredictCommand:
         except RuntimeError as exc:
             raise LcvError(f"The model cannot predict on {args.data or 'the holdout'}: {exc}") from exc
         classification = getattr(loaded.models[0], "task", None) == "classification"
-        probs = _ensemble(per_fold, "mean") if len(per_fold) > 1 else per_fold[0].float()
+        probs = combine_folds(per_fold, "mean") if len(per_fold) > 1 else per_fold[0].float()
         if probs.ndim == 1:
             probs = probs[:, None]
         header: list[str]
@@ -151,7 +152,7 @@ class PredictCommand:
             binary = probs.shape[1] == 1
             probs = torch.cat([1 - probs, probs], dim=1) if binary else probs
             vote = args.ensemble == "vote" and len(per_fold) > 1
-            labels = _ensemble(per_fold, "vote") if vote else probs.argmax(dim=1)
+            labels = combine_folds(per_fold, "vote") if vote else probs.argmax(dim=1)
             header = [f"prob_{c}" for c in range(probs.shape[1])] + ["label"]
             columns = [*probs.T.tolist(), labels.tolist()]
         else:

@@ -1,0 +1,119 @@
+"""Cohorts of the ``vectorized`` schedule: folds stacked into one parameter set, with one optimizer over it."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities.types import LRSchedulerConfig
+
+from lcv_config import LcvError
+
+_FUSED = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.Adagrad)
+_NO_SYNC = ("params", "fused", "foreach", "capturable", "differentiable")
+
+
+class Cohort:
+    """Folds with the same number of training batches per epoch: one stacked parameter set, one optimizer."""
+
+    def __init__(
+        self,
+        folds: list[int],
+        modules: Sequence[LightningModule],
+        specs: list[tuple[torch.optim.Optimizer, list[LRSchedulerConfig]]],
+    ) -> None:
+        self.folds = folds
+        template = modules[folds[0]]
+        self.params: dict[str, torch.Tensor] = {}
+        for name, p in template.named_parameters():
+            stacked = torch.stack([modules[i].get_parameter(name).detach() for i in folds]).clone()
+            self.params[name] = stacked.requires_grad_(p.requires_grad)
+        originals = [specs[i][0] for i in folds]
+        self.originals = originals
+        names = {id(p): n for n, p in template.named_parameters()}
+        self.param_names: list[list[str]] = [[names[id(p)] for p in g["params"]] for g in originals[0].param_groups]
+        opt = originals[0]
+        accepted = inspect.signature(type(opt).__init__).parameters
+        defaults = {k: v for k, v in opt.defaults.items() if k in accepted}
+        groups = [
+            {**{k: v for k, v in g.items() if k != "params"}, "params": [self.params[n] for n in group_names]}
+            for g, group_names in zip(opt.param_groups, self.param_names, strict=True)
+        ]
+        if type(opt) in _FUSED and defaults.get("fused") is None and not defaults.get("foreach"):
+            defaults["fused"] = True
+            for g in groups:
+                g["fused"] = True
+        self.optimizer: torch.optim.Optimizer = type(opt)(groups, **defaults)
+        self.load_optimizer_state()
+
+    def load_optimizer_state(self) -> None:
+        """Stack the folds' optimizer states (empty before the first step) into the stacked optimizer."""
+        templates = [m for m in self.originals]
+        for gi, group in enumerate(self.optimizer.param_groups):
+            for pi, stacked in enumerate(group["params"]):
+                states = [o.state.get(o.param_groups[gi]["params"][pi]) for o in templates]
+                if not all(states):
+                    continue
+                first = states[0]
+                assert first is not None  # checked by all() above
+                merged: dict[str, Any] = {}
+                for key, value in first.items():
+                    if isinstance(value, torch.Tensor) and value.ndim > 0:
+                        merged[key] = torch.stack([s[key] for s in states if s is not None])
+                    else:
+                        merged[key] = value.clone() if isinstance(value, torch.Tensor) else value
+                self.optimizer.state[stacked] = merged
+
+    def sync_hyperparameters(self) -> None:
+        """Take the learning rate & co. from the folds' own optimizers (their schedulers step those)."""
+        first = self.originals[0]
+        for other, fold in zip(self.originals[1:], self.folds[1:], strict=True):
+            for g0, g in zip(first.param_groups, other.param_groups, strict=True):
+                if g0.get("lr") != g.get("lr"):
+                    raise LcvError(
+                        f"Fold {fold}'s learning rate {g.get('lr')} differs from fold {self.folds[0]}'s {g0.get('lr')}"
+                        "; the vectorized schedule needs one learning rate per step for all folds. Use "
+                        "schedule='interleaved'."
+                    )
+        for g_new, g0 in zip(self.optimizer.param_groups, first.param_groups, strict=True):
+            g_new.update({k: v for k, v in g0.items() if k not in _NO_SYNC})
+
+    def clip(self, max_norm: float | None, clip_value: float | None) -> None:
+        """Clip each fold's gradients on its own (norm over the fold's slice, or elementwise by value)."""
+        grads = [p.grad for p in self.params.values() if p.grad is not None]
+        if not grads:
+            return
+        if clip_value is not None:
+            for g in grads:
+                g.clamp_(-clip_value, clip_value)
+            return
+        if max_norm is None:
+            return
+        k = len(self.folds)
+        norms = torch.stack([torch.linalg.vector_norm(g.reshape(k, -1), dim=1) for g in grads], dim=1)
+        total = torch.linalg.vector_norm(norms, dim=1)
+        coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+        for g in grads:
+            g.mul_(coef.view(-1, *([1] * (g.ndim - 1))).to(g.dtype))
+
+    def write_back(self, modules: Sequence[LightningModule]) -> None:
+        """Copy the stacked weights and optimizer state into each fold's module and optimizer."""
+        with torch.no_grad():
+            for j, fold in enumerate(self.folds):
+                for name, stacked in self.params.items():
+                    modules[fold].get_parameter(name).copy_(stacked[j])
+        for j, original in enumerate(self.originals):
+            for g_new, g_orig in zip(self.optimizer.param_groups, original.param_groups, strict=True):
+                for p_new, p_orig in zip(g_new["params"], g_orig["params"], strict=True):
+                    state = self.optimizer.state.get(p_new)
+                    if not state:
+                        continue
+                    original.state[p_orig] = {
+                        key: (value[j].clone() if value.ndim > 0 else value.clone())
+                        if isinstance(value, torch.Tensor)
+                        else value
+                        for key, value in state.items()
+                    }
