@@ -25,8 +25,8 @@ def fit_fold(
     """
     fitted: list[Any] = []
     data: dict[bool, torch.Tensor] = {}
-    for t in transforms:
-        on_target = getattr(t, "on", "input") == "target"
+    sides = [getattr(t, "on", "input") == "target" for t in transforms]
+    for position, (t, on_target) in enumerate(zip(transforms, sides, strict=True)):
         if on_target not in data:
             data[on_target] = _training_data(source, pipeline, train_idx, on_target)
             if data[on_target].is_floating_point():
@@ -35,7 +35,8 @@ def fit_fold(
         clone = copy.deepcopy(t)
         try:
             clone.fit(data[on_target])
-            data[on_target] = clone.transform(data[on_target])
+            if on_target in sides[position + 1 :]:  # a later transform fits on this one's output
+                data[on_target] = clone.transform(data[on_target])
         except LcvError:
             raise
         except Exception as exc:

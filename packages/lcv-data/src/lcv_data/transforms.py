@@ -15,8 +15,12 @@ from lcv_config import LcvError
 
 def check_finite(data: torch.Tensor, owner: str, names: list[str] | None = None) -> None:
     """Raise an :class:`~lcv_config.LcvError` naming the first feature column that holds NaN or inf."""
-    finite = torch.isfinite(data)
-    if not bool(finite.all()):
+    if data.numel() == 0:
+        return
+    # min and max carry any NaN or inf and allocate nothing; isfinite() would make copies of the whole data
+    low, high = torch.aminmax(data)
+    if not bool(torch.isfinite(low) & torch.isfinite(high)):
+        finite = torch.isfinite(data)
         column = int((~finite).reshape(len(data), -1).any(0).nonzero()[0, 0])
         label = f"feature column {column}" + (f" ('{names[column]}')" if names and column < len(names) else "")
         raise LcvError(f"{owner}.fit: {label} holds NaN or inf; clean or impute it first.")
