@@ -48,3 +48,8 @@ class Case:
     epochs: int
     dataset: str
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """Return the environment that caps the math libraries' threads at ``threads``."""
+    return {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}

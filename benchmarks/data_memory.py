@@ -15,6 +15,8 @@ import subprocess
 import sys
 from typing import Any
 
+from _runners import thread_env
+
 
 def child(k: int, n: int, features: int) -> None:
     """Build a k-fold datamodule over an n x features float32 set, serve every batch, print peak RSS in MiB."""
@@ -52,7 +54,7 @@ def measure(
     so a thread count that varies with the machine's load would blur the comparison.
     """
     results = {}
-    env = {**os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}}
+    env = {**os.environ, **thread_env(threads)}
     for k in ks:
         cmd = [sys.executable, __file__, "--child", str(k), "--n", str(n), "--features", str(features)]
         done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)

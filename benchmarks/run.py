@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 from _report import goals, markdown, print_report
-from _runners import PEER_REQUIREMENT, RUNNERS, Case, Runner
+from _runners import PEER_REQUIREMENT, RUNNERS, Case, Runner, thread_env
 from data_memory import measure as measure_data_memory
 from rich.console import Console
 
@@ -157,11 +157,6 @@ def run_child(python: str, runner: Runner, case: Case, workdir: Path, seed: int,
         return {"error": f"the child process died: {tail[0][:300]}"}
     result: dict[str, Any] = json.loads(out_path.read_text(encoding="utf-8"))
     return result
-
-
-def thread_env(threads: int) -> dict[str, str]:
-    """Return the environment that caps the math libraries' threads at ``threads``."""
-    return {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 
 
 def cli_timings(repeats: int = 5) -> dict[str, Any]:

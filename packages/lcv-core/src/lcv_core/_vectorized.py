@@ -70,7 +70,7 @@ from lightning.pytorch import LightningModule
 
 from lcv_config import LcvError, TrainerConfig
 from lcv_core._rng import FoldRNG
-from lcv_core._vectorized_batches import _Gather, _Group, _group, _precision, _prepare
+from lcv_core._vectorized_batches import LogEntry, _Gather, _Group, _group, _precision, _prepare
 from lcv_core._vectorized_check import (
     ELEMENTWISE_OPTIMIZERS,
     OptimizerSpec,
@@ -304,9 +304,7 @@ class VectorizedFolds:
                     stepped = True
         return stepped
 
-    def _record(
-        self, group: _Group, entries: list[tuple[str, str, bool, bool, int | None]], values: list[torch.Tensor]
-    ) -> None:
+    def _record(self, group: _Group, entries: list[LogEntry], values: list[torch.Tensor]) -> None:
         if not entries:
             return
         folds, sizes = group.folds, group.sizes

@@ -32,6 +32,10 @@ def _precision(fabric: Fabric | None) -> AbstractContextManager[Any]:
     return fabric.strategy.precision.forward_context() if fabric is not None else nullcontext()
 
 
+LogEntry = tuple[str, str, bool, bool, int | None]
+"""One ``self.log`` call as the engine records it: name, reduction, on_step, on_epoch, batch size."""
+
+
 class _StepCall(nn.Module):
     """Holds the template module so ``functional_call`` can run its ``*_step`` methods, not only ``forward``."""
 
@@ -86,7 +90,7 @@ class _Recorder:
     """Stands in for ``self.log`` inside ``vmap``: remembers names and options, returns the values as outputs."""
 
     def __init__(self) -> None:
-        self.entries: list[tuple[str, str, bool, bool, int | None]] = []
+        self.entries: list[LogEntry] = []
         self.values: list[torch.Tensor] = []
 
     def log(
@@ -243,7 +247,7 @@ class _Stepper:
         buffers: dict[str, torch.Tensor],
         group: _Group,
         batch_idx: int,
-    ) -> tuple[torch.Tensor | None, list[tuple[str, str, bool, bool, int | None]], list[torch.Tensor]]:
+    ) -> tuple[torch.Tensor | None, list[LogEntry], list[torch.Tensor]]:
         """Return the per-fold losses (``None`` in validation), the log entries and their per-fold values."""
         batch, in_dims = group.batch, group.in_dims
         slots, recorder = self.slots, self.recorder

@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional
 from torchmetrics import Metric
 
-from lcv_core._vectorized_batches import _Group, _Stepper
+from lcv_core._vectorized_batches import LogEntry, _Group, _Stepper
 from lcv_core.learners import SupervisedLearner
 from lcv_core.models import MLP
 
@@ -54,8 +54,6 @@ _ELEMENTWISE = (
 )
 _ELEMENTWISE_LOSSES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss, nn.BCEWithLogitsLoss)
 _LEARNER_METHODS = ("shared_step", "training_step", "validation_step", "forward", "split_batch", "_update_metrics")
-
-Entry = tuple[str, str, bool, bool, int | None]
 
 
 def _layers(module: SupervisedLearner) -> tuple[list[tuple[str, nn.Module]], bool] | None:
@@ -135,7 +133,7 @@ class _GroupedStepper:
         buffers: dict[str, torch.Tensor],
         group: _Group,
         batch_idx: int,
-    ) -> tuple[torch.Tensor | None, list[Entry], list[torch.Tensor]]:
+    ) -> tuple[torch.Tensor | None, list[LogEntry], list[torch.Tensor]]:
         """Return the per-fold losses (``None`` outside training), the log entries and their per-fold values."""
         try:
             x, y = self._split(group)
@@ -144,7 +142,7 @@ class _GroupedStepper:
         prefix = {"training": "train", "validation": "val", "test": "test"}[stage]
         out = self._forward(params, x)
         learner = self.template
-        entries: list[Entry] = []
+        entries: list[LogEntry] = []
         values: list[torch.Tensor] = []
         k = out.shape[0]
         loss = self._loss(out, y, k)
