@@ -16,6 +16,7 @@ writes files and talks to loggers and tuners.
 
 from __future__ import annotations
 
+import atexit
 from typing import Any
 
 import torch
@@ -91,6 +92,18 @@ def launch(fabric: Fabric) -> None:
             "starts the script again for the other ranks, or run the script with torchrun."
         )
     fabric.launch()
+    if dist.is_initialized():
+        # Neither Fabric nor torch destroys the process group at exit; gloo's worker threads then die with the
+        # interpreter and a rank can abort ("terminate called without an active exception", SIGABRT) after the
+        # fit succeeded. Destroy it while the interpreter is still whole (once; a no-op if the user already did).
+        atexit.unregister(_destroy_process_group)
+        atexit.register(_destroy_process_group)
+
+
+def _destroy_process_group() -> None:
+    """Destroy the default process group if it still exists (registered with ``atexit`` by ``launch``)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def world_size(trainer: Any) -> int:
