@@ -199,9 +199,11 @@ class _Gather:
         )
 
     def _take(self, index: torch.Tensor) -> Any:
+        # index_select on the flattened index: about half the cost of advanced indexing ``t[index]``
+        flat, shape = index.reshape(-1), tuple(index.shape)
         if isinstance(self.tensors, dict):
-            return {k: t[index] for k, t in self.tensors.items()}
-        return tuple(t[index] for t in self.tensors)
+            return {k: t.index_select(0, flat).view(*shape, *t.shape[1:]) for k, t in self.tensors.items()}
+        return tuple(t.index_select(0, flat).view(*shape, *t.shape[1:]) for t in self.tensors)
 
     def steps(self, counts: list[int], fabric: Fabric | None) -> Iterator[list[_Group]]:
         """Yield the groups of every step of one epoch; fold ``f`` takes part in its first ``counts[f]`` steps."""
