@@ -80,7 +80,7 @@ from lcv_core._vectorized_check import (
     can_vectorize,
 )
 from lcv_core._vectorized_cohort import Cohort
-from lcv_core._vectorized_grouped import _GroupedStepper, make_stepper
+from lcv_core._vectorized_grouped import make_stepper
 from lcv_core._vectorized_log import _FoldsLog, _HookLog
 
 _PREFETCH = 32
@@ -175,9 +175,8 @@ class VectorizedFolds:
         for m in self.modules:
             m.train()
         result = self._log.reduce()
-        if isinstance(self._stepper, _GroupedStepper):
-            for fold, metrics in enumerate(self._stepper.epoch_metrics(self.k)):
-                result[fold].update(metrics)
+        for fold, metrics in enumerate(self._stepper.epoch_metrics(self.k)):  # torchmetrics of the grouped step
+            result[fold].update(metrics)
         return result
 
     def step_values(self, fold: int) -> list[tuple[int, dict[str, float]]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from lightning.fabric import Fabric
@@ -233,6 +233,29 @@ def _group(items: list[tuple[int, Any]]) -> list[_Group]:
     return [_Group.of(folds, batches) for folds, batches in groups.values()]
 
 
+class Stepper(Protocol):
+    """Runs one step of k folds on their stacked parameters: the ``vmap`` one or lcv's grouped kernels."""
+
+    def __call__(
+        self,
+        stage: str,
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        group: _Group,
+        batch_idx: int,
+    ) -> tuple[torch.Tensor | None, list[LogEntry], list[torch.Tensor]]:
+        """Return the per-fold losses (``None`` outside training), the log entries and their per-fold values."""
+        ...
+
+    def epoch_metrics(self, k: int) -> list[dict[str, float]]:
+        """Compute and reset the metric objects updated since the last call; return their values per fold."""
+        ...
+
+    def discard_metrics(self) -> None:
+        """Reset the metric objects updated since the last call without computing them (after a trial step)."""
+        ...
+
+
 class _Stepper:
     """Runs ``<stage>_step`` of the template module under ``vmap`` over stacked parameters and batches."""
 
@@ -283,3 +306,10 @@ class _Stepper:
             attrs.pop("log_dict", None)
             attrs.update(saved)
         return (loss if stage == "training" else None), list(recorder.entries), list(values)
+
+    def epoch_metrics(self, k: int) -> list[dict[str, float]]:
+        """No metric objects under ``vmap`` (``self.log`` of a torchmetrics ``Metric`` is refused): empty dicts."""
+        return [{} for _ in range(k)]
+
+    def discard_metrics(self) -> None:
+        """Nothing to reset under ``vmap``."""

@@ -15,7 +15,7 @@ from torch import nn
 
 from lcv_config import TrainerConfig
 from lcv_core._vectorized_batches import _Group, _precision, _prepare
-from lcv_core._vectorized_grouped import _GroupedStepper, make_stepper
+from lcv_core._vectorized_grouped import make_stepper
 
 ELEMENTWISE_OPTIMIZERS: tuple[type[torch.optim.Optimizer], ...] = (
     torch.optim.SGD,
@@ -194,8 +194,7 @@ def _trial(
                 ) from exc
             finally:
                 pair[0].train(was_training)
-                if isinstance(stepper, _GroupedStepper):
-                    stepper.discard_metrics()  # the trial's batch must not count in the first epoch's metrics
+                stepper.discard_metrics()  # the trial's batch must not count in the first epoch's metrics
 
 
 def _first_batch(loader: Any) -> Any:

@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional
 from torchmetrics import Metric
 
-from lcv_core._vectorized_batches import LogEntry, _Group, _Stepper
+from lcv_core._vectorized_batches import LogEntry, Stepper, _Group, _Stepper
 from lcv_core.learners import SupervisedLearner
 from lcv_core.models import MLP
 
@@ -269,7 +269,7 @@ class _GroupedStepper:
                 module.__dict__.pop("log", None)
 
 
-def make_stepper(modules: Sequence[LightningModule]) -> _Stepper | _GroupedStepper:
+def make_stepper(modules: Sequence[LightningModule]) -> Stepper:
     """Return the grouped stepper when lcv knows the modules' step, else the ``vmap`` one."""
     if grouped_supported(modules[0]):
         return _GroupedStepper(modules)
