@@ -6,8 +6,9 @@ Usage (from the repository root, with the packages installed in ``.venv``)::
 
 Every runner trains the same workload (5-fold stratified CV, MLP ``in-W-W-classes``, Adam, batch 64) on the same
 folds, each in a fresh subprocess (``benchmarks/_child.py``), and the repeats are interleaved (repeat 1 of every
-runner and case, then repeat 2, ...) so a noisy neighbour slows all runners alike. Each figure is the median over
-the repeats. lightning-cv runs in an environment of its own, made on first use with ``uv``.
+runner and case, then repeat 2, ...), each repeat in a fresh seeded order of the runners, so a noisy neighbour
+slows all runners alike. Each figure is the median over the repeats. lightning-cv runs in an environment of its
+own, made on first use with ``uv``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import shlex
 import shutil
 import statistics
@@ -282,13 +284,18 @@ def main(argv: list[str] | None = None) -> int:
         name = f"synthetic {args.synthetic_n:,} × 64, width {args.synthetic_width}, {args.synthetic_epochs} epochs"
         cases.append(Case(name, synth, args.synthetic_width, args.synthetic_epochs, "synthetic"))
     total = args.repeats * len(cases) * len(runners)
+    for case in cases:  # the tables list the runners in their own order, not in the order they ran
+        case.runs = {runner.label: [] for runner in runners}
     done = 0
     t0 = time.perf_counter()
     for rep in range(args.repeats):
         for case in cases:
-            for runner in runners:
+            # a fresh order every repeat: a neighbour's load that rises or falls over a repeat (or the runs before
+            # a runner warming the caches) must not favour the runners that always come first
+            order = list(runners)
+            random.Random(f"{args.seed}/{rep}/{case.name}").shuffle(order)
+            for runner in order:
                 done += 1
-                case.runs.setdefault(runner.label, [])
                 if runner.peer and peer_python is None:
                     case.runs[runner.label].append({"skipped": peer_note})
                     continue
