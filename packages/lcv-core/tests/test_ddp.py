@@ -120,6 +120,10 @@ SCRIPT = textwrap.dedent(
         "seen": record.seen,
         "full_val_gap": record.full_val_gap,
     }))
+
+    # how a multi-process script ends (docs: trainer guide): wait for every rank, then destroy the group
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
     """
 )
 

@@ -71,6 +71,10 @@ SCRIPT = textwrap.dedent(
     if rank == 0:
         report["interleaved"] = fit("interleaved", 1, out / "interleaved")
     (out / f"rank{rank}.json").write_text(json.dumps(report))
+
+    # how a multi-process script ends (docs: trainer guide): wait for every rank, then destroy the group
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
     """
 )
 

@@ -93,9 +93,11 @@ def launch(fabric: Fabric) -> None:
         )
     fabric.launch()
     if dist.is_initialized():
-        # Neither Fabric nor torch destroys the process group at exit; gloo's worker threads then die with the
-        # interpreter and a rank can abort ("terminate called without an active exception", SIGABRT) after the
-        # fit succeeded. Destroy it while the interpreter is still whole (once; a no-op if the user already did).
+        # Neither Fabric nor torch destroys the process group at exit. Destroy it while the interpreter is still
+        # whole, once per process, a no-op if the script did. No barrier first: a rank that failed would wait at
+        # exit for ranks still busy in the default group's collectives (it hung so in a test). A script that ends
+        # normally should call barrier() and destroy_process_group() itself (trainer guide): without the barrier,
+        # gloo can still abort a rank at exit when its peer leaves first.
         atexit.unregister(_destroy_process_group)
         atexit.register(_destroy_process_group)
 
