@@ -58,6 +58,12 @@ def fold_accuracies(nets: list[nn.Module], data: Data) -> list[float]:
     return accs
 
 
+def load_data(path: str | Path) -> Data:
+    """Load a data file written by ``run.py``: inputs, targets and the folds as ``(train, val)`` index pairs."""
+    raw = torch.load(path, weights_only=True)
+    return {"X": raw["X"], "y": raw["y"], "folds": list(zip(raw["train"], raw["val"], strict=True))}
+
+
 def fold_steps(data: Data, batch_size: int, epochs: int) -> int:
     """Return the optimizer steps of all folds together (no ``drop_last``)."""
     return sum(math.ceil(len(tr) / batch_size) for tr, _ in data["folds"]) * epochs
@@ -306,8 +312,7 @@ def main(argv: list[str]) -> int:
     """Run one runner on one spec and write its measurements as JSON."""
     runner, spec_path, out_path = argv
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
-    raw = torch.load(spec["data"], weights_only=True)
-    data: Data = {"X": raw["X"], "y": raw["y"], "folds": list(zip(raw["train"], raw["val"], strict=True))}
+    data = load_data(spec["data"])
     torch.set_num_threads(spec.get("threads", torch.get_num_threads()))
     result: dict[str, Any] = {"runner": runner, "threads": torch.get_num_threads()}
     os.chdir(tempfile.mkdtemp(prefix="lcv-bench-"))  # whatever a runner writes (logs, checkpoints) lands here

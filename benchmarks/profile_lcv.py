@@ -53,21 +53,15 @@ def child(width: int, epochs: int, schedule: str, prof_path: str) -> None:
 
     for name in _child.IMPORTS["lcv"]:
         __import__(name)
-    with tempfile.TemporaryDirectory() as tmp:
-        data_path = Path(tmp) / "digits.pt"
-        run.write_digits(data_path, 5, 0)
-        import torch
-
-        raw = torch.load(data_path, weights_only=True)
-        data = {"X": raw["X"], "y": raw["y"], "folds": list(zip(raw["train"], raw["val"], strict=True))}
-        spec = {"width": width, "epochs": epochs, "batch_size": 64, "lr": 1e-3, "n_classes": 10, "seed": 0}
-        spec["schedule"] = schedule
-        profiler = cProfile.Profile()
-        profiler.enable()
-        _child.run_lcv(data, spec)
-        profiler.disable()
-        profiler.dump_stats(prof_path)
-        steps = _child.fold_steps(data, 64, epochs)
+    data = run.digits_data()
+    spec = {"width": width, "epochs": epochs, "batch_size": 64, "lr": 1e-3, "n_classes": 10, "seed": 0}
+    spec["schedule"] = schedule
+    profiler = cProfile.Profile()
+    profiler.enable()
+    _child.run_lcv(data, spec)
+    profiler.disable()
+    profiler.dump_stats(prof_path)
+    steps = _child.fold_steps(data, 64, epochs)
     Path(prof_path + ".json").write_text(json.dumps({"fold_steps": steps}), encoding="utf-8")
 
 

@@ -62,6 +62,16 @@ def write_digits(path: Path, k: int, seed: int) -> None:
     torch.save({"X": X_t, "y": y_t, "train": train, "val": val}, path)
 
 
+def digits_data(k: int = 5, seed: int = 0) -> dict[str, Any]:
+    """Return digits and its stratified folds as the runners get them (for scripts that run in one process)."""
+    from _child import load_data
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "digits.pt"
+        write_digits(path, k, seed)
+        return load_data(path)
+
+
 def write_synthetic(path: Path, n: int, k: int, seed: int) -> None:
     """Write ``n`` × 64 Gaussian inputs labelled by a random linear teacher (10 classes) and their folds."""
     g = torch.Generator().manual_seed(seed)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -129,11 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         __import__(name)
     timers = Timers()
     instrument(timers)
-    with tempfile.TemporaryDirectory() as tmp:
-        data_path = Path(tmp) / "digits.pt"
-        run.write_digits(data_path, 5, 0)
-        raw = torch.load(data_path, weights_only=True)
-    data = {"X": raw["X"], "y": raw["y"], "folds": list(zip(raw["train"], raw["val"], strict=True))}
+    data = run.digits_data()
     spec = {"width": args.width, "epochs": args.epochs, "batch_size": 64, "lr": 1e-3, "n_classes": 10, "seed": 0}
     spec |= {"schedule": "vectorized", "learner": not args.module}
     walls: dict[str, list[float]] = {"B": [], "lcv": []}
