@@ -292,7 +292,7 @@ IMPORTS: dict[str, tuple[str, ...]] = {
         "lightning",
         "lcv_core",
         "lcv_core.trainer",
-        "lcv_core._vectorized",
+        "lcv_core.vectorized.engine",
         "lcv_data.datamodule",
         "sklearn.model_selection",
     ),

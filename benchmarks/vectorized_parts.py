@@ -81,7 +81,10 @@ def instrument(timers: Timers) -> None:
     """Time the vectorized engine's parts (class attributes are patched: this process runs benchmarks only)."""
     import torch
 
-    from lcv_core import _vectorized, _vectorized_batches, _vectorized_cohort, _vectorized_grouped
+    from lcv_core.vectorized import batches as _vectorized_batches
+    from lcv_core.vectorized import cohort as _vectorized_cohort
+    from lcv_core.vectorized import engine as _vectorized
+    from lcv_core.vectorized import grouped as _vectorized_grouped
 
     engine = _vectorized.VectorizedFolds
     engine.validate = timers.wrap("validation: the rest", engine.validate)  # type: ignore[method-assign]

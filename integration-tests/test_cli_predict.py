@@ -83,7 +83,7 @@ def test_lcv_test_then_predict_from_one_checkpoint_alone_agree(
 def test_predict_on_a_csv_of_raw_features_matches_the_holdout_prediction(run_dir: Path, tmp_path: Path) -> None:
     from sklearn.datasets import load_iris
 
-    from lcv_core.loading import load_models
+    from lcv_core.cli.checkpoint_models import load_models
 
     holdout_out = tmp_path / "holdout.csv"
     assert main(["predict", str(run_dir), "--output", str(holdout_out)]) == 0

@@ -161,7 +161,7 @@ class Float64MLP(LightningModule):
 
 @pytest.mark.parametrize("limit_train_batches", [None, 3])
 def test_vectorized_gathers_every_folds_batch_at_once_with_interleaved_numbers(limit_train_batches) -> None:
-    from lcv_core._vectorized import _Gather
+    from lcv_core.vectorized.engine import _Gather
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(103, 6, generator=g, dtype=torch.float64)

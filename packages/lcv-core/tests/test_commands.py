@@ -20,9 +20,9 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 
 import lcv_core.configure
 from lcv_config import ConfigError, LcvError
-from lcv_core.commands import CvCommand, FitCommand
-from lcv_core.evaluation import TestCommand
-from lcv_core.prediction import PredictCommand, read_features
+from lcv_core.cli.commands import CvCommand, FitCommand
+from lcv_core.cli.predict import PredictCommand, read_features
+from lcv_core.cli.test import TestCommand
 
 CONFIG = """\
 name: tiny

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from lcv_config import LcvError, TrainerConfig
-from lcv_core._parallel import strategy_for
+from lcv_core.distributed.parallel import strategy_for
 
 TESTS = Path(__file__).parent
 

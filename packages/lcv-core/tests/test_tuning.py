@@ -14,7 +14,9 @@ import lcv_core.configure
 from lcv_config import ConfigError, LcvError, TrialPruned, load_config
 from lcv_config.registry import register, unregister
 from lcv_config.space import CategoricalParam, FloatParam, parse_space
-from lcv_core.tuning import apply_params, tune, worker_seed
+from lcv_core.tuning import tune
+from lcv_core.tuning.params import apply_params
+from lcv_core.tuning.workers import worker_seed
 
 LOADED: list[Path | None] = []
 """Where each datamodule built by a trial loaded its folds from."""

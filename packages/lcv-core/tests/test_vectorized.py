@@ -16,11 +16,11 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from lcv_config import LcvError, TrainerConfig
 from lcv_core import Callback, CrossValidationTrainer, SupervisedLearner
-from lcv_core._models import fold_seeds, fold_stream_seeds, make_fold_model
-from lcv_core._rng import FoldRNG
-from lcv_core._vectorized import VectorizedFolds, can_vectorize
-from lcv_core._vectorized_batches import _Stepper
-from lcv_core._vectorized_grouped import _GroupedStepper, grouped_supported
+from lcv_core.loop.fold_models import fold_seeds, fold_stream_seeds, make_fold_model
+from lcv_core.loop.rng import FoldRNG
+from lcv_core.vectorized.batches import _Stepper
+from lcv_core.vectorized.engine import VectorizedFolds, can_vectorize
+from lcv_core.vectorized.grouped import _GroupedStepper, grouped_supported
 
 N_FEATURES, N_CLASSES = 8, 3  # as conftest's dataset
 

@@ -28,13 +28,13 @@ if TYPE_CHECKING:
         TunerPruning,
     )
     from lcv_core.configure import configure_all
-    from lcv_core.inference import PredictResult, TestResult, out_of_fold_predictions, predict, refit, test
-    from lcv_core.learners import CLASSIFICATION_METRICS, REGRESSION_METRICS, SupervisedLearner
+    from lcv_core.inference.api import PredictResult, TestResult, out_of_fold_predictions, predict, refit, test
+    from lcv_core.learners.networks import MLP
+    from lcv_core.learners.supervised import CLASSIFICATION_METRICS, REGRESSION_METRICS, SupervisedLearner
+    from lcv_core.loop.trainer import CrossValidationTrainer
     from lcv_core.lr_finder import LRFinderResult, lr_find
-    from lcv_core.models import MLP
-    from lcv_core.results import CVResult, MetricSummary
-    from lcv_core.trainer import CrossValidationTrainer
-    from lcv_core.tuning import TuneResult, tune
+    from lcv_core.results.cv_result import CVResult, MetricSummary
+    from lcv_core.tuning.runner import TuneResult, tune
 
 _LAZY: dict[str, str] = {
     "CrossValidationTrainerConfig": "lcv_config",
@@ -49,23 +49,23 @@ _LAZY: dict[str, str] = {
     "Timer": "lcv_core.callbacks",
     "TunerPruning": "lcv_core.callbacks",
     "configure_all": "lcv_core.configure",
-    "PredictResult": "lcv_core.inference",
-    "TestResult": "lcv_core.inference",
-    "out_of_fold_predictions": "lcv_core.inference",
-    "predict": "lcv_core.inference",
-    "refit": "lcv_core.inference",
-    "test": "lcv_core.inference",
-    "CLASSIFICATION_METRICS": "lcv_core.learners",
-    "REGRESSION_METRICS": "lcv_core.learners",
-    "SupervisedLearner": "lcv_core.learners",
+    "PredictResult": "lcv_core.inference.api",
+    "TestResult": "lcv_core.inference.api",
+    "out_of_fold_predictions": "lcv_core.inference.api",
+    "predict": "lcv_core.inference.api",
+    "refit": "lcv_core.inference.api",
+    "test": "lcv_core.inference.api",
+    "CLASSIFICATION_METRICS": "lcv_core.learners.supervised",
+    "REGRESSION_METRICS": "lcv_core.learners.supervised",
+    "SupervisedLearner": "lcv_core.learners.supervised",
     "LRFinderResult": "lcv_core.lr_finder",
     "lr_find": "lcv_core.lr_finder",
-    "MLP": "lcv_core.models",
-    "CVResult": "lcv_core.results",
-    "MetricSummary": "lcv_core.results",
-    "CrossValidationTrainer": "lcv_core.trainer",
-    "TuneResult": "lcv_core.tuning",
-    "tune": "lcv_core.tuning",
+    "MLP": "lcv_core.learners.networks",
+    "CVResult": "lcv_core.results.cv_result",
+    "MetricSummary": "lcv_core.results.cv_result",
+    "CrossValidationTrainer": "lcv_core.loop.trainer",
+    "TuneResult": "lcv_core.tuning.runner",
+    "tune": "lcv_core.tuning.runner",
 }
 
 __all__ = [

@@ -10,10 +10,10 @@ from typing import Any
 from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
-import lcv_core.models  # noqa: F401  # registers the built-in models ("mlp")
+import lcv_core.learners.networks  # noqa: F401  # registers the built-in models ("mlp")
 from lcv_config import DATAMODULES, ConfigError, ExperimentConfig, build, load_config, load_plugin, resolve
 from lcv_config.loading import dump_config
-from lcv_core.trainer import CrossValidationTrainer
+from lcv_core.loop.trainer import CrossValidationTrainer
 
 
 def build_datamodule(config: ExperimentConfig) -> Any:

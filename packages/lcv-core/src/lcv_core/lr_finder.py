@@ -19,8 +19,8 @@ import torch
 
 from lcv_config import LcvError
 from lcv_config.errors import did_you_mean
-from lcv_core._models import ModelSpec, fold_seeds, fold_stream_seeds, make_fold_model
-from lcv_core._rng import FoldRNG
+from lcv_core.loop.fold_models import ModelSpec, fold_seeds, fold_stream_seeds, make_fold_model
+from lcv_core.loop.rng import FoldRNG
 
 MODES = ("exponential", "linear")
 """How the learning rate grows between ``min_lr`` and ``max_lr``."""
@@ -171,7 +171,7 @@ def lr_find(
         >>> lr = result.suggestion()  # doctest: +SKIP
         >>> result.plot("lr_find.png")  # doctest: +SKIP
     """
-    from lcv_core.trainer import CrossValidationTrainer
+    from lcv_core.loop.trainer import CrossValidationTrainer
 
     _check_args(min_lr, max_lr, num_training, mode, early_stop_threshold)
     trainer = CrossValidationTrainer(**{"enable_progress_bar": False, **dict(trainer_kwargs or {})})

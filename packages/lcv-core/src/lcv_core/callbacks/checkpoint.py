@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lcv_config import LcvError
-from lcv_core import _checkpoint
 from lcv_core.callbacks.base import Callback
+from lcv_core.loop import checkpoint as _checkpoint
 
 
 class ModelCheckpoint(Callback):

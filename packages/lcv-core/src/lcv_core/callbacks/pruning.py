@@ -9,7 +9,7 @@ from lcv_config import LcvError, TrialPruned
 from lcv_config.errors import did_you_mean
 from lcv_config.protocols import Trial
 from lcv_core.callbacks.base import Callback
-from lcv_core.results import sample_std
+from lcv_core.results.statistics import sample_std
 
 
 class TunerPruning(Callback):

@@ -1,0 +1,225 @@
+"""The ``lcv cv``, ``fit`` and ``tune`` commands: train from config files and write a run directory.
+
+``lcv test`` and ``lcv predict`` are in :mod:`lcv_core.cli.test` and :mod:`lcv_core.cli.predict`. Heavy imports
+(torch, Lightning) happen inside ``run`` so that ``lcv --help`` stays fast and a bad config exits 2 before torch is
+imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lcv_core.cli.checkpoint_models import read_checkpoint
+from lcv_core.cli.holdout import FIT_HEADER, HOLDOUT_FIX, HoldoutValidation, has_test_data
+
+
+def new_run_dir(output_dir: str, name: str) -> Path:
+    """Return a new ``<output_dir>/<name>/<timestamp>`` directory path (not yet created)."""
+    base = Path(output_dir) / name / time.strftime("%Y%m%d-%H%M%S")
+    path, n = base, 1
+    while path.exists():
+        path, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return path
+
+
+class CvCommand:
+    """``lcv cv CONFIG... [key=value ...]``: run a k-fold cross-validation from config files."""
+
+    help = "Cross-validate the experiment a config describes; print per-fold scores with mean ± std."
+
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        """Add config files, overrides, the run directory and the resume options."""
+        parser.add_argument(
+            "config", nargs="*", help="config files (YAML/TOML/JSON), then key=value overrides (none with --resume)"
+        )
+        parser.add_argument("--run-dir", help="write the run here instead of runs/<name>/<timestamp>/")
+        parser.add_argument(
+            "--resume",
+            metavar="CKPT",
+            help="resume from a trainer checkpoint (a last.ckpt or a run directory); it holds the config, so no "
+            "config file is needed; key=value overrides still apply",
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Validate and build everything, create the run directory, train, print the summary."""
+        from lcv_config import ConfigError, load_config
+        from lcv_config.loading import split_arguments
+
+        files, overrides = split_arguments(args.config)
+        resume: Path | None = None
+        if args.resume is not None:
+            resume, config = _resume_point(Path(args.resume), files, overrides)
+        elif not files:
+            raise ConfigError("lcv cv needs a config file, or --resume CKPT to continue a run.", "config")
+        else:
+            config = load_config(files, overrides)  # bad input exits 2 here, before torch is imported
+        from lcv_core.configure import configure_all
+
+        if args.run_dir:
+            run_dir = Path(args.run_dir)
+        elif resume is not None and resume.parent.name == "checkpoints":
+            run_dir = resume.parent.parent  # continue in the run's own directory
+        else:
+            run_dir = new_run_dir(config.output_dir, config.name)
+        trainer, factory, datamodule = configure_all(config, run_dir=run_dir)
+        if hasattr(datamodule, "setup"):
+            datamodule.setup("fit")  # computes the folds: bad splits fail here, before anything is written
+        _write_run_files(run_dir, config, datamodule)
+        try:
+            result = trainer.fit(factory, datamodule, ckpt_path=resume)
+        except Exception as exc:
+            (run_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
+            raise
+        text = result.summary()
+        (run_dir / "summary.txt").write_text(text, encoding="utf-8")
+        print(f"run directory: {run_dir}", file=sys.stderr)
+        return 0
+
+
+def _resume_point(target: Path, files: list[str], overrides: list[str]) -> tuple[Path, Any]:
+    """Return the trainer checkpoint to resume from and the experiment config embedded in it (plus overrides)."""
+    from lcv_config import ConfigError, LcvError, load_config
+    from lcv_config.loading import parse_yaml
+
+    if files:
+        raise ConfigError(
+            "--resume takes the config from the checkpoint; pass key=value overrides only, not config files "
+            f"({', '.join(files)}).",
+            "config",
+        )
+    ckpt = target / "checkpoints" / "last.ckpt" if target.is_dir() else target
+    state = read_checkpoint(ckpt) if ckpt.is_file() else None
+    if state is None:
+        raise LcvError(f"--resume {target}: no checkpoint there; pass a last.ckpt or a run directory.")
+    if state.get("format") != "lcv-checkpoint":
+        raise LcvError(
+            f"--resume {ckpt}: a fold's weights file cannot resume a run; pass the trainer checkpoint last.ckpt."
+        )
+    embedded = state.get("experiment_config")
+    if not isinstance(embedded, str) or not embedded.strip():
+        raise LcvError(f"--resume {ckpt}: the checkpoint has no embedded experiment config (not written by `lcv cv`).")
+    return ckpt, load_config((), overrides, base=parse_yaml(embedded))
+
+
+class TuneCommand:
+    """``lcv tune CONFIG... [key=value ...]``: tune the experiment's ``tune.space`` with its tuner backend."""
+
+    help = "Tune hyperparameters: every trial cross-validates on the same folds; write best.yaml and a summary."
+
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        """Add config files, overrides, the budget, workers, storage and study options."""
+        parser.add_argument("config", nargs="+", help="config files (YAML/TOML/JSON), then key=value overrides")
+        parser.add_argument("--n-trials", type=int, help="trials to run in all (default tune.n_trials)")
+        parser.add_argument("--timeout", type=float, help="time budget in seconds (default tune.timeout)")
+        parser.add_argument("--workers", type=int, default=1, help="local worker processes on one study (default 1)")
+        parser.add_argument("--storage", help="study storage URL, e.g. postgresql+psycopg://user:pw@host/db")
+        parser.add_argument("--study", help="study name; machines with the same storage and study share it")
+        parser.add_argument("--run-dir", help="write the study here instead of runs/<name>/<timestamp>/")
+        parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # internal: index of a local worker
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Validate the config (before torch is imported), then tune and print the summary."""
+        from lcv_config import ConfigError, load_config
+        from lcv_config.loading import split_arguments
+
+        files, overrides = split_arguments(args.config)
+        config = load_config(files, overrides)  # bad input exits 2 here, before torch is imported
+        for name in ("n_trials", "workers"):
+            value = getattr(args, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}.", name)
+        if args.timeout is not None and args.timeout <= 0:
+            raise ConfigError(f"--timeout must be positive, got {args.timeout}.", "timeout")
+        from lcv_core.tuning.runner import run_worker, tune
+
+        run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(config.output_dir, config.name)
+        if args.worker is not None:
+            run_worker(
+                config,
+                run_dir,
+                worker=args.worker,
+                n_trials=args.n_trials,
+                timeout=args.timeout,
+                storage=args.storage,
+                study=args.study,
+            )
+            return 0
+        tune(
+            config,
+            n_trials=args.n_trials,
+            timeout=args.timeout,
+            workers=args.workers,
+            storage=args.storage,
+            study=args.study,
+            run_dir=run_dir,
+        )
+        print(f"run directory: {run_dir}", file=sys.stderr)
+        return 0
+
+
+def _write_run_files(run_dir: Path, config: Any, datamodule: Any) -> None:
+    from lcv_config.cli import installed_lcv_packages
+    from lcv_config.loading import dump_config
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+    (run_dir / "versions.json").write_text(json.dumps(dict(installed_lcv_packages()), indent=2), encoding="utf-8")
+    if hasattr(datamodule, "save_folds"):
+        datamodule.save_folds(run_dir / "folds.json")
+
+
+class FitCommand:
+    """``lcv fit CONFIG... [key=value ...]``: train one model with holdout validation.
+
+    The model trains on every sample outside ``data.holdout`` (or on the whole dataset when the config has a
+    ``data.test_dataset``) and validates on the holdout each epoch. It runs on lcv's own trainer, as a
+    cross-validation with one fold, so callbacks, early stopping, checkpoints (with the config embedded),
+    ``metrics.json``/``metrics.csv`` and learning curves are those of ``lcv cv``; the ``cv/*_std`` columns are 0.
+    """
+
+    help = (
+        "Train one model on the data outside the holdout and validate it on the holdout (data.holdout or "
+        "data.test_dataset); same run directory as `lcv cv`, with one fold."
+    )
+
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        """Add config files, overrides and the run directory option."""
+        parser.add_argument("config", nargs="+", help="config files (YAML/TOML/JSON), then key=value overrides")
+        parser.add_argument("--run-dir", help="write the run here instead of runs/<name>/<timestamp>/")
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Validate the config, check it has holdout data, train one model and print its scores."""
+        from lcv_config import ConfigError, load_config
+        from lcv_config.loading import split_arguments
+
+        files, overrides = split_arguments(args.config)
+        config = load_config(files, overrides)
+        if not has_test_data(config):
+            raise ConfigError(
+                f"lcv fit validates on held-out data, but this config has none. {HOLDOUT_FIX}", "data.holdout"
+            )
+        from lcv_core.configure import configure_all
+
+        run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(config.output_dir, config.name)
+        trainer, factory, datamodule = configure_all(config, run_dir=run_dir)
+        trainer.min_folds = 1
+        trainer.experiment_config_yaml = FIT_HEADER + (trainer.experiment_config_yaml or "")
+        split = HoldoutValidation(datamodule)
+        split.setup()  # bad splits fail here, before anything is written
+        _write_run_files(run_dir, config, split)
+        try:
+            result = trainer.fit(factory, split)
+        except Exception as exc:
+            (run_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
+            raise
+        lines = [f"best epoch {result.best_epoch}"] + [f"{n} {m.mean:.4f}" for n, m in result.metrics.items()]
+        text = "\n".join(lines) + "\n"
+        (run_dir / "summary.txt").write_text(text, encoding="utf-8")
+        print(text, end="")
+        print(f"run directory: {run_dir}", file=sys.stderr)
+        return 0

@@ -1,0 +1,1 @@
+"""Several processes: DDP across devices, and the ``parallel`` schedule that spreads the folds over processes."""

@@ -1,0 +1,274 @@
+"""Fits on several processes: DDP (every rank trains every fold on a shard) and ``schedule="parallel"``.
+
+- **DDP** (``strategy="ddp"``, ``devices=N``): Fabric wraps each fold's model in DistributedDataParallel and gives
+  every rank a shard of each fold's data (``DistributedSampler``, reshuffled every epoch through ``set_epoch``).
+  Each fold's epoch metrics are then reduced over the ranks with the same weights as in one process (a logged
+  ``mean`` is the sum of value × batch size over all ranks divided by the total batch size), so every rank holds
+  the same history, fold mean and stop decision.
+- **parallel** (``schedule="parallel"``, ``devices=N``): the same launch and process group, but no DDP: fold ``i``
+  is trained by rank ``i % N`` on its whole data, in its own random stream. After every epoch each rank sends its
+  folds' full state (history row, weights, optimizer, schedulers, RNG) to every other rank, so fold means, early
+  stopping, checkpoints and pruning see all folds exactly as in one process.
+
+In both, a stop asked for on any rank (a Timer, a callback) stops every rank after the same epoch, and only rank 0
+writes files and talks to loggers and tuners.
+"""
+
+from __future__ import annotations
+
+import atexit
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from lightning.fabric import Fabric
+from lightning.fabric.strategies.ddp import DDPStrategy
+from lightning.fabric.strategies.dp import DataParallelStrategy
+from lightning.fabric.strategies.launchers.multiprocessing import _MultiProcessingLauncher
+from lightning.fabric.strategies.single_device import SingleDeviceStrategy
+from torch.nn import Module
+
+from lcv_config import LcvError, TrainerConfig
+from lcv_core.loop.metric_log import FoldMetricLog
+
+_PARALLEL_STRATEGIES = ("auto", "ddp")
+
+
+class FoldParallelStrategy(DDPStrategy):
+    """DDP's process launch and process group without DDP itself: each rank trains whole folds of its own.
+
+    Modules are not wrapped (no gradient sync between ranks), dataloaders keep their own samplers (each rank sees
+    all of its folds' data) and ``no_backward_sync`` is a no-op.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._backward_sync_control = None
+
+    def setup_module(self, module: Module) -> Module:  # type: ignore[override]  # no DDP wrapper, by design
+        """Return ``module`` unchanged: its fold is trained on this rank alone."""
+        return module
+
+    @property
+    def distributed_sampler_kwargs(self) -> None:  # type: ignore[override]  # None: no DistributedSampler
+        """Return ``None`` so that Fabric keeps each loader's own sampler."""
+        return None
+
+
+def strategy_for(config: TrainerConfig) -> Any:
+    """Return the Fabric strategy for ``config``: a :class:`FoldParallelStrategy` for ``schedule="parallel"``.
+
+    Raises:
+        LcvError: ``schedule="parallel"`` with a strategy other than ``auto`` or ``ddp``.
+    """
+    if config.schedule != "parallel":
+        return config.strategy
+    if isinstance(config.strategy, FoldParallelStrategy):
+        return config.strategy
+    if config.strategy not in _PARALLEL_STRATEGIES:
+        raise LcvError(
+            f"TrainerConfig.strategy={config.strategy!r} does not go with schedule='parallel', which launches one "
+            "process per device and gives each whole folds; use strategy='auto' or 'ddp' (with devices=N), or "
+            "schedule='interleaved' to run that strategy on every fold."
+        )
+    return FoldParallelStrategy()
+
+
+def launch(fabric: Fabric) -> None:
+    """Start the processes and the process group of a multi-process strategy, once (no-op on one device).
+
+    With ``strategy="ddp"`` the script is started again for ranks 1..N-1 (run it as a script or under
+    ``torchrun``; not from a notebook).
+
+    Raises:
+        LcvError: A spawn-based strategy (``ddp_spawn``, ``ddp_fork``), which needs a function to launch.
+    """
+    if fabric._launched or isinstance(fabric.strategy, (SingleDeviceStrategy, DataParallelStrategy)):
+        return
+    if isinstance(fabric.strategy.launcher, _MultiProcessingLauncher):
+        raise LcvError(
+            f"CrossValidationTrainer cannot launch the spawn-based strategy {type(fabric.strategy).__name__} "
+            f"(start method {fabric.strategy.launcher._start_method!r}) from fit(); use strategy='ddp', which "
+            "starts the script again for the other ranks, or run the script with torchrun."
+        )
+    fabric.launch()
+    if dist.is_initialized():
+        # Neither Fabric nor torch destroys the process group at exit. Destroy it while the interpreter is still
+        # whole, once per process, a no-op if the script did. No barrier first: a rank that failed would wait at
+        # exit for ranks still busy in the default group's collectives (it hung so in a test). A script that ends
+        # normally should call barrier() and destroy_process_group() itself (trainer guide): without the barrier,
+        # gloo can still abort a rank at exit when its peer leaves first.
+        atexit.unregister(_destroy_process_group)
+        atexit.register(_destroy_process_group)
+
+
+def _destroy_process_group() -> None:
+    """Destroy the default process group if it still exists (registered with ``atexit`` by ``launch``)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def world_size(trainer: Any) -> int:
+    """Return the number of processes of ``trainer``'s fit (1 without a multi-process strategy)."""
+    return int(trainer.fabric.world_size) if trainer.fabric._launched else 1
+
+
+def is_parallel(trainer: Any) -> bool:
+    """Return whether ``trainer`` spreads whole folds over several processes."""
+    return trainer.config.schedule == "parallel" and world_size(trainer) > 1
+
+
+def owner(fold: int, size: int) -> int:
+    """Return the rank that trains ``fold`` under ``schedule="parallel"`` (round robin)."""
+    return fold % size
+
+
+def owns(trainer: Any, fold: Any) -> bool:
+    """Return whether this process trains ``fold`` (always, except under ``schedule="parallel"``)."""
+    if not is_parallel(trainer):
+        return True
+    return bool(owner(fold.index, world_size(trainer)) == trainer.fabric.global_rank)
+
+
+def check_folds(trainer: Any, n_folds: int) -> None:
+    """Refuse more processes than folds under ``schedule="parallel"`` (some ranks would idle).
+
+    Raises:
+        LcvError: Fewer folds than processes.
+    """
+    size = world_size(trainer)
+    if is_parallel(trainer) and n_folds < size:
+        raise LcvError(
+            f"schedule='parallel' with devices={trainer.config.devices!r} starts {size} processes but the "
+            f"datamodule has {n_folds} folds; use at most {n_folds} devices."
+        )
+
+
+def _all_gather(tensor: torch.Tensor) -> torch.Tensor:
+    """Return every rank's ``tensor`` stacked along a new first dimension (rank order)."""
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor)
+    return torch.stack(parts)
+
+
+class SyncedFoldMetricLog(FoldMetricLog):
+    """A fold's metric log whose epoch values are reduced over all DDP ranks, weighted as in one process."""
+
+    def __init__(self, fabric: Fabric) -> None:
+        super().__init__()
+        self._fabric = fabric
+
+    def reduce(self) -> dict[str, float]:
+        """Combine every rank's sums and weights, then return the epoch values (identical on every rank).
+
+        Raises:
+            LcvError: The ranks logged different metric names in this stage.
+        """
+        self.flush()
+        names = sorted(self._sums)
+        every = [None] * self._fabric.world_size
+        dist.all_gather_object(every, names)
+        if any(other != names for other in every):
+            raise LcvError(
+                f"Under DDP every rank must log the same metrics in a stage; the ranks logged {every}. Log "
+                "unconditionally (e.g. self.log(name, value) on every batch, not only on some ranks)."
+            )
+        if not names:
+            return super().reduce()
+        device = self._sums[names[0]].device
+        local = torch.stack(
+            [
+                torch.stack([self._sums[n].to(device).float() for n in names]),
+                torch.tensor([self._weights[n] for n in names], device=device, dtype=torch.float32),
+            ]
+        )
+        gathered = _all_gather(local)  # (world, 2, n)
+        sums, weights = gathered[:, 0], gathered[:, 1]
+        for i, name in enumerate(names):
+            reduce = self._reduce[name]
+            if reduce in ("mean", "sum"):
+                self._sums[name] = sums[:, i].sum()
+            elif reduce == "max":
+                self._sums[name] = sums[:, i].max()
+            else:
+                self._sums[name] = sums[:, i].min()
+            self._weights[name] = float(weights[:, i].sum())
+        return super().reduce()
+
+
+def setup_fold(trainer: Any, fold: Any) -> None:
+    """Prepare a new fold for a multi-process fit (call before the module's ``log`` is redirected).
+
+    DDP: the fold's metrics are reduced over ranks. Parallel: torchmetrics objects do not sync over ranks (each
+    rank computes its own folds' metrics).
+    """
+    size = world_size(trainer)
+    if size <= 1:
+        return
+    if trainer.config.schedule == "parallel":
+        for sub in fold.module.modules():
+            if hasattr(sub, "sync_on_compute"):
+                sub.sync_on_compute = False
+    else:
+        fold.log = SyncedFoldMetricLog(trainer.fabric)
+
+
+def share_stop(trainer: Any) -> None:
+    """Make a stop asked for on any rank the stop of every rank, with that rank's reason (lowest rank first)."""
+    if world_size(trainer) <= 1:
+        return
+    fabric = trainer.fabric
+    flags = _all_gather(torch.tensor([int(trainer.should_stop)], device=fabric.device))
+    asked = [rank for rank, flag in enumerate(flags.reshape(-1).tolist()) if flag]
+    if not asked:
+        return
+    reason = fabric.broadcast(trainer.stop_reason, src=asked[0])
+    trainer.should_stop, trainer.stop_reason = True, reason
+
+
+def _fold_state(fold: Any) -> dict[str, Any]:
+    cpu = torch.device("cpu")
+
+    def to_cpu(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value.detach().to(cpu)
+        if isinstance(value, dict):
+            return {k: to_cpu(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(to_cpu(v) for v in value)
+        return value
+
+    return {
+        "model": to_cpu(fold.module.state_dict()),
+        "optimizers": [to_cpu(opt.state_dict()) for opt in fold.optimizers],
+        "schedulers": [s.scheduler.state_dict() for s in fold.schedulers],
+        "history": [dict(row) for row in fold.history],
+        "global_step": fold.global_step,
+        "stopped": fold.stopped,
+        "rng": fold.rng.state_dict(),
+    }
+
+
+def _load_fold_state(fold: Any, state: dict[str, Any]) -> None:
+    fold.module.load_state_dict(state["model"])
+    for opt, opt_state in zip(fold.optimizers, state["optimizers"], strict=True):
+        opt.load_state_dict(opt_state)
+    for sched, sched_state in zip(fold.schedulers, state["schedulers"], strict=True):
+        sched.scheduler.load_state_dict(sched_state)
+    fold.history = state["history"]
+    fold.global_step = state["global_step"]
+    fold.stopped = state["stopped"]
+    fold.rng.load_state_dict(state["rng"])
+
+
+def sync_folds(trainer: Any) -> None:
+    """Parallel schedule: give every rank the state of the folds other ranks trained this epoch (no-op otherwise)."""
+    if not is_parallel(trainer):
+        return
+    mine = {f.index: _fold_state(f) for f in trainer.folds if owns(trainer, f)}
+    every: list[Any] = [None] * world_size(trainer)
+    dist.all_gather_object(every, mine)
+    for states in every:
+        for index, state in states.items():
+            if index not in mine:
+                _load_fold_state(trainer.folds[index], state)

@@ -1,0 +1,108 @@
+"""One fold's state during a fit, and the aggregation of fold metrics into the fold mean."""
+
+from __future__ import annotations
+
+import difflib
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities.types import LRSchedulerConfig
+
+from lcv_config import LcvError
+from lcv_core.loop.metric_log import FoldMetricLog
+from lcv_core.loop.rng import FoldRNG
+from lcv_core.results.statistics import sample_std
+
+
+@dataclass
+class FoldState:
+    """Everything one fold owns during a fit."""
+
+    index: int
+    """The fold's index."""
+    module: LightningModule
+    """The user's LightningModule for this fold (unwrapped)."""
+    wrapped: Any
+    """The module as returned by ``fabric.setup`` (precision, devices, DDP)."""
+    optimizers: list[Any]
+    """The fold's Fabric-wrapped optimizers."""
+    schedulers: list[LRSchedulerConfig]
+    """The fold's scheduler configs (``interval``, ``frequency``, ``monitor``)."""
+    train_loader: Any
+    """The fold's training batches."""
+    val_loader: Any
+    """The fold's validation batches."""
+    rng: FoldRNG
+    """The fold's own random stream (shuffling, dropout), independent of the schedule."""
+    log: FoldMetricLog = field(default_factory=FoldMetricLog)
+    """Collects the values the module logs."""
+    history: list[dict[str, float]] = field(default_factory=list)
+    """Per epoch, the fold's epoch-level metrics."""
+    global_step: int = 0
+    """Optimizer steps taken."""
+    stopped: bool = False
+    """Whether this fold stopped early (per-fold early stopping)."""
+
+
+def lr_schedulers_of(configs: list[LRSchedulerConfig]) -> Any:
+    """Return a replacement for ``LightningModule.lr_schedulers`` that serves this fold's schedulers."""
+    schedulers = [c.scheduler for c in configs]
+
+    def lr_schedulers() -> Any:
+        """Return the fold's scheduler(s) as ``LightningModule.lr_schedulers()`` does."""
+        if not schedulers:
+            return None
+        return schedulers[0] if len(schedulers) == 1 else schedulers
+
+    return lr_schedulers
+
+
+def aggregate(folds: list[FoldState], epoch: int) -> dict[str, float]:
+    """Return every fold's metrics of ``epoch`` as ``fold_<i>/<name>``, with ``cv/<name>_mean`` and ``_std``.
+
+    A fold that stopped before ``epoch`` contributes its last epoch.
+    """
+    metrics: dict[str, float] = {}
+    rows = [f.history[epoch] if epoch < len(f.history) else f.history[-1] for f in folds]
+    for f, row in zip(folds, rows, strict=True):
+        metrics.update({f"fold_{f.index}/{k}": v for k, v in row.items()})
+    for name in sorted(set.intersection(*(set(r) for r in rows))):
+        values = [r[name] for r in rows]
+        metrics[f"cv/{name}_mean"] = statistics.fmean(values)
+        metrics[f"cv/{name}_std"] = sample_std(values)
+    return metrics
+
+
+def move_fold(fold: FoldState, device: torch.device | str) -> None:
+    """Move a fold's parameters, buffers and optimizer state to ``device`` (the ``offload`` schedule)."""
+    fold.module.to(device)
+    for optimizer in fold.optimizers:
+        inner = getattr(optimizer, "optimizer", optimizer)  # Fabric's wrapper keeps the real one here
+        for group in inner.param_groups:
+            # Adam & co keep "step" on the CPU unless fused or capturable; moving it would break their step()
+            step_on_device = bool(group.get("fused") or group.get("capturable"))
+            for param in group["params"]:
+                for key, value in inner.state.get(param, {}).items():
+                    if isinstance(value, torch.Tensor) and (key != "step" or step_on_device):
+                        inner.state[param][key] = value.to(device)
+
+
+def check_monitor(monitor: str, metrics: Mapping[str, float]) -> None:
+    """Refuse a ``monitor`` that no fold logged (called at the first validated epoch), listing what was logged.
+
+    Raises:
+        LcvError: ``cv/<monitor>_mean`` is not among ``metrics``.
+    """
+    if f"cv/{monitor}_mean" in metrics:
+        return
+    logged = sorted({k.split("/", 1)[1] for k in metrics if k.startswith("fold_")})
+    close = difflib.get_close_matches(monitor, logged, n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise LcvError(
+        f"TrainerConfig.monitor is '{monitor}', which no fold logged in its first validated epoch.{hint} "
+        f"Logged: {', '.join(logged) or 'nothing'}. Set monitor= to one of them (and mode='min'/'max')."
+    )

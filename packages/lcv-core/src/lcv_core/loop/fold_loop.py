@@ -1,0 +1,283 @@
+"""One fold's epoch: its training batches, the automatic optimization step and its validation.
+
+:class:`FoldLoop` is the part of :class:`~lcv_core.loop.trainer.CrossValidationTrainer` that runs one fold for one
+epoch, on Fabric or, on one device in full precision without a profiler, straight on the module and optimizer
+(see ``_call_step``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+from lightning.fabric import Fabric
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader
+
+from lcv_config import LcvError, TrainerConfig
+from lcv_core.callbacks.base import Callback
+from lcv_core.loop import profiling as _profiling
+from lcv_core.loop.fold import FoldState
+from lcv_core.loop.metric_log import batch_size_of, on_device
+
+_END = object()  # sentinel: the loader is exhausted
+
+
+def _hook_targets(callbacks: Sequence[Any], hook: str) -> list[tuple[Any, set[str] | None]]:
+    """Return ``(method, accepted keyword names or None for **kwargs)`` of each callback that implements ``hook``."""
+    targets: list[tuple[Any, set[str] | None]] = []
+    for callback in callbacks:
+        method = getattr(callback, hook, None)
+        if not callable(method):
+            continue
+        if isinstance(callback, Callback) and getattr(type(callback), hook, None) is getattr(Callback, hook, None):
+            continue  # the base class's no-op
+        params = inspect.signature(method).parameters.values()
+        accepted = None if any(p.kind is p.VAR_KEYWORD for p in params) else {p.name for p in params}
+        targets.append((method, accepted))
+    return targets
+
+
+def overridden_hook(datamodule: Any, hook: str) -> Any:
+    """Return the datamodule's ``hook`` unless it is LightningDataModule's no-op (then not called per batch).
+
+    A datamodule that says it has no device-side transforms (``has_device_transforms`` is false, as lcv-data's
+    ``CrossValDataModule`` without ``after`` batch transforms) does not get ``on_after_batch_transfer`` calls.
+    """
+    method = getattr(datamodule, hook, None)
+    if not callable(method) or getattr(type(datamodule), hook, None) is getattr(LightningDataModule, hook):
+        return None
+    if hook == "on_after_batch_transfer" and getattr(datamodule, "has_device_transforms", True) is False:
+        return None
+    return method
+
+
+def lean_steps(fabric: Fabric, profiler: Any) -> bool:
+    """Whether steps may skip Fabric's wrappers: one device, full precision, no profiler (see ``_call_step``)."""
+    from lightning.fabric.plugins.precision import Precision
+    from lightning.fabric.strategies.single_device import SingleDeviceStrategy
+
+    strategy = fabric.strategy
+    return type(strategy) is SingleDeviceStrategy and type(strategy.precision) is Precision and profiler is None
+
+
+class FoldLoop:
+    """Runs one fold for one epoch: batches, hooks and callbacks in Lightning's order, the step, validation."""
+
+    config: TrainerConfig
+    fabric: Fabric
+    profiler: Any
+    datamodule: Any
+    training: bool
+    validating: bool
+    accumulate_grad_batches: int
+    _hook_targets: dict[str, list[tuple[Any, set[str] | None]]]
+    _lean: bool
+
+    # -- one fold, one epoch ------------------------------------------------------------------------
+
+    def _limit(self, loader: Any, limit: int | float | None) -> int | None:
+        if self.config.fast_dev_run:
+            return int(self.config.fast_dev_run)
+        if self.config.overfit_batches:  # overrides limit_*_batches; the validation loader is the training loader
+            limit = self.config.overfit_batches
+        if limit is None:
+            return None
+        if isinstance(limit, float):
+            return max(1, int(len(loader) * limit)) if hasattr(loader, "__len__") else None
+        return int(limit)
+
+    def _batches(self, f: FoldState, loader: Any, limit: int | None) -> Iterator[tuple[int, Any]]:
+        """Yield ``(batch_idx, batch)`` up to ``limit``, on the device, with the fold log's batch size set."""
+        self.training = loader is f.train_loader
+        self.validating = not self.training
+        after_transfer = overridden_hook(self.datamodule, "on_after_batch_transfer")
+        action = f"[fold {f.index}] {'train' if self.training else 'val'}_dataloader_next"
+        profiler, device = self.profiler, self.fabric.device
+        transfer = not isinstance(loader, DataLoader)  # Fabric-wrapped DataLoaders move batches themselves
+        batches = iter(loader)
+        for batch_idx in itertools.count():
+            if limit is not None and batch_idx >= limit:
+                break
+            if profiler is None:
+                batch = next(batches, _END)
+            else:
+                with profiler.profile(action):
+                    batch = next(batches, _END)
+            if batch is _END:
+                break
+            if transfer and not on_device(batch, device):
+                batch = self.fabric.to_device(batch)
+            if callable(after_transfer):  # a LightningDataModule's device-side batch transforms
+                batch = after_transfer(batch, 0)
+            f.log.batch_size = max(1, batch_size_of(batch))
+            yield batch_idx, batch
+
+    def _call_step(self, f: FoldState, name: str, batch: Any, batch_idx: int) -> Any:
+        # Run the step through Fabric's precision context so mixed precision really autocasts.
+        if self._lean:  # full precision on one device: Fabric's input/output conversions and context are no-ops
+            return getattr(f.module, name)(batch, batch_idx)
+        if f.wrapped._forward_module is not f.wrapped._original_module:
+            return getattr(f.wrapped, name)(batch, batch_idx)  # DDP & co: Fabric redirects through forward
+        precision = self.fabric.strategy.precision
+        batch = precision.convert_input(batch)
+        with _profiling.profile(self.profiler, f"[fold {f.index}] {name}"), precision.forward_context():
+            out = getattr(f.module, name)(batch, batch_idx)
+        return precision.convert_output(out)
+
+    def _call(self, hook: str, **kwargs: Any) -> None:
+        """Dispatch a per-step callback hook as ``Fabric.call`` does, profiled as ``[Callback] <hook>``.
+
+        Each callback gets only the keywords its method names, as with ``Fabric.call``; but which callbacks
+        implement the hook (not the base class's no-op) and what they accept is read once per fit, not on every
+        batch: ``Fabric.call`` inspects every callback's signature on every call (~20 µs each).
+        """
+        targets = self._hook_targets.get(hook)
+        if targets is None:
+            targets = self._hook_targets[hook] = _hook_targets(self.fabric._callbacks, hook)
+        if not targets:
+            return
+        with _profiling.profile(self.profiler, f"[Callback] {hook}"):
+            for method, accepted in targets:
+                method(**(kwargs if accepted is None else {k: v for k, v in kwargs.items() if k in accepted}))
+
+    def _fold_epoch(self, f: FoldState, epoch: int) -> bool:
+        """Train and (when due) validate a fold for one epoch in its own random stream; return whether it validated."""
+        with f.rng.active():
+            return self._fold_epoch_impl(f, epoch)
+
+    def _fold_epoch_impl(self, f: FoldState, epoch: int) -> bool:
+        cfg = self.config
+        module, call = f.module, self._call
+        module.train()
+        f.log.start("train")
+        call("on_train_epoch_start_per_fold", trainer=self, fold=f.index, epoch=epoch, module=module)
+        module.on_train_epoch_start()
+        limit = self._limit(f.train_loader, cfg.limit_train_batches)
+        n_batches = len(f.train_loader) if hasattr(f.train_loader, "__len__") else None
+        if limit is not None and n_batches is not None:
+            n_batches = min(n_batches, limit)
+        for batch_idx, batch in self._batches(f, f.train_loader, limit):
+            f.log.step = f.global_step
+            call("on_train_batch_start_per_fold", trainer=self, fold=f.index, batch=batch, batch_idx=batch_idx)
+            if module.on_train_batch_start(batch, batch_idx) == -1:
+                break  # as in Lightning: -1 skips the rest of the epoch
+            if module.automatic_optimization:
+                last = n_batches is not None and batch_idx + 1 == n_batches
+                outputs = self._automatic_step(f, batch, batch_idx, last)
+            else:
+                outputs = self._call_step(f, "training_step", batch, batch_idx)
+            call(
+                "on_train_batch_end_per_fold",
+                trainer=self,
+                fold=f.index,
+                outputs=outputs,
+                batch=batch,
+                batch_idx=batch_idx,
+            )
+            module.on_train_batch_end(outputs, batch, batch_idx)
+        module.on_train_epoch_end()
+        train_metrics = f.log.reduce()
+        self._log_steps(f)
+        call(
+            "on_train_epoch_end_per_fold", trainer=self, fold=f.index, epoch=epoch, metrics=train_metrics, module=module
+        )
+        val_metrics: dict[str, float] = {}
+        validate = (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs
+        if validate:
+            val_metrics = self._validate(f, epoch)
+        f.history.append({**train_metrics, **val_metrics})
+        return validate
+
+    def _log_steps(self, f: FoldState) -> None:
+        for step, values in f.log.step_values():
+            self.fabric.log_dict({f"fold_{f.index}/{k}_step": v for k, v in values.items()}, step=step)
+
+    def _automatic_step(self, f: FoldState, batch: Any, batch_idx: int, last: bool) -> Any:
+        cfg, call = self.config, self._call
+        outputs = self._call_step(f, "training_step", batch, batch_idx)
+        loss = outputs["loss"] if isinstance(outputs, Mapping) else outputs
+        if loss is None:
+            return outputs  # Lightning semantics: returning None skips the batch
+        accumulating = (batch_idx + 1) % self.accumulate_grad_batches != 0 and not last
+        # callbacks first, then the module's own hook, in the order Lightning calls them
+        call("on_before_backward", trainer=self, fold=f.index, loss=loss)
+        f.module.on_before_backward(loss)
+        scaled = loss / self.accumulate_grad_batches if self.accumulate_grad_batches != 1 else loss
+        if self._lean:  # what Fabric's backward comes down to on one device in full precision
+            scaled.backward()
+        else:
+            with (
+                _profiling.profile(self.profiler, f"[fold {f.index}] backward"),
+                self.fabric.no_backward_sync(f.wrapped, enabled=accumulating),
+            ):
+                self.fabric.backward(scaled)
+        call("on_after_backward", trainer=self, fold=f.index, module=f.module)
+        f.module.on_after_backward()
+        # callbacks get the loss detached, as in Lightning, so no one keeps the graph alive
+        outputs = {**outputs, "loss": loss.detach()} if isinstance(outputs, Mapping) else loss.detach()
+        if accumulating:
+            return outputs
+        optimizer = f.optimizers[0]
+        if cfg.gradient_clip_val:
+            if cfg.gradient_clip_algorithm == "norm":
+                self.fabric.clip_gradients(f.wrapped, optimizer, max_norm=cfg.gradient_clip_val)
+            else:
+                self.fabric.clip_gradients(f.wrapped, optimizer, clip_val=cfg.gradient_clip_val)
+        call("on_before_optimizer_step", trainer=self, fold=f.index, optimizer=optimizer, module=f.module)
+        f.module.on_before_optimizer_step(optimizer)
+        stepped = optimizer
+        if self._lean:  # what Fabric's optimizer wrapper does: the step, then its on_after_optimizer_step hook
+            stepped = optimizer.optimizer
+            stepped.step()
+            call("on_after_optimizer_step", strategy=self.fabric.strategy, optimizer=stepped)
+        else:
+            with _profiling.profile(self.profiler, f"[fold {f.index}] optimizer_step"):
+                optimizer.step()
+        call("on_before_zero_grad", trainer=self, fold=f.index, optimizer=optimizer)
+        f.module.on_before_zero_grad(optimizer)
+        stepped.zero_grad(set_to_none=True)
+        f.global_step += 1
+        for sched in f.schedulers:
+            if sched.interval == "step" and f.global_step % sched.frequency == 0:
+                sched.scheduler.step()  # type: ignore[call-arg]
+        return outputs
+
+    @torch.no_grad()
+    def _validate(self, f: FoldState, epoch: int) -> dict[str, float]:
+        module, call = f.module, self._call
+        module.eval()
+        f.log.start("val")
+        call("on_validation_start_per_fold", trainer=self, fold=f.index, epoch=epoch, module=module)
+        module.on_validation_epoch_start()
+        limit = self._limit(f.val_loader, self.config.limit_val_batches)
+        n_batches = 0
+        for batch_idx, batch in self._batches(f, f.val_loader, limit):
+            n_batches += 1
+            call("on_validation_batch_start_per_fold", trainer=self, fold=f.index, batch=batch, batch_idx=batch_idx)
+            module.on_validation_batch_start(batch, batch_idx)
+            outputs = self._call_step(f, "validation_step", batch, batch_idx)
+            call(
+                "on_validation_batch_end_per_fold",
+                trainer=self,
+                fold=f.index,
+                outputs=outputs,
+                batch=batch,
+                batch_idx=batch_idx,
+            )
+            module.on_validation_batch_end(outputs, batch, batch_idx)
+        if n_batches == 0:
+            raise LcvError(
+                f"Fold {f.index} ran no validation batch in epoch {epoch + 1} (limit_val_batches="
+                f"{self.config.limit_val_batches!r}, loader {type(f.val_loader).__name__}); every fold needs at "
+                "least one to compute its score. Check the split, the batch size and limit_val_batches."
+            )
+        module.on_validation_epoch_end()
+        metrics = f.log.reduce()
+        self._log_steps(f)
+        module.train()
+        call("on_validation_end_per_fold", trainer=self, fold=f.index, epoch=epoch, metrics=metrics, module=module)
+        return metrics

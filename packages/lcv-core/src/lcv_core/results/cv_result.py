@@ -1,0 +1,202 @@
+"""Cross-validation results: per-fold history, the best epoch by fold mean, mean ± std."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lcv_core.results.statistics import sample_std, t975
+
+
+@dataclass
+class MetricSummary:
+    """One metric at the best epoch: each fold's value, their mean, sample std and 95% interval."""
+
+    name: str
+    """The metric's name as logged (``val_acc``)."""
+    per_fold: list[float]
+    """Each fold's value, in fold order."""
+
+    @property
+    def mean(self) -> float:
+        """The mean over folds."""
+        return statistics.fmean(self.per_fold)
+
+    @property
+    def std(self) -> float:
+        """The sample standard deviation over folds (ddof=1), 0 for one fold."""
+        return sample_std(self.per_fold)
+
+    @property
+    def ci95(self) -> tuple[float, float]:
+        """The 95% confidence interval of the mean (Student's t over folds)."""
+        k = len(self.per_fold)
+        if k < 2:
+            return (self.mean, self.mean)
+        half = t975(k - 1) * self.std / math.sqrt(k)
+        return (self.mean - half, self.mean + half)
+
+    def __str__(self) -> str:
+        return f"{self.mean:.4f} ± {self.std:.4f}"
+
+
+@dataclass
+class CVResult:
+    """What a cross-validated fit returns.
+
+    ``history[fold][epoch]`` holds every metric that fold logged in that epoch (train and val).
+    """
+
+    history: list[list[dict[str, float]]]
+    """Per fold, per epoch, the epoch-level metrics."""
+    monitor: str
+    """The metric whose fold mean picks the best epoch."""
+    mode: str = "min"
+    """``min`` or ``max``: which direction of ``monitor`` is better."""
+    wall_time: float = 0.0
+    """Seconds the fit took."""
+    run_dir: Path | None = None
+    """Where the run's files were written."""
+    stopped_epoch: int | None = None
+    """The epoch an early stop ended training after, if any."""
+    stop_reason: str | None = None
+    """Why training stopped early (the callback's message), if it did."""
+    checkpoints: dict[str, Any] = field(default_factory=dict)
+    """Checkpoint paths written during the run (``best``, ``last``)."""
+    oof_predictions: Any = None
+    """Out-of-fold predictions in dataset order, when the module defines ``predict_step``."""
+    models: list[Any] = field(default_factory=list, repr=False)
+    """Each fold's LightningModule with the weights of the best epoch (empty when not kept)."""
+
+    @property
+    def n_folds(self) -> int:
+        """The number of folds."""
+        return len(self.history)
+
+    @property
+    def n_epochs(self) -> int:
+        """The number of epochs every fold ran."""
+        return min(len(h) for h in self.history) if self.history else 0
+
+    def fold_values(self, name: str, epoch: int) -> list[float]:
+        """Return each fold's value of ``name`` at ``epoch``."""
+        return [h[epoch][name] for h in self.history]
+
+    def curve(self, name: str) -> list[float]:
+        """Return the fold mean of ``name`` for every epoch."""
+        return [statistics.fmean(self.fold_values(name, e)) for e in range(self.n_epochs)]
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Every metric every fold logged at the best epoch, sorted."""
+        if not self.history:
+            return []
+        return sorted(set.intersection(*(set(h[self.best_epoch]) for h in self.history)))
+
+    @property
+    def best_epoch(self) -> int:
+        """The epoch (0-based) with the best fold mean of ``monitor``."""
+        epochs = [e for e in range(self.n_epochs) if all(self.monitor in h[e] for h in self.history)]
+        if not epochs:
+            return max(self.n_epochs - 1, 0)
+        curve = {e: statistics.fmean(self.fold_values(self.monitor, e)) for e in epochs}
+        pick = min if self.mode == "min" else max
+        return pick(
+            epochs, key=lambda e: curve[e] if not math.isnan(curve[e]) else math.inf * (1 if self.mode == "min" else -1)
+        )
+
+    def metric(self, name: str, epoch: int | None = None) -> MetricSummary:
+        """Return ``name`` at ``epoch`` (default: the best epoch) across folds."""
+        return MetricSummary(name, self.fold_values(name, self.best_epoch if epoch is None else epoch))
+
+    @property
+    def metrics(self) -> dict[str, MetricSummary]:
+        """Every metric at the best epoch."""
+        return {n: self.metric(n) for n in self.metric_names}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict: settings, the best epoch's summary per metric, and the full history."""
+        return {
+            "monitor": self.monitor,
+            "mode": self.mode,
+            "n_folds": self.n_folds,
+            "n_epochs": self.n_epochs,
+            "best_epoch": self.best_epoch,
+            "stopped_epoch": self.stopped_epoch,
+            "stop_reason": self.stop_reason,
+            "wall_time": self.wall_time,
+            "summary": {
+                n: {"mean": m.mean, "std": m.std, "ci95": list(m.ci95), "per_fold": m.per_fold}
+                for n, m in self.metrics.items()
+            },
+            "history": self.history,
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """Return the result as JSON; also write it to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def to_frame(self) -> Any:
+        """Return the history as a pandas DataFrame with one row per fold and epoch (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("CVResult.to_frame needs pandas: pip install 'lcv-core[pandas]'") from exc
+        rows = [{"fold": f, "epoch": e, **m} for f, h in enumerate(self.history) for e, m in enumerate(h)]
+        return pd.DataFrame(rows)
+
+    def write_csv(self, path: str | Path) -> None:
+        """Write the history as CSV, one row per fold and epoch."""
+        names = sorted({k for h in self.history for m in h for k in m})
+        lines = [",".join(["fold", "epoch", *names])]
+        for f, h in enumerate(self.history):
+            for e, m in enumerate(h):
+                lines.append(",".join([str(f), str(e), *(repr(m[n]) if n in m else "" for n in names)]))
+        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def plot(self, path: str | Path | None = None, metrics: list[str] | str | None = None) -> Path:
+        """Save learning curves as a PNG: each fold thin, the fold mean bold with a ±std band, the best epoch marked.
+
+        Args:
+            path: Where to write the PNG; default ``<run_dir>/learning_curves.png``.
+            metrics: Metric names to draw, one subplot each (default: every logged metric).
+
+        Returns:
+            The path of the written PNG.
+
+        Raises:
+            LcvError: A metric was never logged (the message lists those that were), or there is no path and
+                no run directory.
+        """
+        from lcv_core.results.plotting import plot_learning_curves
+
+        return plot_learning_curves(self, path=path, metrics=metrics)
+
+    def summary(self, print_table: bool = True) -> str:
+        """Return (and print) a table of every fold's score at the best epoch, with mean ± std."""
+        from rich.console import Console
+        from rich.table import Table
+
+        names = self.metric_names
+        table = Table(title=f"{self.n_folds}-fold CV, best epoch {self.best_epoch + 1} by {self.monitor} ({self.mode})")
+        table.add_column("fold")
+        for n in names:
+            table.add_column(n, justify="right")
+        for f, h in enumerate(self.history):
+            table.add_row(str(f), *(f"{h[self.best_epoch][n]:.4f}" for n in names))
+        table.add_section()
+        table.add_row("mean ± std", *(str(self.metric(n)) for n in names), style="bold")
+        console = Console(file=io.StringIO(), record=True, highlight=False, width=max(100, 20 * (len(names) + 1)))
+        console.print(table)
+        text = console.export_text()
+        if print_table:
+            print(text, end="")
+        return text

@@ -1,0 +1,168 @@
+"""Tune an experiment: each trial applies its parameters to a copy of the config and cross-validates on frozen folds.
+
+The backend (``tune.backend``, a plugin in ``lcv.tuners``) proposes parameters keyed by config path
+(``optimizer.cfg.lr``); every trial trains on the same folds (computed once, saved as ``folds.json``), reports the fold
+mean of ``trainer.monitor`` after every epoch through :class:`~lcv_core.callbacks.pruning.TunerPruning`, and returns
+the best epoch's fold mean. The study's best parameters are written as a ready-to-run ``best.yaml``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lcv_config import ConfigError, ExperimentConfig, LcvError
+from lcv_config.loading import dump_config, load_config
+from lcv_config.schema import TuneConfig
+from lcv_core.tuning.objective import FOLDS_FILE, TRIALS_FILE, read_trials
+from lcv_core.tuning.params import apply_params, check_space, check_space_paths
+from lcv_core.tuning.workers import make_tuner, prepare_run_dir, run_worker, split_trials, worker_command, worker_seed
+
+BEST_FILE = "best.yaml"
+"""The base config with the best parameters applied."""
+
+
+@dataclass
+class TuneResult:
+    """What :func:`tune` returns."""
+
+    best_params: dict[str, Any]
+    """The best trial's parameters, keyed by config path."""
+    best_value: float
+    """The best trial's objective: the fold mean of ``trainer.monitor`` at its best epoch."""
+    best_config: ExperimentConfig
+    """The base config with :attr:`best_params` applied (also written as ``best.yaml``)."""
+    run_dir: Path
+    """The study's run directory: ``folds.json``, ``best.yaml``, ``trials.jsonl``, ``trial_<n>/``."""
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    """The trials run from this run directory: ``number``, ``params``, ``value``, ``state``, ``epochs``."""
+    tuner: Any = None
+    """The backend's tuner object (e.g. ``OptunaTuner``, whose ``study`` holds every trial)."""
+
+
+def tune(
+    config: ExperimentConfig | str | Path,
+    *,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    workers: int = 1,
+    storage: str | None = None,
+    study: str | None = None,
+    run_dir: str | Path | None = None,
+    print_summary: bool = True,
+) -> TuneResult:
+    """Tune the experiment ``config`` describes; write ``best.yaml`` and print a summary table.
+
+    Args:
+        config: An experiment config (or a config file) with a ``tune`` section.
+        n_trials: Trials to run in all (split among local workers); default ``tune.n_trials``.
+        timeout: Time budget in seconds per worker; default ``tune.timeout``.
+        workers: Local worker processes sharing one study; the study is created once before any starts.
+        storage: Study storage URL (default ``tune.storage``, else a SQLite ``study.db`` in the run directory).
+        study: Study name (default ``tune.study``, else the backend's default); machines sharing a storage and a
+            study name work on one study.
+        run_dir: The study's run directory; default ``<output_dir>/<name>/<timestamp>``.
+        print_summary: Print the table of trials.
+
+    Raises:
+        ConfigError: No search space, a space key not in the config, a trial config that is invalid, bad settings.
+        LcvError: A worker process failed, or no trial finished.
+    """
+    if not isinstance(config, ExperimentConfig):
+        config = load_config(config)
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}.", "workers")
+    tune_cfg = config.tune or TuneConfig()
+    n_trials = n_trials if n_trials is not None else tune_cfg.n_trials
+    timeout = timeout if timeout is not None else tune_cfg.timeout
+    if n_trials is None and timeout is None:
+        raise ConfigError(
+            "Tuning needs a budget: give n_trials (--n-trials, tune.n_trials) or timeout (--timeout, tune.timeout).",
+            "tune.n_trials",
+        )
+    check_space(config)
+    if run_dir is None:
+        from lcv_core.cli.commands import new_run_dir
+
+        run_dir = new_run_dir(config.output_dir, config.name)
+    run_dir = Path(run_dir)
+    if workers == 1:
+        tuner = run_worker(config, run_dir, n_trials=n_trials, timeout=timeout, storage=storage, study=study)
+    else:
+        prepare_run_dir(config, run_dir)
+        tuner = make_tuner(config, run_dir, storage=storage, study=study)  # creates the study once, before workers
+        config_path = run_dir / "config.yaml"
+        procs = [
+            subprocess.Popen(worker_command(config_path, run_dir, i, n, timeout, storage, study))
+            for i, n in enumerate(split_trials(n_trials, workers))
+        ]
+        codes = [p.wait() for p in procs]
+        failed = [i for i, c in enumerate(codes) if c != 0]
+        if failed:
+            raise LcvError(
+                f"Tuning worker(s) {', '.join(map(str, failed))} of {workers} exited with code(s) "
+                f"{', '.join(str(codes[i]) for i in failed)}; see their output above."
+            )
+    trials = read_trials(run_dir)
+    try:
+        best_params, best_value = tuner.best_params, tuner.best_value
+    except Exception as exc:  # every backend has its own "no best yet" error
+        if print_summary:
+            print_table(trials, {}, None, run_dir)
+        states = ", ".join(f"{r['number']}: {r['state']}" for r in trials) or "none ran"
+        raise LcvError(
+            f"No trial finished, so there is no best config and no {BEST_FILE} ({exc}). Trials: {states}."
+        ) from None
+    best_config = apply_params(config, best_params)
+    (run_dir / BEST_FILE).write_text(dump_config(best_config), encoding="utf-8")
+    if print_summary:
+        print_table(trials, best_params, best_value, run_dir)
+    return TuneResult(best_params, best_value, best_config, run_dir, trials, tuner)
+
+
+def print_table(
+    trials: list[dict[str, Any]], best_params: Mapping[str, Any], best_value: float | None, run_dir: Path
+) -> None:
+    """Print one row per trial (trial, params, value, state, epochs) and where the best config was written."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="lcv tune", title_justify="left", show_edge=False)
+    for column in ("trial", "params", "value", "state", "epochs"):
+        table.add_column(column, overflow="fold")
+    for row in trials:
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in row.get("params", {}).items())
+        value = row.get("value")
+        table.add_row(
+            str(row["number"]), params, "-" if value is None else f"{value:.4g}", row["state"], str(row.get("epochs"))
+        )
+    console = Console(highlight=False)
+    console.print(table)
+    if best_value is None:
+        return
+    best = ", ".join(f"{k}={_fmt(v)}" for k, v in best_params.items())
+    console.print(f"best value {best_value:.4g} with {best}")
+    console.print(f"best config: {run_dir / BEST_FILE}")
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+__all__ = [
+    "BEST_FILE",
+    "FOLDS_FILE",
+    "TRIALS_FILE",
+    "TuneResult",
+    "apply_params",
+    "check_space_paths",
+    "make_tuner",
+    "print_table",
+    "read_trials",
+    "run_worker",
+    "tune",
+    "worker_seed",
+]
