@@ -20,6 +20,7 @@ def test_public_api_is_pinned() -> None:
         "MinMaxScale",
         "OuterFold",
         "PCA",
+        "ResumableDataLoader",
         "RobustScale",
         "SetupFunctionDataModule",
         "SklearnTransform",

@@ -26,7 +26,12 @@ class Splitter(Protocol):
 
 @runtime_checkable
 class FoldDataSource(Protocol):
-    """Serves one ``(train_loader, val_loader)`` pair per fold; the same folds on every call."""
+    """Serves one ``(train_loader, val_loader)`` pair per fold; the same folds on every call.
+
+    A loader with ``state_dict()``/``load_state_dict(state)`` (torchdata's names) resumes exactly: the trainer
+    saves each fold's loader states in ``last.ckpt`` and restores them into a fresh source's loaders on resume.
+    The state must load with ``torch.load(weights_only=True)``. Optional: loaders without them restart.
+    """
 
     def train_val_dataloaders(self) -> Iterable[tuple[Any, Any]]:
         """Return the ``(train_loader, val_loader)`` pair of every fold, in fold order."""

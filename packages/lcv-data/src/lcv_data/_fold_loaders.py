@@ -7,12 +7,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from lcv_config import ConfigError
 from lcv_config.errors import did_you_mean
 from lcv_config.schema import DATALOADER_KEYS
-from lcv_data.loaders import SplitDataset, TensorBatchLoader
+from lcv_data.loaders import ResumableDataLoader, SplitDataset, TensorBatchLoader
 from lcv_data.pipeline import SPLITS, SamplePipeline
 from lcv_data.sources import Source
 
@@ -98,7 +97,7 @@ def make_loader(
     if s.get("shuffle"):
         s.setdefault("generator", torch.Generator().manual_seed(seed))
     dataset = SplitDataset(src.dataset, indices, pipeline, split, fitted_x, fitted_y, src.input_key, src.target_key)
-    return DataLoader(dataset, **s)
+    return ResumableDataLoader(dataset, **s)
 
 
 def _chain(transforms: Sequence[Any]) -> Callable[[torch.Tensor], torch.Tensor] | None:

@@ -1,4 +1,9 @@
-"""A fast path for in-memory tensor data: one gather per batch, no per-sample collate."""
+"""The loaders lcv-data serves: the tensor fast path, the resumable DataLoader, and the per-split wrapper.
+
+Every loader here has ``state_dict()``/``load_state_dict()`` (torchdata's ``StatefulDataLoader`` names): the
+state decides the next epoch's batch order, so a run resumed from a checkpoint serves the batches the
+uninterrupted run would have served.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from lcv_config import LcvError
+from lcv_data._loader_state import check_kind, dataloader_state, load_dataloader_state, persistent_iterator_alive
 
 
 class TensorBatchLoader:
@@ -63,10 +69,28 @@ class TensorBatchLoader:
         self.input_key = input_key
         self.target_key = target_key
         self.epoch = 0
+        """Epochs started so far: epoch ``e`` is shuffled from ``seed + e``."""
 
     def __len__(self) -> int:
         n = len(self.indices)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return what decides the next epoch's batch order: the epoch count and the seed (plain ints).
+
+        Taken between epochs (or during one: the state then is the one the next epoch starts from).
+        """
+        return {"kind": "TensorBatchLoader", "epoch": self.epoch, "seed": self.seed, "num_samples": len(self.indices)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict`: the next epoch yields the batches the saved loader's next epoch would.
+
+        Raises:
+            LcvError: The state is another kind of loader's, or one over a different number of samples.
+        """
+        check_kind(state, "TensorBatchLoader", len(self.indices))
+        self.epoch = int(state["epoch"])
+        self.seed = int(state["seed"])
 
     def epoch_order(self) -> torch.Tensor:
         """Return the sample indices of the next epoch in batch order and count the epoch, as ``iter()`` does.
@@ -95,6 +119,53 @@ class TensorBatchLoader:
             if self.target_transform is not None and self.target_key is not None:
                 batch[self.target_key] = self.target_transform(batch[self.target_key])
             yield batch if isinstance(batch, dict) else tuple(batch)
+
+
+class ResumableDataLoader(DataLoader[Any]):
+    """A ``torch.utils.data.DataLoader`` whose shuffling state can be saved and restored; its batches are unchanged.
+
+    It takes exactly ``DataLoader``'s arguments. :meth:`state_dict` holds the states of the loader's
+    ``generator`` and of its sampler's (when they differ), a ``DistributedSampler``-style ``epoch`` of the
+    sampler, and the number of epochs started. lcv-data serves every ``DataLoader`` as one of these.
+    """
+
+    epoch: int = 0
+    """Epochs started so far (iterations begun)."""
+    # Class defaults, no __init__ override: Fabric and Lightning re-instantiate DataLoader subclasses from
+    # DataLoader's own signature.
+    _skip_seed_draw: bool = False
+
+    def __iter__(self) -> Any:
+        self.epoch = self.epoch + 1
+        skip, self._skip_seed_draw = self._skip_seed_draw, False
+        if skip and not persistent_iterator_alive(self) and self.generator is not None:
+            # The saved loader's persistent-workers iterator drew its workers' base seed from the generator once,
+            # in its first epoch, before the saved state. A new iterator draws it again, before the sampler's
+            # first draw: take that one from a stand-in so the sampler continues the saved stream.
+            own = self.generator
+            self.generator = torch.Generator().manual_seed(self.epoch)
+            try:
+                return super().__iter__()
+            finally:
+                self.generator = own
+        return super().__iter__()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return what decides the next epoch's batch order: generator states (uint8 tensors), epoch counts.
+
+        Taken between epochs. Worker processes' own random streams are not part of it: with
+        ``persistent_workers`` random per-sample transforms in workers do not resume exactly (batch order does).
+        """
+        return dataloader_state(self, self.epoch)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict`: the next epoch yields the batches the saved loader's next epoch would.
+
+        Raises:
+            LcvError: The state is another kind of loader's, or holds a different number of generators or samples.
+        """
+        self.epoch = load_dataloader_state(self, state)
+        self._skip_seed_draw = bool(state.get("persistent_iterator")) and self.persistent_workers
 
 
 class SplitDataset(Dataset[Any]):
@@ -186,6 +257,43 @@ class SplitLoader:
             if self.owner is not None:
                 self.owner.active = (self.split, self.fold)
             yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the wrapped loader's state, with the split and fold it belongs to (see the data guide).
+
+        Raises:
+            LcvError: The wrapped loader has no state to save (neither ``state_dict()`` nor a ``DataLoader``).
+        """
+        inner = self.loader
+        if callable(getattr(inner, "state_dict", None)):
+            state = inner.state_dict()
+        elif isinstance(inner, DataLoader):
+            state = dataloader_state(inner, 0)
+        else:
+            raise LcvError(
+                f"The {self.split} loader of fold {self.fold} wraps a {type(inner).__name__}, which has no "
+                "state_dict(); give it state_dict()/load_state_dict() for exact resume."
+            )
+        return {"split": self.split, "fold": self.fold, "loader": state}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict` taken from the same split of the same fold.
+
+        Raises:
+            LcvError: The state belongs to another split or fold, or does not fit the wrapped loader.
+        """
+        if (state.get("split"), state.get("fold")) != (self.split, self.fold):
+            raise LcvError(
+                f"A loader state of split '{state.get('split')}', fold {state.get('fold')} cannot be loaded into the "
+                f"{self.split} loader of fold {self.fold}: restore each fold's loaders from their own states."
+            )
+        inner = self.loader
+        if callable(getattr(inner, "load_state_dict", None)):
+            inner.load_state_dict(state["loader"])
+        elif isinstance(inner, DataLoader):
+            load_dataloader_state(inner, state["loader"])
+        else:
+            raise LcvError(f"The {self.split} loader of fold {self.fold} has no load_state_dict().")
 
     def __getattr__(self, name: str) -> Any:
         if name == "loader":  # not set yet (unpickling): avoid infinite recursion
