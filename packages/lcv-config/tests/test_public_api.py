@@ -10,7 +10,8 @@ import lcv_config
 
 PUBLIC = [
     "CALLBACKS", "COMMANDS", "DATAMODULES", "GROUPS", "LEARNERS", "LOGGERS", "SPEC_ARGUMENTS", "SPLITTERS",
-    "TRANSFORMS", "TUNERS", "check_arguments", "is_component", "resolve_any",
+    "TRANSFORMS", "TUNERS", "check_arguments", "is_component", "resolve_any", "RENAMED_OPTIONS", "RenamedOption",
+    "ConfigProblem", "ConfigProblemsError", "check_names",
     "Command", "Component", "ConfigError", "CrossValidationTrainerConfig", "DataConfig", "DuplicatePluginError",
     "ExperimentConfig", "FittedTransform", "FoldDataSource", "LcvError", "Objective", "PluginError",
     "PluginImportError", "PluginInfo", "Splitter", "TrainerConfig", "Transform", "Trial", "TrialPruned",

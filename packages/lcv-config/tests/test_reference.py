@@ -30,5 +30,5 @@ def test_every_field_of_every_section_is_documented() -> None:
 
 def test_a_row_shows_type_bounds_default_and_docstring() -> None:
     row = next(line for line in render_section("trainer", TrainerConfig).splitlines() if "`max_epochs`" in line)
-    assert row == "| `max_epochs` | `int, ≥ 1` | `10` | Stop after this many epochs. |"
+    assert row == "| `max_epochs` | `int, ≥ 1, ≤ 1000000` | `10` | Stop after this many epochs. |"
     assert field_docstrings(ExperimentConfig)["seed"] == "Seed of splits, model initialisation and shuffling."

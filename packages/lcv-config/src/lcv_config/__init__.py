@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING, Any
 from lcv_config.__about__ import __version__
 
 if TYPE_CHECKING:
+    from lcv_config.checking import check_names
     from lcv_config.errors import (
         ConfigError,
+        ConfigProblem,
+        ConfigProblemsError,
         DuplicatePluginError,
         LcvError,
         PluginError,
@@ -56,6 +59,7 @@ if TYPE_CHECKING:
         resolve,
         resolve_any,
     )
+    from lcv_config.renamed import RENAMED_OPTIONS, RenamedOption
     from lcv_config.schema import (
         Component,
         CrossValidationTrainerConfig,
@@ -67,7 +71,10 @@ if TYPE_CHECKING:
     from lcv_config.space import parse_space
 
 _LAZY: dict[str, str] = {
+    "check_names": "lcv_config.checking",
     "ConfigError": "lcv_config.errors",
+    "ConfigProblem": "lcv_config.errors",
+    "ConfigProblemsError": "lcv_config.errors",
     "DuplicatePluginError": "lcv_config.errors",
     "LcvError": "lcv_config.errors",
     "PluginError": "lcv_config.errors",
@@ -99,6 +106,8 @@ _LAZY: dict[str, str] = {
     "Trial": "lcv_config.protocols",
     "TrialPruned": "lcv_config.protocols",
     "Tuner": "lcv_config.protocols",
+    "RENAMED_OPTIONS": "lcv_config.renamed",
+    "RenamedOption": "lcv_config.renamed",
     "SPEC_ARGUMENTS": "lcv_config.registry",
     "build": "lcv_config.registry",
     "check_arguments": "lcv_config.registry",
@@ -124,6 +133,7 @@ __all__ = [
     "GROUPS",
     "LEARNERS",
     "LOGGERS",
+    "RENAMED_OPTIONS",
     "SPEC_ARGUMENTS",
     "SPLITTERS",
     "TRANSFORMS",
@@ -131,6 +141,8 @@ __all__ = [
     "Command",
     "Component",
     "ConfigError",
+    "ConfigProblem",
+    "ConfigProblemsError",
     "CrossValidationTrainerConfig",
     "DataConfig",
     "DuplicatePluginError",
@@ -142,6 +154,7 @@ __all__ = [
     "PluginError",
     "PluginImportError",
     "PluginInfo",
+    "RenamedOption",
     "Splitter",
     "TrainerConfig",
     "Transform",
@@ -153,6 +166,7 @@ __all__ = [
     "__version__",
     "build",
     "check_arguments",
+    "check_names",
     "dump_config",
     "find_plugin",
     "is_component",

@@ -51,18 +51,35 @@ class ConfigCommand:
     help = "Show the resolved config (files merged, overrides and ${...} references applied), or validate it."
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
-        """Add the action, the config files and the overrides."""
+        """Add the action, the config files, the overrides and ``--no-imports``."""
         parser.add_argument("action", choices=["show", "validate"])
         parser.add_argument("config", nargs="+", help="config files, then key=value overrides")
+        parser.add_argument(
+            "--no-imports",
+            action="store_true",
+            help="validate: check the structure only (keys, types, values); skip resolving component names, "
+            "plugins and dotted paths",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
-        """Load the config; print it (show) or confirm it is valid (validate)."""
+        """Load the config; print it (show) or check its structure and every name it holds (validate).
+
+        ``validate`` reports every unresolvable name at once (exit 2): plugins from entry-point metadata, torch
+        classes from lcv_config's lists, and dotted paths by importing their module (unless ``--no-imports``).
+        """
         from lcv_config.loading import dump_config, load_config, split_arguments  # pydantic only for this command
 
         files, overrides = split_arguments(args.config)
         config = load_config(files, overrides)
         if args.action == "show":
             print(dump_config(config), end="")
-        else:
-            print(f"{', '.join(files)}: valid")
+            return 0
+        if not args.no_imports:
+            from lcv_config.checking import check_names
+            from lcv_config.errors import ConfigProblemsError
+
+            problems = check_names(config, imports=True)
+            if problems:
+                raise ConfigProblemsError(problems, ", ".join(files) or "the config")
+        print(f"{', '.join(files)}: valid")
         return 0

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 
 class LcvError(Exception):
@@ -23,6 +24,42 @@ class ConfigError(LcvError, ValueError):
         self.message = message
         named = path is not None and any(f"{w}{path}" in message for w in ("at ", "in ", "'"))
         super().__init__(f"{message} (at {path})" if path and not named else message)
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem found in a config: where it is and what to do about it."""
+
+    path: str
+    """The dotted config path of the offending value (``data.splitter.name``)."""
+    message: str
+    """What is wrong and how to fix it (closest valid names, what is installed)."""
+
+    def __str__(self) -> str:
+        return self.message if self.path in self.message else f"{self.message} (at {self.path})"
+
+
+class ConfigProblemsError(ConfigError):
+    """Several problems found in one config, each with its path; ``problems`` lists them.
+
+    Args:
+        problems: The problems, in config order; at least one.
+        source: What was checked (the config files), for the heading of the message.
+    """
+
+    def __init__(self, problems: Sequence[ConfigProblem], source: str = "the config") -> None:
+        self.problems = list(problems)
+        first = self.problems[0]
+        if len(self.problems) == 1:
+            text = str(first)
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            text = f"{len(self.problems)} problems in {source}:\n{lines}"
+        super().__init__(text, first.path)
+        self.args = (text,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class PluginError(LcvError):

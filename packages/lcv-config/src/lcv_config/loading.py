@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from lcv_config._validation import field_model, format_path, schema_keys
+from lcv_config._validation import validation_error as validation_error  # re-exported: lcv-core imports it here
 from lcv_config.errors import ConfigError, did_you_mean
-from lcv_config.schema import Component, ExperimentConfig, FieldError
+from lcv_config.schema import Component, ExperimentConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,8 +26,32 @@ else:  # pragma: no cover - Python 3.10
 _REF = re.compile(r"\$\{([^}]+)\}")
 
 
+MAX_DEPTH = 100
+"""How deeply a config may nest mappings and lists; deeper input is refused (no real config comes close)."""
+MAX_NODES = 200_000
+"""How many values a config may hold once YAML aliases are expanded; bounds alias bombs ("billion laughs")."""
+
+
+class _TooDeepError(yaml.MarkedYAMLError):
+    """YAML nested deeper than :data:`MAX_DEPTH`, found while composing (before Python's recursion limit)."""
+
+
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, plus YAML 1.2 floats (``3e-4`` is a number, not a string) and no duplicate keys."""
+    """PyYAML's safe loader: YAML 1.2 floats (``3e-4`` is a number), no duplicate keys, bounded nesting depth."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
+                raise _TooDeepError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, yaml.Node] = {}
@@ -48,20 +74,83 @@ _Loader.add_implicit_resolver(
 
 
 def parse_yaml(text: str) -> Any:
-    """Parse YAML safely (no arbitrary objects), reading ``1e-3`` as a float as YAML 1.2 does."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    """Parse YAML safely (no arbitrary objects), reading ``1e-3`` as a float as YAML 1.2 does.
+
+    Raises:
+        ConfigError: Nesting deeper than :data:`MAX_DEPTH` or more than :data:`MAX_NODES` values once aliases
+            are expanded.
+        yaml.YAMLError: A syntax error.
+    """
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except _TooDeepError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}" if mark else "the YAML"
+        raise ConfigError(
+            f"The YAML is nested deeper than {MAX_DEPTH} levels (at {where}); a config needs far fewer. "
+            "Flatten it, or move large data into a data file the dataset reads.",
+            where,
+        ) from None
+    check_shape(data)
+    return data
+
+
+def check_shape(data: Any, source: str = "The config") -> None:
+    """Refuse data nested deeper than :data:`MAX_DEPTH` or holding more than :data:`MAX_NODES` values.
+
+    The walk stops at the first limit, so an alias bomb (a few lines that expand to billions of values) is refused
+    in microseconds, and a self-referencing alias (``&a [*a]``) counts as too deep.
+
+    Raises:
+        ConfigError: Naming the limit and the path where it was passed.
+    """
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, ())]
+    count = 0
+    while stack:
+        node, loc = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise ConfigError(
+                f"{source} holds more than {MAX_NODES:,} values once YAML aliases (*name) are expanded, at "
+                f"{format_path(loc)}; a config needs far fewer. Remove the repeated aliases, or move large data "
+                "into a data file the dataset reads.",
+                format_path(loc),
+            )
+        if len(loc) > MAX_DEPTH:
+            raise ConfigError(
+                f"{source} is nested deeper than {MAX_DEPTH} levels (or an alias refers to itself) at "
+                f"{format_path(loc[:8])}...; a config needs far fewer. Flatten it.",
+                format_path(loc[:8]),
+            )
+        if isinstance(node, Mapping):
+            stack.extend((v, (*loc, str(k))) for k, v in node.items())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, (*loc, i)) for i, v in enumerate(node))
 
 
 def read_file(path: str | Path) -> dict[str, Any]:
     """Read one config file into a dict; the format follows the suffix (``.yaml``, ``.toml``, ``.json``).
 
     Raises:
-        ConfigError: Missing file, syntax error (with line and column), or a top level that is not a mapping.
+        ConfigError: Missing or unreadable file, not UTF-8 text (a binary file), a syntax error (with line and
+            column), nesting or alias expansion past the limits, or a top level that is not a mapping.
     """
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"Config file '{p}' does not exist.", str(p))
-    text = p.read_text(encoding="utf-8")
+        what = "is a directory, not a file" if p.is_dir() else "does not exist"
+        raise ConfigError(f"Config file '{p}' {what}.", str(p))
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file '{p}': {exc.strerror or exc}.", str(p)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"Config file '{p}' is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "is it a binary file? Pass a YAML, TOML or JSON file saved as UTF-8.",
+            str(p),
+        ) from None
     try:
         if p.suffix in (".yaml", ".yml"):
             data = parse_yaml(text)
@@ -71,6 +160,16 @@ def read_file(path: str | Path) -> dict[str, Any]:
             data = json.loads(text)
         else:
             raise ConfigError(f"Unknown config format '{p.suffix}' of '{p}'; use .yaml, .yml, .toml or .json.", str(p))
+        check_shape(data, f"Config file '{p}'")
+    except ConfigError as exc:
+        if str(p) in exc.message:
+            raise
+        raise ConfigError(f"{p}: {exc.message}", str(p)) from None
+    except RecursionError:  # json and tomllib recurse per nesting level
+        raise ConfigError(
+            f"Config file '{p}' is nested deeper than {MAX_DEPTH} levels; a config needs far fewer. Flatten it.",
+            str(p),
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
@@ -104,29 +203,6 @@ def merge(base: Mapping[str, Any], other: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _schema_keys(model: type[BaseModel] | None, data: Any) -> list[str]:
-    keys = list(data) if isinstance(data, Mapping) else []
-    if model is not None:
-        keys += [k for k in model.model_fields if k not in keys]
-    return keys
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):  # Optional[X], X | list[X], dict[str, list[X]]
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _field_model(model: type[BaseModel] | None, key: str) -> type[BaseModel] | None:
-    if model is None or key not in model.model_fields:
-        return None
-    return _model_in(model.model_fields[key].annotation)
-
-
 def split_arguments(items: Sequence[str]) -> tuple[list[str], list[str]]:
     """Split command-line arguments into config files and ``key=value`` overrides, keeping their order."""
     return [i for i in items if "=" not in i], [i for i in items if "=" in i]
@@ -148,7 +224,12 @@ def apply_override(data: dict[str, Any], override: str, schema: type[BaseModel] 
     parts = dotted.strip().split(".")
     if not all(parts):
         raise ConfigError(f"Override '{override}' has an empty key; write it as a.b.c=value.", dotted)
-    value = parse_yaml(raw) if raw.strip() else ""
+    try:
+        value = parse_yaml(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"Override '{dotted}': the value is not valid YAML ({exc}); quote it or fix the brackets.", dotted
+        ) from None
     node: Any = data
     model: type[BaseModel] | None = schema
     for depth, part in enumerate(parts):
@@ -167,7 +248,7 @@ def apply_override(data: dict[str, Any], override: str, schema: type[BaseModel] 
             node = node[int(part)]
             continue
         typed = model is not None or depth == 0  # below an untyped mapping (a component's cfg) any key is fine
-        known = _schema_keys(model, node)
+        known = schema_keys(model, node)
         if typed and part not in known:
             listing = f" Valid keys here: {', '.join(known)}." if known else ""
             raise ConfigError(f"Override of unknown key '{here}'.{did_you_mean(part, known)}{listing}", here)
@@ -176,14 +257,14 @@ def apply_override(data: dict[str, Any], override: str, schema: type[BaseModel] 
             return
         if node.get(part) is None:
             node[part] = {}
-        if isinstance(node[part], str) and _field_model(model, part) is Component:
+        if isinstance(node[part], str) and field_model(model, part) is Component:
             node[part] = {"name": node[part]}  # a bare component name gains a cfg: optimizer.cfg.lr=0.1
         if not isinstance(node[part], (dict, list)):
             raise ConfigError(
                 f"Cannot set '{dotted}': '{here}' is a {type(node[part]).__name__} ({node[part]!r}), not a section.",
                 here,
             )
-        model = _field_model(model, part)
+        model = field_model(model, part)
         node = node[part]
 
 
@@ -196,17 +277,25 @@ def _lookup(data: Mapping[str, Any], dotted: str, origin: str) -> Any:
             default = model.model_fields[part].get_default(call_default_factory=True)
             node = {**node, part: default.model_dump() if isinstance(default, BaseModel) else default}
         if not isinstance(node, Mapping) or part not in node:
-            keys = _schema_keys(model, node) if isinstance(node, Mapping) else []
+            keys = schema_keys(model, node) if isinstance(node, Mapping) else []
             raise ConfigError(f"Reference '${{{dotted}}}' points nowhere.{did_you_mean(part, keys)}", origin)
-        model = _field_model(model, part)
+        model = field_model(model, part)
         node = node[part]
     return node
 
 
 def resolve_references(data: dict[str, Any]) -> dict[str, Any]:
     """Replace ``${a.b}`` references by the values they point to; a cycle is an error naming it."""
+    budget = [MAX_NODES]  # references that expand into references (a "billion laughs" of ${...}) stop here
 
     def resolve_value(value: Any, origin: str, stack: tuple[str, ...]) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise ConfigError(
+                f"The config's ${{...}} references expand to more than {MAX_NODES:,} values (at {origin}); "
+                "refer to a section once instead of nesting references of references.",
+                origin,
+            )
         if isinstance(value, dict):
             return {k: resolve_value(v, f"{origin}.{k}" if origin else k, stack) for k, v in value.items()}
         if isinstance(value, list):
@@ -225,89 +314,9 @@ def resolve_references(data: dict[str, Any]) -> dict[str, Any]:
             lambda m: str(resolve_value(_lookup(data, m.group(1), origin), m.group(1), (*stack, origin))), value
         )
 
-    return resolve_value(data, "", ())  # type: ignore[no-any-return]  # a dict in, a dict out
-
-
-def _strip_union_tags(loc: Sequence[Any], data: Any, missing: bool) -> tuple[list[str | int], bool]:
-    # pydantic puts the tried member of a union into the location ("optimizer.Component.lr"); keep only the
-    # segments that exist in the input, plus a final key reported as missing. Also say whether tags were removed.
-    if data is None:
-        return [p for p in loc if not (isinstance(p, str) and p.startswith("function-"))], False
-    kept: list[str | int] = []
-    node = data
-    tagged = False
-    for i, part in enumerate(loc):
-        last = i == len(loc) - 1
-        in_mapping = isinstance(node, Mapping) and part in node
-        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        if in_mapping or in_list:
-            kept.append(part)
-            node = node[part]
-        elif last and missing and isinstance(node, Mapping):
-            kept.append(part)
-        elif isinstance(part, str) and part.startswith("function-"):
-            continue
-        else:
-            tagged = True
-    return kept, tagged
-
-
-def format_path(loc: Sequence[str | int]) -> str:
-    """Write a location as a config path: ``data.transforms.train[0].name``."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "<root>"
-
-
-def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
-    model: type[BaseModel] | None = ExperimentConfig
-    for part in loc:
-        if model is None:
-            return None
-        if isinstance(part, str) and part in model.model_fields:
-            model = _field_model(model, part)
-        # else: a list index or a mapping key inside a container of ``model`` items; the item model stays
-    return model
-
-
-def validation_error(exc: ValidationError, data: Any = None) -> ConfigError:
-    """Turn pydantic's errors into one :class:`ConfigError` naming the path, what was expected and the closest keys.
-
-    Args:
-        exc: The validation error.
-        data: The validated input; with it, the members of a union pydantic tried are removed from the path
-            and the error of the member that matches the input's shape is reported.
-    """
-    errors = exc.errors()
-    stripped = [(_strip_union_tags(e["loc"], data, e["type"] == "missing"), e) for e in errors]
-    first_top = stripped[0][0][0][:1]
-    same_field = [s for s in stripped if s[0][0][:1] == first_top]
-    depth = max(len(loc) for (loc, _), _ in same_field)
-    chosen = [s for s in same_field if len(s[0][0]) == depth]
-    (loc, tagged), err = chosen[0]
-    path = format_path(loc)
-    cause = (err.get("ctx") or {}).get("error")
-    if isinstance(cause, FieldError):
-        full = f"{path}.{cause.subpath}" if cause.subpath else path
-        return ConfigError(cause.message, full)
-    if err["type"] == "extra_forbidden":
-        key = str(loc[-1])
-        parent = _model_at(loc[:-1])
-        valid = list(parent.model_fields) if parent else []
-        msg = f"Unknown key '{key}' at {path}.{did_you_mean(key, valid)}"
-        if valid:
-            msg += f" Valid keys: {', '.join(valid)}."
-        if parent is Component:
-            msg += " Arguments of a component go under 'cfg': {name: ..., cfg: {" + key + ": ...}}."
-        return ConfigError(msg, path)
-    if err["type"] == "missing":
-        return ConfigError(f"Missing required key '{loc[-1]}' at {path}.", path)
-    got = err.get("input")
-    shown = repr(got) if not isinstance(got, (dict, list)) or len(repr(got)) < 60 else f"a {type(got).__name__}"
-    reasons = list(dict.fromkeys(e["msg"] for (l2, _), e in chosen if l2 == loc)) if tagged else [err["msg"]]
-    reasons = [r.removeprefix("Value error, ") for r in reasons]
-    return ConfigError(f"Invalid value {shown} at {path}: {'; or '.join(reasons)}.", path)
+    resolved = resolve_value(data, "", ())
+    check_shape(resolved)
+    return resolved  # type: ignore[no-any-return]  # a dict in, a dict out
 
 
 def load_dict(
@@ -319,6 +328,7 @@ def load_dict(
         data = merge(data, read_file(p))
     for o in overrides:
         apply_override(data, o)
+    check_shape(data)
     return resolve_references(data)
 
 
@@ -333,10 +343,7 @@ def load_config(
     if isinstance(paths, (str, Path)):
         paths = [paths]
     data = load_dict(paths, overrides, base)
-    try:
-        return ExperimentConfig.model_validate(data)
-    except ValidationError as exc:
-        raise validation_error(exc, data) from None
+    return ExperimentConfig.model_validate(data)  # raises lcv's ConfigError (also a pydantic ValidationError)
 
 
 def dump_config(config: ExperimentConfig) -> str:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+import os
+import unicodedata
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self needs Python 3.11
 
 from lcv_config.errors import did_you_mean
 
@@ -45,8 +52,88 @@ Schedule = Literal["interleaved", "sequential", "offload", "vectorized", "parall
 """How the k fold models share the machine; see the trainer docs."""
 
 
+MAX_EPOCHS = 1_000_000
+"""The largest ``max_epochs`` (and ``min_epochs``) a config may ask for; more is a mistake, not a plan."""
+MAX_SEED = 2**32 - 1
+"""The largest seed: numpy's and scikit-learn's seeds are unsigned 32-bit integers."""
+PRECISIONS: tuple[str | int, ...] = (
+    "32-true",
+    "16-mixed",
+    "bf16-mixed",
+    "16-true",
+    "bf16-true",
+    "64-true",
+    "transformer-engine",
+    "transformer-engine-float16",
+    "32",
+    "16",
+    "bf16",
+    "64",
+    32,
+    16,
+    64,
+)
+"""The precisions Lightning Fabric accepts (``trainer.precision``), listed here so validation needs no torch."""
+
+
 class _Strict(BaseModel):
+    """A config section: unknown keys are refused, and every refusal is lcv's :class:`ConfigError`.
+
+    Building a section from Python (``TrainerConfig(max_epoch=5)``), validating a mapping and assigning a field
+    raise the same message a config file gets: the key, the closest valid names and the fix.
+    """
+
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_assignment=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _lcv_error(exc, data, type(self)) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
+        """Validate ``obj`` (a mapping of this section's keys); refusals are lcv's ``ConfigError``."""
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as exc:
+            raise _lcv_error(exc, obj, cls) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            raise _lcv_error(exc, {name: value}, type(self)) from None
+
+
+def _lcv_error(exc: ValidationError, data: Any, root: type[BaseModel]) -> Exception:
+    from lcv_config._validation import ConfigValidationError, config_validation_error
+
+    if isinstance(exc, ConfigValidationError):  # already lcv's (a nested model built by a validator)
+        return exc
+    return config_validation_error(exc, data, root)
+
+
+def _whole_number(value: Any, what: str, high: int, low: int | None = None) -> Any:
+    """Refuse a float with a fraction or beyond ``high`` (YAML reads ``1e40`` as a float); ints and others pass on.
+
+    The field's own bounds (``ge``/``le``) and type speak for everything else.
+    """
+    if isinstance(value, float):
+        span = f"from {low} to {high:,}" if low is not None else f"up to {high:,}"
+        if not math.isfinite(value) or not value.is_integer():
+            raise ValueError(f"{what} must be a whole number {span}, got {value!r}")
+        if value > high or (low is not None and value < low):
+            raise ValueError(f"{what} must be {span}, got {value:.4g}")
+        return int(value)
+    return value
+
+
+_UNSAFE_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Zl", "Zp")  # control, format (incl. bidi overrides), ...
+
+
+def _unsafe_characters(text: str) -> list[str]:
+    return [f"U+{ord(c):04X}" for c in text if unicodedata.category(c) in _UNSAFE_CATEGORIES]
 
 
 class Component(_Strict):
@@ -73,7 +160,7 @@ class TrainerConfig(_Strict):
     strategy: Any = "auto"
     """Fabric strategy: ``auto``, ``ddp``, ``fsdp``, or a strategy object."""
     devices: int | str | list[int] = 1
-    """Devices per node."""
+    """Devices per node: a count (``-1``: all), ``auto``, or a list of device indices."""
     num_nodes: int = Field(default=1, ge=1)
     """Number of nodes."""
     precision: str | int | None = None
@@ -84,9 +171,9 @@ class TrainerConfig(_Strict):
     """Lightning loggers (objects); the experiment config's ``loggers`` builds them from names."""
     callbacks: Any = None
     """lcv callbacks (objects); the experiment config's ``callbacks`` builds them from names."""
-    max_epochs: int = Field(default=10, ge=1)
+    max_epochs: int = Field(default=10, ge=1, le=MAX_EPOCHS)
     """Stop after this many epochs."""
-    min_epochs: int = Field(default=0, ge=0)
+    min_epochs: int = Field(default=0, ge=0, le=MAX_EPOCHS)
     """Early stopping cannot stop before this many epochs."""
     accumulate_grad_batches: int = Field(default=1, ge=1)
     """Step the optimizer every this many batches."""
@@ -94,8 +181,8 @@ class TrainerConfig(_Strict):
     """Clip gradients to this norm or value; ``None`` does not clip."""
     gradient_clip_algorithm: Literal["norm", "value"] = "norm"
     """How ``gradient_clip_val`` clips."""
-    limit_train_batches: int | float | None = Field(default=None, ge=0)
-    """At most this many (int) or this fraction (float) of training batches per epoch."""
+    limit_train_batches: int | float | None = Field(default=None, gt=0)
+    """At most this many (int) or this fraction (float) of training batches per epoch; 0 would train nothing."""
     limit_val_batches: int | float | None = Field(default=None, ge=0)
     """At most this many (int) or this fraction (float) of validation batches per epoch."""
     check_val_every_n_epoch: int = Field(default=1, ge=1)
@@ -104,7 +191,7 @@ class TrainerConfig(_Strict):
     """Run this many batches (``True``: 1) of one epoch, to find bugs quickly."""
     overfit_batches: int | float = Field(default=0, ge=0)
     """Train and validate on this many training batches, to check the model can overfit."""
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     """Seed of the run; each fold's model gets a seed derived from it."""
     deterministic: bool = False
     """Ask torch for deterministic algorithms."""
@@ -120,6 +207,58 @@ class TrainerConfig(_Strict):
     """The metric whose fold mean picks the best epoch."""
     mode: Literal["min", "max"] = "min"
     """Whether a lower or a higher ``monitor`` is better."""
+
+    @field_validator("max_epochs", "min_epochs", mode="before")
+    @classmethod
+    def _epoch_count(cls, value: Any) -> Any:
+        return _whole_number(value, "a number of epochs", MAX_EPOCHS)
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed_range(cls, value: Any) -> Any:
+        return None if value is None else _whole_number(value, "the seed", MAX_SEED, low=0)
+
+    @field_validator("precision")
+    @classmethod
+    def _known_precision(cls, value: str | int | None) -> str | int | None:
+        if value is None or value in PRECISIONS:
+            return value
+        valid = [str(p) for p in PRECISIONS if isinstance(p, str)]
+        raise ValueError(
+            f"unknown precision {value!r}.{did_you_mean(str(value), valid)} Valid precisions: {', '.join(valid)} "
+            "(or the integers 64, 32, 16)"
+        )
+
+    @field_validator("devices")
+    @classmethod
+    def _valid_devices(cls, value: int | str | list[int]) -> int | str | list[int]:
+        fix = "use a count of devices (1, 2, ...), -1 for all, 'auto', or a list of device indices like [0, 1]"
+        if isinstance(value, bool):
+            raise ValueError(f"devices={value!r} is not a device count; {fix}")
+        if isinstance(value, int) and value != -1 and value < 1:
+            raise ValueError(f"devices={value} selects no device; {fix}")
+        if isinstance(value, str):
+            text = value.strip()
+            parts = [p.strip() for p in text.split(",") if p.strip()]
+            if text != "auto" and text != "-1" and not (parts and all(p.isdigit() for p in parts)):
+                raise ValueError(f"devices={value!r} is not understood; {fix}")
+            if text.isdigit() and "," not in text and int(text) < 1:
+                raise ValueError(f"devices={value!r} selects no device; {fix}")
+        if isinstance(value, list) and (
+            not value or any(isinstance(i, bool) or i < 0 for i in value) or len(set(value)) != len(value)
+        ):
+            raise ValueError(f"devices={value!r} must be a non-empty list of distinct device indices; {fix}")
+        return value
+
+    @model_validator(mode="after")
+    def _min_at_most_max(self) -> Self:
+        if self.min_epochs > self.max_epochs:
+            raise FieldError(
+                f"min_epochs={self.min_epochs} is more than max_epochs={self.max_epochs}; lower min_epochs or "
+                "raise max_epochs.",
+                "min_epochs",
+            )
+        return self
 
     @field_validator("limit_train_batches", "limit_val_batches", "overfit_batches")
     @classmethod
@@ -155,6 +294,13 @@ class TrainerConfig(_Strict):
 
 CrossValidationTrainerConfig = TrainerConfig
 """The name lightning-cv users know for :class:`TrainerConfig`."""
+
+
+_DATALOADER_COUNTS: tuple[tuple[str, int, str], ...] = (
+    ("num_workers", 0, "0 loads in the main process"),
+    ("prefetch_factor", 1, "batches loaded ahead per worker"),
+)
+_DATALOADER_FLAGS: tuple[str, ...] = ("shuffle", "pin_memory", "drop_last", "persistent_workers", "in_order")
 
 
 class DataConfig(_Strict):
@@ -224,6 +370,23 @@ class DataConfig(_Strict):
             size = settings.get("batch_size")
             if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
                 raise FieldError(f"batch_size must be a positive integer, got {size!r}.", f"{split}.batch_size")
+            for key, low, meaning in _DATALOADER_COUNTS:
+                number = settings.get(key)
+                if number is not None and (isinstance(number, bool) or not isinstance(number, int) or number < low):
+                    raise FieldError(
+                        f"{key} must be an integer of at least {low} ({meaning}), got {number!r}.", f"{split}.{key}"
+                    )
+            timeout = settings.get("timeout")
+            if timeout is not None and (
+                isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
+            ):
+                raise FieldError(
+                    f"timeout must be a number of seconds, 0 or more, got {timeout!r}.", f"{split}.timeout"
+                )
+            for key in _DATALOADER_FLAGS:
+                flag = settings.get(key)
+                if flag is not None and not isinstance(flag, bool):
+                    raise FieldError(f"{key} must be true or false, got {flag!r}.", f"{split}.{key}")
         return value
 
 
@@ -269,11 +432,63 @@ class ExperimentConfig(_Strict):
     """A whole cross-validation experiment: model, data, training, tuning."""
 
     name: str = "experiment"
-    """The run's name; runs go to ``<output_dir>/<name>/<timestamp>/``."""
+    """The run's name; runs go to ``<output_dir>/<name>/<timestamp>/`` (a relative path that stays inside it)."""
     output_dir: str = "runs"
     """Where run directories are created."""
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     """Seed of splits, model initialisation and shuffling."""
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed_range(cls, value: Any) -> Any:
+        return _whole_number(value, "the seed", MAX_SEED, low=0)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        bad = _unsafe_characters(value)
+        if bad:
+            raise ValueError(
+                f"name {value!r} holds control or direction-changing characters ({', '.join(bad)}), which hide "
+                "what the run directory is really called; use letters, digits, '-', '_' and '.'"
+            )
+        if not value.strip():
+            raise ValueError("name is empty; give the run a name such as 'digits-mlp'")
+        posix, windows = PurePosixPath(value), PureWindowsPath(value)
+        if posix.is_absolute() or windows.is_absolute() or windows.drive or value.startswith(("/", "\\")):
+            raise ValueError(
+                f"name {value!r} is an absolute path; the name is a folder inside output_dir. Set output_dir to "
+                "choose where runs go, and name to a relative name"
+            )
+        if ".." in windows.parts:
+            raise ValueError(
+                f"name {value!r} climbs out of output_dir with '..'; set output_dir to choose where runs go, and "
+                "name to a relative name without '..'"
+            )
+        return value
+
+    @field_validator("output_dir")
+    @classmethod
+    def _usable_output_dir(cls, value: str) -> str:
+        bad = _unsafe_characters(value)
+        if bad:
+            raise ValueError(
+                f"output_dir {value!r} holds control or direction-changing characters ({', '.join(bad)}); "
+                "write a plain path"
+            )
+        if not value.strip():
+            raise ValueError("output_dir is empty; use a folder such as 'runs'")
+        path = Path(os.path.expanduser(value))
+        for folder in (path, *path.parents):
+            if folder.exists():
+                if not folder.is_dir():
+                    raise ValueError(
+                        f"output_dir {value!r} cannot hold run folders: '{folder}' is an existing file. Choose "
+                        "another output_dir, or move the file away"
+                    )
+                break
+        return value
+
     model: Component | None = None
     """The network (an ``nn.Module``) the learner trains."""
     learner: Component = Field(default_factory=lambda: Component(name="supervised"))
