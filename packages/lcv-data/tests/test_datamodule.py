@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -137,6 +138,46 @@ def test_repeated_stratified_checks_rare_classes_too() -> None:
     )
     with pytest.raises(LcvError, match=r"class 2 has 1 sample, fewer than n_splits=3"):
         dm.setup("fit")
+
+
+def _one_rare_class() -> tuple[np.ndarray, np.ndarray]:
+    """100 samples of classes 0-2, and one sample of class 7 (index 99: kfold puts it in fold 4's validation)."""
+    y = np.arange(100) % 3
+    y[99] = 7
+    return np.zeros((100, 2), dtype=np.float32), y
+
+
+def test_a_class_missing_from_a_folds_training_part_is_a_warning_naming_fold_and_class() -> None:
+    X, y = _one_rare_class()
+    dm = CrossValDataModule(X=X, y=y, splitter="kfold", splitter_kwargs={"n_splits": 5})
+    with pytest.warns(UserWarning, match=r"not in its training part \(fold 4: class 7\).*strict=True"):
+        dm.setup("fit")
+    assert dm.folds is not None and len(dm.folds) == 5  # a warning: the folds are still served
+
+
+def test_strict_makes_a_class_missing_from_training_an_error() -> None:
+    X, y = _one_rare_class()
+    dm = CrossValDataModule(X=X, y=y, splitter="kfold", splitter_kwargs={"n_splits": 5}, strict=True)
+    with pytest.raises(LcvError, match=r"\(fold 4: class 7\).*Use a stratified splitter"):
+        dm.setup("fit")
+
+
+def test_every_fold_with_unseen_classes_is_named_once() -> None:
+    X, y = _one_rare_class()
+    y[0], y[1] = 8, 9  # both in fold 0's validation part
+    dm = CrossValDataModule(X=X, y=y, splitter="kfold", splitter_kwargs={"n_splits": 5})
+    with pytest.warns(UserWarning) as caught:
+        dm.setup("fit")
+    assert [str(w.message).split("(")[1].split(")")[0] for w in caught] == ["fold 0: classes 8, 9; fold 4: class 7"]
+
+
+def test_folds_seeing_every_class_or_a_continuous_target_give_no_warning(digits: TensorDataset) -> None:
+    X = np.zeros((100, 2), dtype=np.float32)
+    regression = np.linspace(0, 1, 100).astype(np.float32)  # every value unique: not classes
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        CrossValDataModule(digits, splitter_kwargs={"n_splits": 5}).setup("fit")
+        CrossValDataModule(X=X, y=regression, splitter="kfold").setup("fit")
 
 
 def test_stratified_splitter_without_labels_is_an_error() -> None:

@@ -1,7 +1,8 @@
-"""Checks run before a splitter sees the data, so bad input fails with one message that names the fix."""
+"""Checks of the data before a splitter sees it and of the folds it makes: one message that names the fix."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,11 @@ def splitter_n_splits(splitter: Any) -> int | None:
     if n is None:
         n = getattr(splitter, "cvargs", {}).get("n_splits")  # Repeated(Stratified)KFold keep it here
     return n if isinstance(n, int) else None
+
+
+def is_classes(labels: np.ndarray) -> bool:
+    """Return whether ``labels`` look like one class per sample (integers, or few distinct values)."""
+    return labels.ndim == 1 and (labels.dtype.kind in "iub" or len(np.unique(labels)) <= max(2, len(labels) // 2))
 
 
 def _is_kfold_like(splitter: Any) -> bool:
@@ -63,3 +69,29 @@ def check_before_split(splitter: Any, n_samples: int, labels: np.ndarray | None,
                 f"{name} cannot put every class in every fold: {listed}, fewer than n_splits={n_splits}.{hint} "
                 "Use fewer splits, merge or drop rare classes, or a non-stratified splitter such as 'kfold'."
             )
+
+
+def unseen_classes_message(labels: np.ndarray, folds: Sequence[tuple[np.ndarray, np.ndarray]]) -> str | None:
+    """Return a message naming each fold whose validation part holds a class its training part lacks, or ``None``.
+
+    Such a fold's model never sees the class in training and scores every sample of it as wrong; stratifying
+    by it is impossible. Labels that do not look like classes (a continuous target) are not checked.
+    """
+    if labels.ndim != 1 or not is_classes(labels):
+        return None
+    classes, codes = np.unique(labels, return_inverse=True)
+    found = []
+    for fold, (train, val) in enumerate(folds):
+        seen = np.bincount(codes[train], minlength=len(classes)) > 0
+        unseen = np.flatnonzero((np.bincount(codes[val], minlength=len(classes)) > 0) & ~seen)
+        if len(unseen):
+            names = ", ".join(str(c) for c in classes[unseen[:10]].tolist()) + (", ..." if len(unseen) > 10 else "")
+            found.append(f"fold {fold}: class{'es' if len(unseen) > 1 else ''} {names}")
+    if not found:
+        return None
+    listed = "; ".join(found[:5]) + (f"; and {len(found) - 5} more folds" if len(found) > 5 else "")
+    return (
+        f"A class is in a fold's validation part but not in its training part ({listed}): that fold's model never "
+        "learns it and scores all its samples as wrong. Use a stratified splitter ('stratified_kfold'), fewer "
+        "splits, or merge or drop rare classes; strict=True makes this an error."
+    )

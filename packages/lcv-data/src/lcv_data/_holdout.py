@@ -6,10 +6,7 @@ import numpy as np
 from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit, StratifiedShuffleSplit
 
 from lcv_config import LcvError
-
-
-def _is_classes(labels: np.ndarray) -> bool:
-    return labels.ndim == 1 and (labels.dtype.kind in "iub" or len(np.unique(labels)) <= max(2, len(labels) // 2))
+from lcv_data._checks import is_classes
 
 
 def carve_holdout(
@@ -33,7 +30,7 @@ def carve_holdout(
     try:
         if groups is not None:
             train, test = next(GroupShuffleSplit(**kwargs).split(zeros, None, groups))
-        elif labels is not None and _is_classes(labels):
+        elif labels is not None and is_classes(labels):
             train, test = next(StratifiedShuffleSplit(**kwargs).split(zeros, labels))
         else:
             train, test = next(ShuffleSplit(**kwargs).split(zeros))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 from lightning.pytorch import LightningDataModule
 
 from lcv_config import ConfigError, DataConfig, LcvError, build, resolve
-from lcv_data._checks import check_before_split
+from lcv_data._checks import check_before_split, unseen_classes_message
 from lcv_data._fitting import fit_fold
 from lcv_data._fold_files import read_folds, restore_transforms, write_folds, write_transforms
 from lcv_data._fold_loaders import check_loader_settings, make_loader, split_settings
@@ -71,6 +72,8 @@ class CrossValDataModule(LightningDataModule):
         dataloaders: Loader settings per split (``train``, ``val``, ``test``, ``predict``) with ``default`` for all.
         fold: The fold served by ``train_dataloader()``/``val_dataloader()`` (a plain ``lightning.Trainer``).
         seed: Seed of the splitter and of the shuffling.
+        strict: Make a class found in a fold's validation part but not in its training part an error at
+            ``setup()``, not a warning.
 
     Raises:
         LcvError: No data, an empty dataset, or labels/groups whose length differs from the dataset's.
@@ -101,6 +104,7 @@ class CrossValDataModule(LightningDataModule):
         dataloaders: Mapping[str, Mapping[str, Any]] | None = None,
         fold: int = 0,
         seed: int = 0,
+        strict: bool = False,
     ) -> None:
         super().__init__()
         keys: dict[str, Any] = {
@@ -131,6 +135,7 @@ class CrossValDataModule(LightningDataModule):
         self.loader_settings = check_loader_settings(dataloaders or {"default": {"batch_size": 32}})
         self.fold = fold
         self.seed = seed
+        self.strict = strict
         self.folds: list[tuple[np.ndarray, np.ndarray]] | None = None
         self.test_indices: np.ndarray | None = None
         self.fitted: list[list[Any]] = []
@@ -153,7 +158,8 @@ class CrossValDataModule(LightningDataModule):
         """Build the datamodule a config's ``data`` section describes."""
         if config.dataset is None:
             raise ConfigError("The data section needs a dataset (e.g. 'digits').", "data.dataset")
-        extra = {k: getattr(config, k, None) for k in ("labels", "groups", "features", "target", "fold")}
+        keys = ("labels", "groups", "features", "target", "fold", "strict")
+        extra = {k: getattr(config, k, None) for k in keys}
         test = getattr(config, "test_dataset", None)
         return cls(
             build("dataset", config.dataset, "data.dataset"),
@@ -179,11 +185,15 @@ class CrossValDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Carve the holdout and compute the folds once (later calls keep them), then fit each fold's transforms.
 
+        A class in a fold's validation part that its training part lacks is a warning naming fold and class
+        (an error with ``strict=True``).
+
         Raises:
             LcvError: The splitter cannot split this dataset, or a transform fails; the message names the cause.
         """
         if self.folds is None:
             self.folds = self._split()
+            self._check_folds(self.folds)
         if len(self.fitted) != len(self.folds):
             self.fitted = [
                 fit_fold(self.source, self.pipeline, self.fitted_transforms, i, tr)
@@ -209,6 +219,14 @@ class CrossValDataModule(LightningDataModule):
         except (ValueError, TypeError) as exc:
             raise LcvError(f"{type(self.splitter).__name__} cannot split this dataset: {exc}") from exc
         return [(pool[np.asarray(tr, dtype=np.int64)], pool[np.asarray(va, dtype=np.int64)]) for tr, va in splits]
+
+    def _check_folds(self, folds: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        labels = self.labels
+        message = None if labels is None else unseen_classes_message(labels, folds)
+        if message is not None and self.strict:
+            raise LcvError(message)
+        if message is not None:
+            warnings.warn(message, UserWarning, stacklevel=3)
 
     def _probe(self) -> None:
         """Run every split's per-sample transforms on its first sample, so a broken transform fails before training."""
