@@ -164,7 +164,7 @@ def read_file(path: str | Path) -> dict[str, Any]:
     except ConfigError as exc:
         if str(p) in exc.message:
             raise
-        raise ConfigError(f"{p}: {exc.message}", str(p)) from None
+        raise ConfigError(f"Config file '{p}': {exc.message}", str(p)) from None
     except RecursionError:  # json and tomllib recurse per nesting level
         raise ConfigError(
             f"Config file '{p}' is nested deeper than {MAX_DEPTH} levels; a config needs far fewer. Flatten it.",
@@ -227,8 +227,9 @@ def apply_override(data: dict[str, Any], override: str, schema: type[BaseModel] 
     try:
         value = parse_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(
-            f"Override '{dotted}': the value is not valid YAML ({exc}); quote it or fix the brackets.", dotted
+            f"Override '{override}': the value is not valid YAML ({problem}); quote it or fix the brackets.", dotted
         ) from None
     node: Any = data
     model: type[BaseModel] | None = schema

@@ -126,6 +126,8 @@ def _whole_number(value: Any, what: str, high: int, low: int | None = None) -> A
         if value > high or (low is not None and value < low):
             raise ValueError(f"{what} must be {span}, got {value:.4g}")
         return int(value)
+    if low is not None and isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
+        raise ValueError(f"{what} must be from {low} to {high:,}, got {value}")
     return value
 
 
