@@ -2,7 +2,7 @@
 
 ``check_names`` reads these lists instead of importing ``torch.optim`` (seconds) to tell ``optimizer.name: Adm``
 is a typo. A test compares them with the installed torch and Lightning. A torch newer than
-:data:`TORCH_VERSION` may have more names: then a name missing here is looked up in torch itself, never refused.
+`TORCH_VERSION` may have more names: then a name missing here is looked up in torch itself, never refused.
 """
 
 from __future__ import annotations

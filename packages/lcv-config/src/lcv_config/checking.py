@@ -1,7 +1,8 @@
 """Check every name a config holds before anything is built: plugins, torch classes, tuner backend, dotted paths.
 
-:func:`check_names` returns every problem at once, each with its config path, the closest valid names and what
-is installed. Registered names are checked against entry-point metadata only: no plugin is imported. Bare torch
+[`check_names()`][lcv_config.check_names] returns every problem at once, each with its config path, the closest valid
+names and what is installed. Registered names are checked against entry-point metadata only: no plugin is imported. Bare
+torch
 names (``optimizer.name: Adam``) are checked against lists kept in lcv_config, so no torch import is needed either.
 Dotted paths are imported only with ``imports=True`` (``lcv config validate``); without it, only their top-level
 package is looked up, which imports nothing.

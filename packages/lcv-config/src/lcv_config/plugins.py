@@ -97,7 +97,7 @@ def find_plugin(group: str, name: str) -> PluginInfo:
 
 
 def select_plugin(group: str, name: str, plugins: list[PluginInfo]) -> PluginInfo:
-    """Return plugin ``name`` out of an existing listing of ``group``; see :func:`find_plugin` for the errors."""
+    """Return plugin ``name`` out of an existing listing of ``group``; see `find_plugin()` for the errors."""
     matches = [p for p in plugins if p.name == name]
     if len(matches) > 1:
         owners = " and ".join(f"{p.distribution} {p.version} ({p.value})" for p in matches)
@@ -126,8 +126,8 @@ def load_plugin(group: str, name: str) -> Any:
     """Import and return plugin ``name`` of ``group``.
 
     Raises:
-        UnknownPluginError: See :func:`find_plugin`.
-        DuplicatePluginError: See :func:`find_plugin`.
+        UnknownPluginError: See [`find_plugin()`][lcv_config.find_plugin].
+        DuplicatePluginError: See [`find_plugin()`][lcv_config.find_plugin].
         PluginImportError: The plugin raised on import.
     """
     return find_plugin(group, name).load()

@@ -1,7 +1,7 @@
 """The plugin contracts: one ``typing.Protocol`` per plugin kind.
 
 Implementers need no base class from lcv; an object with these members is a plugin. Each
-protocol has a conformance suite in :mod:`lcv_config.testing`.
+protocol has a conformance suite in [`lcv_config.testing`][lcv_config.testing].
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The component registry: turn a reference in a config into a class or function, then build it.
 
-A reference resolves in this order: a name registered with :func:`register` → an entry point of
+A reference resolves in this order: a name registered with [`register()`][lcv_config.register] → an entry point of
 the kind's group → a dotted import path → a class or function given directly → the kind's
 default modules (``torch.optim`` for optimizers, ...). A bare name found in two default modules is
 an error, never a silent first match. A dotted path imports its module, as in Hydra and
@@ -61,7 +61,7 @@ KINDS: dict[str, Kind] = {
 _REGISTERED: dict[str, dict[str, Any]] = {k: {} for k in KINDS}
 
 SPEC_ARGUMENTS = "lcv_spec_arguments"
-"""A target's attribute naming arguments it builds itself from ``{name, cfg}``: :func:`build` passes them as written."""
+"""A target's attribute naming arguments it builds itself from ``{name, cfg}``: `build()` passes them as written."""
 
 
 def _kind(kind: str) -> Kind:
@@ -76,7 +76,7 @@ def _kind(kind: str) -> Kind:
 
 
 def unregister(kind: str, name: str) -> None:
-    """Remove a name registered with :func:`register` (tests and notebooks re-registering a class).
+    """Remove a name registered with [`register()`][lcv_config.register] (tests and notebooks re-registering a class).
 
     Raises:
         LcvError: Nothing of that name is registered for ``kind``.

@@ -44,7 +44,7 @@ class SplitterContract:
         return [(list(map(int, tr)), list(map(int, va))) for tr, va in self.make_splitter().split(X, y, groups)]
 
     def test_is_a_splitter(self) -> None:
-        """The object satisfies the :class:`~lcv_config.protocols.Splitter` protocol."""
+        """The object satisfies the [`Splitter`][lcv_config.Splitter] protocol."""
         splitter = self.make_splitter()
         assert isinstance(splitter, Splitter), f"{type(splitter).__name__} lacks {_missing(splitter, Splitter)}"
 
@@ -95,7 +95,7 @@ class FoldDataSourceContract:
         return sum(1 for _ in loader)
 
     def test_is_a_fold_data_source(self) -> None:
-        """The object satisfies the :class:`~lcv_config.protocols.FoldDataSource` protocol."""
+        """The object satisfies the [`FoldDataSource`][lcv_config.FoldDataSource] protocol."""
         source = self.make_source()
         assert isinstance(source, FoldDataSource), f"{type(source).__name__} lacks {_missing(source, FoldDataSource)}"
 
@@ -188,7 +188,7 @@ class TunerContract:
         assert abs(tuner.best_value - max(finished)) < 1e-9, f"best_value {tuner.best_value}, values {finished}"
 
     def test_a_pruned_trial_does_not_stop_the_study(self, tmp_path: Path) -> None:
-        """A :class:`~lcv_config.protocols.TrialPruned` raised by the objective ends that trial only."""
+        """A [`TrialPruned`][lcv_config.TrialPruned] raised by the objective ends that trial only."""
         tuner = self.make_tuner(self.space, "minimize", tmp_path)
         seen: list[Trial] = []
         finished: list[float] = []
@@ -199,14 +199,14 @@ class TunerContract:
             assert abs(best - min(finished)) < 1e-9, f"best_value {best}, finished values {finished}"
 
     def test_trial_is_a_trial(self, tmp_path: Path) -> None:
-        """The object given to the objective satisfies the :class:`~lcv_config.protocols.Trial` protocol."""
+        """The object given to the objective satisfies the [`Trial`][lcv_config.Trial] protocol."""
         tuner = self.make_tuner(self.space, "minimize", tmp_path)
         seen: list[Trial] = []
         tuner.optimize(self._objective(seen), n_trials=1)
         assert isinstance(seen[0], Trial)
 
     def test_is_a_tuner(self, tmp_path: Path) -> None:
-        """The backend has every member of the :class:`~lcv_config.protocols.Tuner` protocol.
+        """The backend has every member of the [`Tuner`][lcv_config.Tuner] protocol.
 
         Checked statically: ``best_value`` may rightly raise before any trial finished.
         """

@@ -36,7 +36,7 @@ _MULTI_NOTE = (
 
 
 class OptunaTrial:
-    """One Optuna trial seen through lcv's :class:`~lcv_config.protocols.Trial` protocol.
+    """One Optuna trial seen through lcv's [`Trial`][lcv_config.Trial] protocol.
 
     Args:
         trial: The Optuna trial.
@@ -202,8 +202,8 @@ class OptunaTuner:
     def optimize(self, objective: Objective, n_trials: int | None = None, timeout: float | None = None) -> None:
         """Run trials of ``objective`` until ``n_trials`` finished or ``timeout`` seconds passed.
 
-        An objective that raises :class:`lcv_config.TrialPruned` ends its trial as PRUNED. With neither limit, trials
-        run until the process is interrupted, as in Optuna.
+        An objective that raises [`lcv_config.TrialPruned`][lcv_config.TrialPruned] ends its trial as PRUNED. With
+        neither limit, trials run until the process is interrupted, as in Optuna.
         """
 
         def run(trial: optuna.Trial) -> float:

@@ -30,7 +30,7 @@ class WandbTrial:
         self.history: list[dict[str, Any]] = []
         """The rows logged so far: ``{metric: value, "_step": step}``."""
         self.user_attrs: dict[str, Any] = {}
-        """Values stored with :meth:`set_user_attr` (also in the run's summary)."""
+        """Values stored with `set_user_attr()` (also in the run's summary)."""
         self.terminated = False
         """Whether a SIGTERM (W&B's agent stopping the run) arrived during the trial."""
 

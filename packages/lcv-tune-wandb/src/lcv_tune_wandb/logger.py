@@ -1,7 +1,8 @@
 """Log a cross-validation run to Weights & Biases: per-fold and fold-mean metrics on one monotonic step axis.
 
-:class:`WandbCVLogger` is a Lightning Fabric logger (``log_metrics``, ``log_hyperparams``, ``finalize``), written
-without importing lightning so that lcv-tune-wandb depends on lcv-config only. The trainer logs epoch rows
+[`WandbCVLogger`][lcv_tune_wandb.WandbCVLogger] is a Lightning Fabric logger (``log_metrics``, ``log_hyperparams``,
+``finalize``), written without importing lightning so that lcv-tune-wandb depends on lcv-config only. The trainer logs
+epoch rows
 (``fold_<i>/<name>``, ``cv/<name>_mean``, ``cv/<name>_std``, ``epoch``) and, when the module logs ``on_step``,
 per-step rows whose step is the fold's own optimizer step. W&B drops rows whose step goes backwards, so the
 logger keeps its own monotonic row counter as W&B's step and records the trainer's step in ``trainer/step``; epoch
@@ -30,7 +31,7 @@ def resolve_mode(mode: str) -> str:
     ``offline``/``disabled``; otherwise offline, so a run never fails for want of an account.
 
     Raises:
-        ConfigError: ``mode`` is not one of :data:`MODES`.
+        ConfigError: ``mode`` is not one of `MODES`.
     """
     if mode not in MODES:
         from lcv_config.errors import did_you_mean
@@ -52,7 +53,7 @@ class WandbCVLogger:
         name: The run's display name (default: W&B's).
         group: The run group, e.g. the experiment name.
         save_dir: Where W&B writes its files (``<save_dir>/wandb/``); the run directory when built from a config.
-        mode: ``offline`` (default), ``online`` or ``auto``; see :func:`resolve_mode`.
+        mode: ``offline`` (default), ``online`` or ``auto``; see `resolve_mode()`.
         entity: The W&B entity (team or user), online only.
         tags: Tags of the run.
         config: Extra config values stored with the run.

@@ -48,7 +48,7 @@ class WandbTuner:
         sampler: The sweep method: ``"random"`` (default), ``"grid"`` or ``"bayes"`` (a name or ``{name: ...}``).
         pruner: Early termination, e.g. ``{name: hyperband, cfg: {min_iter: 2, eta: 2}}``.
         seed: Seed of the engine's proposals (numpy's and Python's global generators, restored afterwards).
-        **options: ``mode`` (``"auto"``, ``"local"`` or ``"online"``, see :data:`MODES`), ``sweep_id`` (join an
+        **options: ``mode`` (``"auto"``, ``"local"`` or ``"online"``, see `MODES`), ``sweep_id`` (join an
             existing online sweep), ``project``, ``entity``, ``metric`` (the name the
             objective is logged under, default ``"objective"``), ``tags``, and ``sweep``: a native W&B sweep config
             (``method``, ``metric``, ``parameters`` incl. nested ones, ``early_terminate``, ``run_cap``) used instead
@@ -210,7 +210,7 @@ class WandbTuner:
         """Run trials of ``objective`` until ``n_trials`` finished, ``timeout`` seconds passed, or the sweep is done.
 
         A grid sweep is done when every grid point ran; ``run_cap`` in the sweep config also ends it. An objective
-        that raises :class:`lcv_config.TrialPruned` (after ``should_prune``) ends its run as pruned.
+        that raises [`lcv_config.TrialPruned`][lcv_config.TrialPruned] (after ``should_prune``) ends its run as pruned.
         """
         wandb = import_wandb()
         if self.mode == "online":
