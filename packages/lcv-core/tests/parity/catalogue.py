@@ -17,6 +17,7 @@ import torch.nn.functional as F  # noqa: N812  # the name every Lightning exampl
 import torchmetrics
 from lightning.pytorch import LightningModule
 from lightning.pytorch.demos.boring_classes import BoringModel, DemoModel, ManualOptimBoringModel
+from lightning.pytorch.utilities import grad_norm
 from torch import nn
 
 N_FEATURES = 32  # as Lightning's BoringModel and DemoModel take them
@@ -193,6 +194,21 @@ class OneCycle(Classifier):
             opt, max_lr=0.5, total_steps=int(self.trainer.estimated_stepping_batches)
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class CosineOverMaxEpochs(Classifier):
+    """CosineAnnealingLR over ``self.trainer.max_epochs`` (epoch interval)."""
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.SGD(self.parameters(), lr=0.2)
+        return [opt], [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.trainer.max_epochs)]
+
+
+class GradNormLogging(Classifier):
+    """Lightning's documented gradient-norm logging in ``on_before_optimizer_step`` (before clipping)."""
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        self.log_dict(grad_norm(self.net, norm_type=2), on_step=False, on_epoch=True)
 
 
 class WarmupOptimizerStep(Classifier):
@@ -513,6 +529,7 @@ CATALOGUE: list[Variant] = [
     Variant("step_interval_frequency", StepIntervalFrequency, vectorize=True),
     Variant("reduce_on_plateau", Plateau, settings=Settings(max_epochs=3)),
     Variant("one_cycle", OneCycle, vectorize=True),
+    Variant("cosine_max_epochs", CosineOverMaxEpochs, vectorize=True),
     # overridden optimization hooks
     Variant("warmup_optimizer_step", WarmupOptimizerStep),
     Variant("optimizer_zero_grad", ZeroGradEveryOther),
@@ -526,9 +543,10 @@ CATALOGUE: list[Variant] = [
     Variant("log_combinations", LoggingCombinations, vectorize=True),
     Variant("torchmetrics", TorchMetrics, vectorize=True),
     Variant("epoch_end_outputs", EpochEndOutputs),
+    Variant("grad_norm_clip_norm", GradNormLogging, settings=Settings(gradient_clip_val=0.05)),
     # modules that read the trainer's state
     Variant("current_epoch_loss", EpochWarmupLoss, vectorize=True),
-    Variant("global_step_loss", GlobalStepScaled, monitor="val_loss", vectorize=True),
+    Variant("global_step_loss", GlobalStepScaled, vectorize=True),
     # how the module is built
     Variant("layers_in_setup", LayersInSetup),
     Variant("layers_in_configure_model", LayersInConfigureModel),

@@ -50,7 +50,7 @@ def _fold_rows() -> list[tuple[slice, slice]]:
     return [(slice(0, N_TRAIN), slice(N_TRAIN, n)), (slice(n, n + N_TRAIN), slice(n + N_TRAIN, 2 * n))]
 
 
-def _data(kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _data() -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2 * (N_TRAIN + N_VAL), N_FEATURES, generator=g)
     y = (x @ torch.randn(N_FEATURES, N_CLASSES, generator=g)).argmax(dim=1)
@@ -62,7 +62,7 @@ def fold_loaders(kind: str) -> list[tuple[DataLoader[Any], DataLoader[Any]]]:
 
     A loader's own generator keeps its iterators from drawing their base seed from torch's global stream.
     """
-    x, y = _data(kind)
+    x, y = _data()
 
     def dataset(rows: slice) -> Dataset[Any]:
         return _Rows(x[rows]) if kind == "x" else TensorDataset(x[rows], y[rows])
@@ -198,10 +198,9 @@ def run_lightning(variant: Variant, rng_state: torch.Tensor | None = None) -> Ru
         )
         trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     run.weights = _cpu_state(module)
+    run.metrics = [{} for _ in range(trainer.current_epoch)]  # an epoch that logged nothing still counts
     for phase, epoch, values in logger.calls:
         if phase == "epoch":
-            while len(run.metrics) <= epoch:
-                run.metrics.append({})
             run.metrics[epoch].update(values)
         else:
             run.step_only.update(k for k in values if not k.endswith("_step"))
