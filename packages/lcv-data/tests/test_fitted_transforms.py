@@ -147,7 +147,8 @@ def test_loaded_transforms_of_other_kinds_are_an_error(tmp_path: Path) -> None:
     dm.save_transforms(tmp_path / "transforms.json")
     other = _dm(_data(), MinMaxScale)
     with pytest.raises(
-        LcvError, match=r"fold 0 holds \['lcv_data.transforms:Standardize'\]; this datamodule fits \['MinMaxScale'\]"
+        LcvError,
+        match=r"fold 0 holds \['lcv_data.transforms.fitted:Standardize'\]; this datamodule fits \['MinMaxScale'\]",
     ):
         other.load_transforms(tmp_path / "transforms.json")
 
@@ -157,3 +158,18 @@ def test_fitted_transforms_are_registered_components() -> None:
 
     assert isinstance(build("transform", "standardize"), Standardize)
     assert np.isfinite(Standardize().fit(torch.ones(3, 2)).transform(torch.ones(1, 2)).numpy()).all()
+
+
+@pytest.mark.parametrize("old_path", ["lcv_data.transforms:Standardize", "lcv_data.sklearn_transform:SklearnTransform"])
+def test_transforms_saved_under_the_old_module_paths_still_load(old_path: str, tmp_path: Path) -> None:
+    """Runs saved before the transforms moved into ``lcv_data.transforms.*`` keep serving their test batches."""
+    make = FITTED["standardize"] if old_path.endswith("Standardize") else FITTED["sklearn_standard_scaler"]
+    dm = _dm(_data(), make)
+    dm.save_transforms(tmp_path / "transforms.json")
+    saved = json.loads((tmp_path / "transforms.json").read_text())
+    for fold in saved["folds"]:
+        fold[0]["class"] = old_path
+    (tmp_path / "transforms.json").write_text(json.dumps(saved))
+    fresh = _dm(_data(), make)
+    fresh.load_transforms(tmp_path / "transforms.json")
+    assert _state(fresh) == _state(dm)

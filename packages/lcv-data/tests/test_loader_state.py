@@ -206,3 +206,16 @@ def test_the_resumable_dataloader_serves_the_batches_of_a_plain_dataloader() -> 
     for _ in range(2):
         assert _equal([[t for b in plain for t in b]], [[t for b in resumable for t in b]])
     assert resumable.epoch == 2
+
+
+def test_the_one_private_torch_attribute_read_means_live_persistent_workers() -> None:
+    """``persistent_iterator_alive`` reads torch's private ``DataLoader._iterator``: pinned here."""
+    from lcv_data.loaders._state import persistent_iterator_alive
+
+    X, y = _arrays()
+    dataset = TensorDataset(torch.as_tensor(X), torch.as_tensor(y))
+    loader = ResumableDataLoader(dataset, batch_size=30, num_workers=1, persistent_workers=True)
+    assert not persistent_iterator_alive(loader)
+    list(loader)
+    assert persistent_iterator_alive(loader)
+    assert not persistent_iterator_alive(ResumableDataLoader(dataset, batch_size=30))

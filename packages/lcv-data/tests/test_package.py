@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import pytest
 import torch
 
 import lcv_data
-from lcv_config import DATAMODULES, TRANSFORMS, build, list_plugins
+from lcv_config import DATAMODULES, TRANSFORMS, build, list_plugins, resolve
 
 
 def test_public_api_is_pinned() -> None:
@@ -51,6 +52,44 @@ def test_entry_points_are_registered() -> None:
     assert datamodules <= {p.name for p in list_plugins(DATAMODULES)}
     transforms = {"standardize", "min_max_scale", "robust_scale", "pca", "label_encode", "sklearn"}
     assert transforms <= {p.name for p in list_plugins(TRANSFORMS)}
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("lcv_data.transforms", "Standardize"),
+        ("lcv_data.transforms", "MinMaxScale"),
+        ("lcv_data.transforms", "RobustScale"),
+        ("lcv_data.transforms", "PCA"),
+        ("lcv_data.transforms", "LabelEncode"),
+        ("lcv_data.transforms", "FittedTransformBase"),
+        ("lcv_data.sklearn_transform", "SklearnTransform"),
+        ("lcv_data.loaders", "TensorBatchLoader"),
+        ("lcv_data.datamodule", "CrossValDataModule"),
+        ("lcv_data.adapters", "from_setup_function"),
+        ("lcv_data.adapters", "SetupFunctionDataModule"),
+        ("lcv_data.datasets", "load_digits"),
+        ("lcv_data.sources", "DictTensorDataset"),
+    ],
+)
+def test_documented_module_paths_still_import(module: str, name: str) -> None:
+    """The module paths the docs, examples and earlier releases name keep working after the regrouping."""
+    assert getattr(importlib.import_module(module), name) is getattr(lcv_data, name)
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("standardize", "Standardize"),
+        ("min_max_scale", "MinMaxScale"),
+        ("robust_scale", "RobustScale"),
+        ("pca", "PCA"),
+        ("label_encode", "LabelEncode"),
+        ("sklearn", "SklearnTransform"),
+    ],
+)
+def test_transform_entry_points_load_lcv_datas_classes(name: str, cls: str) -> None:
+    assert resolve("transform", name) is getattr(lcv_data, cls)
 
 
 def test_using_lcv_data_never_imports_a_sibling() -> None:

@@ -5,9 +5,16 @@ from lcv_data.adapters import SetupFunctionDataModule, from_setup_function
 from lcv_data.datamodule import CrossValDataModule, OuterFold
 from lcv_data.datasets import load_breast_cancer, load_digits, load_iris, load_wine
 from lcv_data.loaders import ResumableDataLoader, TensorBatchLoader
-from lcv_data.sklearn_transform import SklearnTransform
 from lcv_data.sources import DictTensorDataset
-from lcv_data.transforms import PCA, FittedTransformBase, LabelEncode, MinMaxScale, RobustScale, Standardize
+from lcv_data.transforms import (
+    PCA,
+    FittedTransformBase,
+    LabelEncode,
+    MinMaxScale,
+    RobustScale,
+    SklearnTransform,
+    Standardize,
+)
 
 __all__ = [
     "PCA",

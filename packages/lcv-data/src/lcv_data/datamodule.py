@@ -16,13 +16,13 @@ from lightning.pytorch import LightningDataModule
 
 from lcv_config import ConfigError, DataConfig, LcvError, build, resolve
 from lcv_data._checks import check_before_split, unseen_classes_message
-from lcv_data._fitting import fit_fold
 from lcv_data._fold_files import read_folds, restore_transforms, write_folds, write_transforms
-from lcv_data._fold_loaders import check_loader_settings, make_loader, split_settings
 from lcv_data._holdout import carve_holdout
 from lcv_data.loaders import SplitDataset, SplitLoader
-from lcv_data.pipeline import SamplePipeline, build_batch_stages, build_stages, build_transform
+from lcv_data.loaders._build import check_loader_settings, make_loader, split_settings
 from lcv_data.sources import Source, column, default_labels, make_source
+from lcv_data.transforms._fitting import fit_fold
+from lcv_data.transforms.staged import SamplePipeline, build_batch_stages, build_stages, build_transform
 
 
 @dataclass

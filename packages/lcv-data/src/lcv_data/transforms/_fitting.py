@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from lcv_config import LcvError
-from lcv_data.pipeline import SamplePipeline
 from lcv_data.sources import Source
-from lcv_data.transforms import check_finite
+from lcv_data.transforms.fitted import check_finite
+from lcv_data.transforms.staged import SamplePipeline
 
 
 def fit_fold(

@@ -11,9 +11,10 @@ import torch
 from lcv_config import ConfigError
 from lcv_config.errors import did_you_mean
 from lcv_config.schema import DATALOADER_KEYS
-from lcv_data.loaders import ResumableDataLoader, SplitDataset, TensorBatchLoader
-from lcv_data.pipeline import SPLITS, SamplePipeline
+from lcv_data.loaders.dataloader import ResumableDataLoader, SplitDataset
+from lcv_data.loaders.tensor import TensorBatchLoader
 from lcv_data.sources import Source
+from lcv_data.transforms.staged import SPLITS, SamplePipeline
 
 _SPLITS = ("default", *SPLITS)
 _SLOW_KEYS = ("collate_fn", "sampler", "batch_sampler", "worker_init_fn", "multiprocessing_context")

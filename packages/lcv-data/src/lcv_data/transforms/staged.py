@@ -25,7 +25,7 @@ def build_transform(component: Any, path: str) -> Any:
     name = component.get("name") if isinstance(component, Mapping) else getattr(component, "name", component)
     cfg = component.get("cfg") if isinstance(component, Mapping) else getattr(component, "cfg", None)
     if isinstance(name, str) and name.startswith("sklearn:"):
-        from lcv_data.sklearn_transform import SklearnTransform
+        from lcv_data.transforms.sklearn import SklearnTransform
 
         return SklearnTransform(name.removeprefix("sklearn:"), **dict(cfg or {}))
     if isinstance(component, (str, Mapping)) or inspect.isclass(component) or hasattr(component, "cfg"):
