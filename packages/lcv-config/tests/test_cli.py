@@ -80,11 +80,21 @@ def test_version_lists_lcv_packages(capsys: pytest.CaptureFixture[str], fake_dis
     assert not any(line.startswith("not-lcv") for line in lines)
 
 
-def test_help_lists_commands_with_their_distribution(capsys: pytest.CaptureFixture[str], commands: None) -> None:
+def test_help_lists_commands_with_their_help_and_distribution(
+    capsys: pytest.CaptureFixture[str], commands: None
+) -> None:
     assert main(["--help"]) == 0
-    out = capsys.readouterr().out
-    assert "components   (from lcv-config" in out
-    assert "hello        (from fake-commands 1.0)" in out
+    lines = capsys.readouterr().out.splitlines()
+    hello = next(line for line in lines if line.startswith("  hello "))
+    assert hello.split() == ["hello", "Say", "hello", "fake-commands", "1.0"]
+    assert any(line.startswith("  components   List installed plugins") and "lcv-config" in line for line in lines)
+
+
+def test_help_names_a_command_that_fails_to_import(capsys: pytest.CaptureFixture[str], fake_dist) -> None:
+    fake_dist("fake-broken", {"lcv.commands": {"broken": "fake_broken_cmd:Cmd"}}, modules={"fake_broken_cmd": "1/0\n"})
+    assert main(["--help"]) == 0
+    broken = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("  broken "))
+    assert "fails to import" in broken and "fake-broken 1.0" in broken
 
 
 def test_a_plugin_command_runs(capsys: pytest.CaptureFixture[str], commands: None) -> None:

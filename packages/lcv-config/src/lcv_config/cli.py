@@ -7,7 +7,10 @@ Exit codes: 0 success, 2 invalid config or input, 1 failure while running, 130 i
 from __future__ import annotations
 
 import argparse
+import inspect
+import re
 import sys
+import textwrap
 import traceback
 from collections.abc import Sequence
 from importlib import metadata
@@ -31,8 +34,35 @@ def installed_lcv_packages() -> list[tuple[str, str]]:
     return sorted(found.items())
 
 
-def _top_parser(plugins: list[PluginInfo]) -> argparse.ArgumentParser:
-    listing = "\n".join(f"  {p.name:<12} (from {p.distribution} {p.version})" for p in plugins)
+def _summary(plugin: PluginInfo) -> str:
+    """Return the first clause of a command's ``help`` (its docstring without one), shortened to one column."""
+    try:
+        command = plugin.load()  # a command module imports no torch: its run() does
+    except PluginError:
+        return "(fails to import: run it for the error)"
+    text = (getattr(command, "help", None) or inspect.getdoc(command) or "").strip()
+    first = re.split(r"; |\. |\.$", text.splitlines()[0] if text else "", maxsplit=1)[0]
+    return textwrap.shorten(first, width=60, placeholder="...")
+
+
+def _asks_for_help(argv: list[str]) -> bool:
+    """Return whether ``lcv`` itself (not a command) is asked for help: ``-h`` before any command, or no command."""
+    for arg in argv:
+        if arg in ("-h", "--help"):
+            return True
+        if not arg.startswith("-"):
+            return False
+    return "--version" not in argv
+
+
+def _top_parser(plugins: list[PluginInfo], describe: bool = False) -> argparse.ArgumentParser:
+    # Each command's help is read from its class, so only when the listing is shown: a run imports one command.
+    listing = "\n".join(
+        f"  {p.name:<12} {_summary(p):<60} {p.distribution} {p.version}"
+        if describe
+        else f"  {p.name:<12} (from {p.distribution} {p.version})"
+        for p in plugins
+    )
     names = sorted({p.name for p in plugins})
     parser = argparse.ArgumentParser(
         prog="lcv",
@@ -50,7 +80,7 @@ def _top_parser(plugins: list[PluginInfo]) -> argparse.ArgumentParser:
 def _run(argv: list[str]) -> int:
     plugins = list_plugins(COMMANDS)
     commands = sorted({p.name for p in plugins})
-    parser = _top_parser(plugins)
+    parser = _top_parser(plugins, describe=_asks_for_help(argv))
     top = parser.parse_args(argv)
     if top.version:
         for name, version in installed_lcv_packages():
