@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import nox
 
@@ -32,7 +34,7 @@ EXTRAS = {"lcv-tune-wandb": "lcv-tune-wandb[local]"}
 LINTED = ("packages", "integration-tests", "examples", "benchmarks", "noxfile.py")
 
 # Every session by default, in this order.
-nox.options.sessions = ["test", "integration", "examples", "lint", "typecheck", "docs"]
+nox.options.sessions = ["metadata", "test", "integration", "examples", "build", "lint", "typecheck", "docs"]
 
 
 def pip_find_links() -> list[str]:
@@ -201,3 +203,127 @@ def docs(session: nox.Session) -> None:
     session.install(*CONSTRAINTS, "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26")
     site = Path(session.create_tmp()) / "site"
     session.run("mkdocs", "build", "--strict", "--site-dir", str(site), env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+@nox.session
+def metadata(session: nox.Session) -> None:
+    """Check what a release needs: changelog entries, sibling ranges, URLs, license files, classifiers, READMEs."""
+    session.install(*CONSTRAINTS, "packaging>=24", "trove-classifiers")
+    session.run("python", "scripts/release.py", "check")
+
+
+@nox.session(venv_backend="none")
+def release(session: nox.Session) -> None:
+    """Bump one package's version and open its changelog entry: ``nox -s release -- lcv-core 0.2.0``."""
+    if len(session.posargs) != 2:
+        session.error("usage: nox -s release -- PACKAGE VERSION   (e.g. nox -s release -- lcv-core 0.2.0)")
+    session.run(sys.executable, "scripts/release.py", "bump", *session.posargs)
+
+
+# `lcv tune` in the build session: 2 trials of the digits example, 1 epoch on 2 folds, for each backend.
+TUNE_SMOKE = """
+tune:
+  backend: {backend}
+  space:
+    optimizer.cfg.lr: {{type: float, low: 0.001, high: 0.1, log: true}}
+"""
+TINY = (
+    "trainer.max_epochs=1",
+    "data.splitter.cfg.n_splits=2",
+    "model.cfg.hidden=[32]",
+    "trainer.enable_progress_bar=false",
+)
+# The README quickstart of a tuner package, run with only it and lcv-config installed.
+TUNER_SMOKE = """
+import sys
+from {module} import {cls}
+tuner = {cls}(space={{"x": {{"type": "float", "low": -1, "high": 1}}}}, direction="minimize", workdir=sys.argv[1])
+tuner.optimize(lambda trial: trial.params["x"] ** 2, n_trials=2)
+print("{cls}: best", tuner.best_params)
+"""
+CHECK_DISTS = r"""
+import sys, tarfile, zipfile
+from pathlib import Path
+
+problems = []
+files = sorted(p for p in Path(sys.argv[1]).iterdir() if p.name.endswith((".whl", ".tar.gz")))
+for path in files:
+    names = zipfile.ZipFile(path).namelist() if path.suffix == ".whl" else tarfile.open(path).getnames()
+    if not any(n.endswith(("/licenses/LICENSE", "/LICENSE")) and n.count("/") <= 3 for n in names):
+        problems.append(f"{path.name} ships no LICENSE")
+    print(f"  {path.name}: {path.stat().st_size / 1024:.0f} KiB, {len(names)} files")
+if len([f for f in files if f.suffix == ".whl"]) != int(sys.argv[2]):
+    problems.append(f"expected {sys.argv[2]} wheels in {sys.argv[1]}")
+if problems:
+    sys.exit("\n".join(problems))
+"""
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build every wheel and sdist, check them, and run each package installed alone from its own wheel.
+
+    Each environment is fresh and holds only built files of lcv (never this checkout): lcv-config alone runs
+    ``lcv components`` without torch; each tuner with lcv-config alone runs its README quickstart; lcv-core and
+    lcv-data run ``lcv cv`` on the digits example, then ``lcv tune`` (2 trials) with each tuner added.
+    """
+    session.install(*CONSTRAINTS, "uv", "twine>=6.1", "check-wheel-contents")
+    tmp = Path(session.create_tmp()).resolve()
+    dist = tmp / "dist"
+    for path in (dist, tmp / "envs", tmp / "runs"):
+        shutil.rmtree(path, ignore_errors=True)  # create_tmp keeps the last run's files
+    for package in PACKAGES:
+        session.run("uv", "build", "--quiet", "--out-dir", str(dist), local(package))
+    check = tmp / "check_dists.py"
+    check.write_text(CHECK_DISTS, encoding="utf-8")
+    session.run("python", str(check), str(dist), str(len(PACKAGES)))
+    built = sorted([*dist.glob("*.whl"), *dist.glob("*.tar.gz")])
+    session.run("twine", "check", "--strict", *map(str, built))
+    session.run("check-wheel-contents", *(str(p) for p in built if p.suffix == ".whl"))
+    wheels = {p: next(dist.glob(f"{p.replace('-', '_')}-*.whl")) for p in PACKAGES}
+
+    def env(name: str, *packages: str, extras: dict[str, str] | None = None) -> Path:
+        """Create a fresh environment holding the wheels of ``packages``; return its bin folder."""
+        venv = tmp / "envs" / name
+        session.run("uv", "venv", "--quiet", "--python", sys.executable, str(venv))
+        add(venv, *packages, extras=extras)
+        return venv / "bin"
+
+    def add(venv: Path, *packages: str, extras: dict[str, str] | None = None) -> None:
+        """Install the wheels of ``packages`` (with ``extras``) and their dependencies into ``venv``."""
+        specs = [
+            f"{p}[{(extras or {})[p]}] @ {wheels[p].as_uri()}" if p in (extras or {}) else str(wheels[p])
+            for p in packages
+        ]
+        python = str(venv / "bin" / "python")
+        session.run("uv", "pip", "install", "--quiet", "--python", python, *CONSTRAINTS, *specs)
+        for name in (n for p in packages for n in NO_DEPS.get(p, ())):
+            session.run("uv", "pip", "install", "--quiet", "--python", python, *CONSTRAINTS, "--no-deps", name)
+
+    def run(bin_dir: Path, *args: str, **kwargs: Any) -> None:
+        session.run(str(bin_dir / args[0]), *args[1:], external=True, **kwargs)
+
+    runs = tmp / "runs"
+    runs.mkdir()
+    config_only = env("lcv-config", "lcv-config")
+    run(config_only, "lcv", "--help")
+    run(config_only, "lcv", "components")
+    run(config_only, "python", "-c", "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)")
+    offline = {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    for package, module, cls in (
+        ("lcv-tune-optuna", "lcv_tune_optuna", "OptunaTuner"),
+        ("lcv-tune-wandb", "lcv_tune_wandb", "WandbTuner"),
+    ):
+        alone = env(package, "lcv-config", package, extras={"lcv-tune-wandb": "local"})
+        run(alone, "lcv", "components", "tuners")
+        smoke = TUNER_SMOKE.format(module=module, cls=cls)
+        run(alone, "python", "-c", smoke, str(runs / package), env=offline)
+    training = env("lcv-core+lcv-data", "lcv-config", "lcv-core", "lcv-data")
+    digits = str(ROOT / "examples" / "digits" / "config.yaml")
+    run(training, "lcv", "cv", digits, *TINY, "--run-dir", str(runs / "cv"))
+    for backend, package in (("optuna", "lcv-tune-optuna"), ("wandb", "lcv-tune-wandb")):
+        add(tmp / "envs" / "lcv-core+lcv-data", package, extras={"lcv-tune-wandb": "local"})
+        tune = runs / f"tune-{backend}.yaml"
+        tune.write_text(TUNE_SMOKE.format(backend=backend), encoding="utf-8")
+        target = runs / f"tune-{backend}"
+        run(training, "lcv", "tune", digits, str(tune), *TINY, "--n-trials", "2", "--run-dir", str(target), env=offline)
