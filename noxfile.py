@@ -199,10 +199,11 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the documentation with mkdocs-material; every warning is an error."""
+    """Build the documentation with mkdocs-material (every warning an error), then check the built site."""
     session.install(*CONSTRAINTS, "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26")
     site = Path(session.create_tmp()) / "site"
     session.run("mkdocs", "build", "--strict", "--site-dir", str(site), env={"NO_MKDOCS_2_WARNING": "1"})
+    session.run("python", "scripts/check_site.py", str(site))  # raw reST roles, broken links and anchors, CDNs
 
 
 @nox.session
