@@ -29,8 +29,8 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from lcv_config import TrainerConfig
 from lcv_core import CrossValidationTrainer
-from lcv_core.loop.fold_models import fold_seeds, fold_stream_seeds, make_fold_model
-from lcv_core.loop.rng import FoldRNG
+from lcv_core.core.fold_models import fold_seeds, fold_stream_seeds, make_fold_model
+from lcv_core.core.rng import FoldRNG
 from lcv_core.vectorized.engine import VectorizedFolds, can_vectorize
 
 BATCH = 64

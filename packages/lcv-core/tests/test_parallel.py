@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import torch
 
-from lcv_config import LcvError, TrainerConfig
-from lcv_core.distributed.parallel import strategy_for
+from lcv_config import LcvError
+from lcv_core import CrossValidationTrainer
 
 TESTS = Path(__file__).parent
 
@@ -151,4 +151,4 @@ def test_rank_zero_writes_every_folds_checkpoint(parallel_run: tuple[Path, list[
 
 def test_parallel_refuses_a_strategy_it_cannot_spread_folds_with() -> None:
     with pytest.raises(LcvError, match=r"strategy='fsdp' does not go with schedule='parallel'.*'auto' or 'ddp'"):
-        strategy_for(TrainerConfig(schedule="parallel", strategy="fsdp", devices=2))
+        CrossValidationTrainer(schedule="parallel", strategy="fsdp", devices=2, accelerator="cpu")

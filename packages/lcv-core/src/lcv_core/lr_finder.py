@@ -19,8 +19,8 @@ import torch
 
 from lcv_config import LcvError
 from lcv_config.errors import did_you_mean
-from lcv_core.loop.fold_models import ModelSpec, fold_seeds, fold_stream_seeds, make_fold_model
-from lcv_core.loop.rng import FoldRNG
+from lcv_core.core.fold_models import ModelSpec, fold_seeds, fold_stream_seeds, make_fold_model
+from lcv_core.core.rng import FoldRNG
 
 MODES = ("exponential", "linear")
 """How the learning rate grows between ``min_lr`` and ``max_lr``."""
@@ -179,7 +179,7 @@ def lr_find(
     seed = cfg.seed if cfg.seed is not None else 0
     trainer.fabric.seed_everything(seed, workers=True, verbose=False)
     trainer.datamodule = datamodule
-    loaders = trainer._fold_loaders(datamodule)
+    loaders = trainer.fold_loaders(datamodule)
     n_folds = len(loaders)
     fold_arg: Any = fold  # checked here: configs pass anything
     if isinstance(fold_arg, bool) or not isinstance(fold_arg, int) or not 0 <= fold < n_folds:
@@ -192,7 +192,7 @@ def lr_find(
         )
     initial = copy.deepcopy(module.state_dict())
     train, val = loaders[fold]
-    state = trainer._setup_fold(fold, module, train, val, FoldRNG(fold_stream_seeds(seed, n_folds)[fold]))
+    state = trainer.setup_fold(fold, module, train, val, FoldRNG(fold_stream_seeds(seed, n_folds)[fold]))
     if len(state.optimizers) != 1:
         raise LcvError(
             f"lr_find works with one optimizer; {type(module).__name__}.configure_optimizers returned "
@@ -207,12 +207,12 @@ def lr_find(
             module.train()
             while step < num_training and not diverged:
                 steps_before = step
-                for batch_idx, batch in trainer._batches(state, state.train_loader, None):
+                for batch_idx, batch in trainer.fold_loop.batches(state, state.train_loader, None):
                     lr = _lr_at(step, min_lr, max_lr, num_training, mode)
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                     lrs.append(lr)
-                    outputs = trainer._call_step(state, "training_step", batch, batch_idx)
+                    outputs = trainer.fold_loop.call_step(state, "training_step", batch, batch_idx)
                     loss = outputs["loss"] if isinstance(outputs, Mapping) else outputs
                     if loss is None:  # a skipped batch: no step, as in Lightning
                         losses.append(math.nan)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lcv_config import LcvError
 from lcv_core.callbacks.base import Callback
+
+if TYPE_CHECKING:
+    from lcv_core.loop.trainer import CrossValidationTrainer
 
 
 class GradientAccumulationScheduler(Callback):
@@ -63,7 +66,7 @@ class GradientAccumulationScheduler(Callback):
                 factor = value
         return factor
 
-    def on_train_start(self, *, trainer: Any, **kwargs: Any) -> None:
+    def on_train_start(self, *, trainer: CrossValidationTrainer, **kwargs: Any) -> None:
         """Refuse a trainer that also sets ``accumulate_grad_batches`` or a fold using manual optimization."""
         configured = trainer.config.accumulate_grad_batches
         if configured != 1:
@@ -79,6 +82,8 @@ class GradientAccumulationScheduler(Callback):
                 )
         trainer.accumulate_grad_batches = self.get_accumulate_grad_batches(trainer.current_epoch)
 
-    def on_train_epoch_start_per_fold(self, *, trainer: Any, fold: int, epoch: int, **kwargs: Any) -> None:
+    def on_train_epoch_start_per_fold(
+        self, *, trainer: CrossValidationTrainer, fold: int, epoch: int, **kwargs: Any
+    ) -> None:
         """Set the trainer's accumulation factor for this epoch."""
         trainer.accumulate_grad_batches = self.get_accumulate_grad_batches(epoch)

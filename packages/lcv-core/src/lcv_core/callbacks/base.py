@@ -10,7 +10,10 @@ its signature names, so a callback declares just the payload it needs::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lcv_core.loop.trainer import CrossValidationTrainer
 
 
 class Callback:
@@ -24,71 +27,83 @@ class Callback:
     state_key: str | None = None
     """Key of this callback's state in checkpoints; defaults to the class name."""
 
-    def on_train_start(self, *, trainer: Any, **kwargs: Any) -> None:
+    def on_train_start(self, *, trainer: CrossValidationTrainer, **kwargs: Any) -> None:
         """Called once before the first epoch, after every fold's model and loaders are set up."""
 
-    def on_train_end(self, *, trainer: Any, **kwargs: Any) -> None:
+    def on_train_end(self, *, trainer: CrossValidationTrainer, **kwargs: Any) -> None:
         """Called once after the last epoch (also after an early stop)."""
 
-    def on_train_fold_start(self, *, trainer: Any, fold: int, **kwargs: Any) -> None:
+    def on_train_fold_start(self, *, trainer: CrossValidationTrainer, fold: int, **kwargs: Any) -> None:
         """Called when a fold's model is set up, before its first epoch."""
 
-    def on_train_fold_end(self, *, trainer: Any, fold: int, **kwargs: Any) -> None:
+    def on_train_fold_end(self, *, trainer: CrossValidationTrainer, fold: int, **kwargs: Any) -> None:
         """Called when a fold has finished training (last epoch, or stopped)."""
 
-    def on_train_epoch_start_per_fold(self, *, trainer: Any, fold: int, epoch: int, **kwargs: Any) -> None:
+    def on_train_epoch_start_per_fold(
+        self, *, trainer: CrossValidationTrainer, fold: int, epoch: int, **kwargs: Any
+    ) -> None:
         """Called before a fold's training epoch."""
 
-    def on_train_epoch_end_per_fold(self, *, trainer: Any, fold: int, epoch: int, **kwargs: Any) -> None:
+    def on_train_epoch_end_per_fold(
+        self, *, trainer: CrossValidationTrainer, fold: int, epoch: int, **kwargs: Any
+    ) -> None:
         """Called after a fold's training epoch, before its validation."""
 
     def on_train_batch_start_per_fold(
-        self, *, trainer: Any, fold: int, batch: Any, batch_idx: int, **kwargs: Any
+        self, *, trainer: CrossValidationTrainer, fold: int, batch: Any, batch_idx: int, **kwargs: Any
     ) -> None:
         """Called before ``training_step`` of a fold's batch."""
 
     def on_train_batch_end_per_fold(
-        self, *, trainer: Any, fold: int, outputs: Any, batch: Any, batch_idx: int, **kwargs: Any
+        self, *, trainer: CrossValidationTrainer, fold: int, outputs: Any, batch: Any, batch_idx: int, **kwargs: Any
     ) -> None:
         """Called after a fold's batch was trained (and the optimizer stepped, if it was due)."""
 
-    def on_before_backward(self, *, trainer: Any, fold: int, loss: Any, **kwargs: Any) -> None:
+    def on_before_backward(self, *, trainer: CrossValidationTrainer, fold: int, loss: Any, **kwargs: Any) -> None:
         """Called before ``backward`` of a fold's loss."""
 
-    def on_after_backward(self, *, trainer: Any, fold: int, **kwargs: Any) -> None:
+    def on_after_backward(self, *, trainer: CrossValidationTrainer, fold: int, **kwargs: Any) -> None:
         """Called after ``backward``, with gradients present, before gradient clipping."""
 
-    def on_before_optimizer_step(self, *, trainer: Any, fold: int, optimizer: Any, **kwargs: Any) -> None:
+    def on_before_optimizer_step(
+        self, *, trainer: CrossValidationTrainer, fold: int, optimizer: Any, **kwargs: Any
+    ) -> None:
         """Called after backward and clipping, right before ``optimizer.step()``; gradients are present."""
 
-    def on_before_zero_grad(self, *, trainer: Any, fold: int, optimizer: Any, **kwargs: Any) -> None:
+    def on_before_zero_grad(self, *, trainer: CrossValidationTrainer, fold: int, optimizer: Any, **kwargs: Any) -> None:
         """Called before ``optimizer.zero_grad()``."""
 
-    def on_validation_start_per_fold(self, *, trainer: Any, fold: int, epoch: int, **kwargs: Any) -> None:
+    def on_validation_start_per_fold(
+        self, *, trainer: CrossValidationTrainer, fold: int, epoch: int, **kwargs: Any
+    ) -> None:
         """Called before a fold's validation loop."""
 
     def on_validation_batch_start_per_fold(
-        self, *, trainer: Any, fold: int, batch: Any, batch_idx: int, **kwargs: Any
+        self, *, trainer: CrossValidationTrainer, fold: int, batch: Any, batch_idx: int, **kwargs: Any
     ) -> None:
         """Called before ``validation_step`` of a fold's batch."""
 
     def on_validation_batch_end_per_fold(
-        self, *, trainer: Any, fold: int, outputs: Any, batch: Any, batch_idx: int, **kwargs: Any
+        self, *, trainer: CrossValidationTrainer, fold: int, outputs: Any, batch: Any, batch_idx: int, **kwargs: Any
     ) -> None:
         """Called after ``validation_step`` of a fold's batch."""
 
     def on_validation_end_per_fold(
-        self, *, trainer: Any, fold: int, epoch: int, metrics: dict[str, float], **kwargs: Any
+        self, *, trainer: CrossValidationTrainer, fold: int, epoch: int, metrics: dict[str, float], **kwargs: Any
     ) -> None:
         """Called after a fold's validation loop with that fold's epoch metrics."""
 
-    def on_before_log_metrics(self, *, trainer: Any, epoch: int, metrics: dict[str, float], **kwargs: Any) -> None:
+    def on_before_log_metrics(
+        self, *, trainer: CrossValidationTrainer, epoch: int, metrics: dict[str, float], **kwargs: Any
+    ) -> None:
         """Called with every fold's metrics and the fold mean/std before they go to the loggers."""
 
-    def on_validation_end(self, *, trainer: Any, epoch: int, metrics: dict[str, float], **kwargs: Any) -> None:
+    def on_validation_end(
+        self, *, trainer: CrossValidationTrainer, epoch: int, metrics: dict[str, float], **kwargs: Any
+    ) -> None:
         """Called after every fold validated an epoch, with ``cv/<name>_mean``/``_std``; decide on fold means here."""
 
-    def on_exception(self, *, trainer: Any, exception: BaseException, **kwargs: Any) -> None:
+    def on_exception(self, *, trainer: CrossValidationTrainer, exception: BaseException, **kwargs: Any) -> None:
         """Called when training raises, before the exception propagates."""
 
     def state_dict(self) -> dict[str, Any]:

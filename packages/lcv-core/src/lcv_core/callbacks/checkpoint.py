@@ -7,11 +7,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lcv_config import LcvError
 from lcv_core.callbacks.base import Callback
-from lcv_core.loop import checkpoint as _checkpoint
+from lcv_core.core import saving
+
+if TYPE_CHECKING:
+    from lcv_core.loop.trainer import CrossValidationTrainer
 
 
 class ModelCheckpoint(Callback):
@@ -68,7 +71,7 @@ class ModelCheckpoint(Callback):
 
     # -- hooks --------------------------------------------------------------------------------------
 
-    def on_train_start(self, *, trainer: Any, **kwargs: Any) -> None:
+    def on_train_start(self, *, trainer: CrossValidationTrainer, **kwargs: Any) -> None:
         """Resolve ``dirpath``, ``monitor`` and ``mode`` from the trainer; register ``last.ckpt``."""
         if self.dirpath is None:
             if trainer.run_dir is None:
@@ -80,15 +83,19 @@ class ModelCheckpoint(Callback):
                 self.mode = trainer.config.mode
         if self.save_last and self.dirpath not in trainer.last_checkpoint_dirs:
             trainer.last_checkpoint_dirs.append(self.dirpath)
-        self._sequential = trainer.config.schedule == "sequential"
+        self._sequential = not trainer.schedule.epoch_major
         self._publish(trainer)
 
-    def on_validation_end_per_fold(self, *, trainer: Any, fold: int, epoch: int, **kwargs: Any) -> None:
+    def on_validation_end_per_fold(
+        self, *, trainer: CrossValidationTrainer, fold: int, epoch: int, **kwargs: Any
+    ) -> None:
         """Sequential schedule: stage this fold's weights of ``epoch`` until the fold mean is known."""
         if self._sequential and self.save_top_k != 0 and trainer.fabric.is_global_zero:
             self._write_fold(trainer, fold, epoch, self._staging(epoch) / f"fold_{fold}.ckpt", math.nan)
 
-    def on_validation_end(self, *, trainer: Any, epoch: int, metrics: dict[str, float], **kwargs: Any) -> None:
+    def on_validation_end(
+        self, *, trainer: CrossValidationTrainer, epoch: int, metrics: dict[str, float], **kwargs: Any
+    ) -> None:
         """Rank ``epoch`` by the fold mean of ``monitor``; write it if it is in the top k, drop the one it beats."""
         if self.save_top_k == 0:
             return
@@ -116,7 +123,7 @@ class ModelCheckpoint(Callback):
             del self.kept[self.save_top_k :]
         self._publish(trainer)
 
-    def on_train_end(self, *, trainer: Any, **kwargs: Any) -> None:
+    def on_train_end(self, *, trainer: CrossValidationTrainer, **kwargs: Any) -> None:
         """Remove what the sequential schedule staged and did not keep."""
         if trainer.fabric.is_global_zero and self.dirpath is not None:
             shutil.rmtree(self.dirpath / ".staging", ignore_errors=True)
@@ -142,22 +149,22 @@ class ModelCheckpoint(Callback):
         worst = self.kept[-1][0]
         return score < worst if self.mode == "min" else score > worst
 
-    def _write_fold(self, trainer: Any, fold: int, epoch: int, path: Path, score: float) -> None:
+    def _write_fold(self, trainer: CrossValidationTrainer, fold: int, epoch: int, path: Path, score: float) -> None:
         module = trainer.folds[fold].module
         state = {
             "format": "lcv-fold-weights",
-            "state_dict": _checkpoint.cpu_state(module.state_dict()),
+            "state_dict": saving.cpu_state(module.state_dict()),
             "fold": fold,
             "epoch": epoch,
             "monitor": self.monitor,
             "score": score,
-            "config": _checkpoint.config_dict(trainer.config),
+            "config": saving.config_dict(trainer.config),
             "experiment_config": getattr(trainer, "experiment_config_yaml", None),
-            "versions": _checkpoint.package_versions(),
+            "versions": saving.package_versions(),
         }
-        _checkpoint.save(state, path)
+        saving.save(state, path)
 
-    def _write_epoch(self, trainer: Any, epoch: int, score: float, name: str) -> None:
+    def _write_epoch(self, trainer: CrossValidationTrainer, epoch: int, score: float, name: str) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self._dir))
         for fold in range(len(trainer.folds)):
@@ -180,7 +187,7 @@ class ModelCheckpoint(Callback):
             shutil.rmtree(target)
         os.replace(tmp, target)  # staged files stay until on_train_end: a stopped fold may need them later
 
-    def _publish(self, trainer: Any) -> None:
+    def _publish(self, trainer: CrossValidationTrainer) -> None:
         if self.kept:
             score, _, name = self.kept[0]
             self.best_model_score = score

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lcv_config import LcvError
 from lcv_core.callbacks.base import Callback
+
+if TYPE_CHECKING:
+    from lcv_core.loop.trainer import CrossValidationTrainer
 
 
 class EarlyStopping(Callback):
@@ -53,11 +56,11 @@ class EarlyStopping(Callback):
         self.stopped_epoch: int | None = None
         self.reason: str | None = None
 
-    def on_train_start(self, *, trainer: Any, **kwargs: Any) -> None:
+    def on_train_start(self, *, trainer: CrossValidationTrainer, **kwargs: Any) -> None:
         """Take ``monitor`` (and ``mode``) from the trainer's config when they were not given."""
         self._resolve(trainer)
 
-    def _resolve(self, trainer: Any) -> str:
+    def _resolve(self, trainer: CrossValidationTrainer) -> str:
         if self.monitor is None:
             self.monitor = str(trainer.config.monitor)
             if not self._mode_given:
@@ -68,7 +71,9 @@ class EarlyStopping(Callback):
     def _better(self, value: float, than: float) -> bool:
         return value < than - self.min_delta if self.mode == "min" else value > than + self.min_delta
 
-    def on_validation_end(self, *, trainer: Any, epoch: int, metrics: dict[str, float], **kwargs: Any) -> None:
+    def on_validation_end(
+        self, *, trainer: CrossValidationTrainer, epoch: int, metrics: dict[str, float], **kwargs: Any
+    ) -> None:
         """Check the fold mean of ``monitor`` and ask the trainer to stop when it is time.
 
         Raises:

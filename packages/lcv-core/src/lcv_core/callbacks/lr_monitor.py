@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lcv_config import LcvError
 from lcv_core.callbacks.base import Callback
+
+if TYPE_CHECKING:
+    from lcv_core.loop.trainer import CrossValidationTrainer
 
 _INTERVALS = ("epoch", "step")
 
@@ -54,20 +57,22 @@ class LearningRateMonitor(Callback):
                         values[f"fold_{fold}/momentum-{name}{suffix}"] = float(momentum)
         return values
 
-    def _log(self, trainer: Any, fold: int, step: int) -> None:
+    def _log(self, trainer: CrossValidationTrainer, fold: int, step: int) -> None:
         values = self._names_and_values(fold, trainer.folds[fold].optimizers)
         for name, value in values.items():
             self.history.setdefault(name, []).append(value)
         if values:
             trainer.fabric.log_dict(values, step=step)
 
-    def on_train_epoch_start_per_fold(self, *, trainer: Any, fold: int, epoch: int, **kwargs: Any) -> None:
+    def on_train_epoch_start_per_fold(
+        self, *, trainer: CrossValidationTrainer, fold: int, epoch: int, **kwargs: Any
+    ) -> None:
         """Log the fold's learning rates for this epoch (``logging_interval="epoch"``)."""
         if self.logging_interval == "epoch":
             self._log(trainer, fold, epoch)
 
     def on_train_batch_start_per_fold(
-        self, *, trainer: Any, fold: int, batch: Any, batch_idx: int, **kwargs: Any
+        self, *, trainer: CrossValidationTrainer, fold: int, batch: Any, batch_idx: int, **kwargs: Any
     ) -> None:
         """Log the fold's learning rates for this optimizer step (``logging_interval="step"``)."""
         if self.logging_interval == "step":

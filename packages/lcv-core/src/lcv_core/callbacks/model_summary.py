@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lcv_core.callbacks.base import Callback
+
+if TYPE_CHECKING:
+    from lcv_core.loop.trainer import CrossValidationTrainer
 
 
 class ModelSummary(Callback):
@@ -28,7 +31,7 @@ class ModelSummary(Callback):
         self.total_parameters = 0
         self.trainable_parameters = 0
 
-    def on_train_start(self, *, trainer: Any, **kwargs: Any) -> None:
+    def on_train_start(self, *, trainer: CrossValidationTrainer, **kwargs: Any) -> None:
         """Summarise fold 0's module and print it on rank 0."""
         from lightning.pytorch.utilities.model_summary.model_summary import ModelSummary as LightningSummary
 

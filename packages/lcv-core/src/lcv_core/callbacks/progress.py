@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lcv_core.callbacks.base import Callback
+
+if TYPE_CHECKING:
+    from lcv_core.loop.trainer import CrossValidationTrainer
 
 
 def format_epoch(epoch: int, max_epochs: int, metrics: dict[str, float]) -> str:
@@ -24,7 +27,7 @@ def _mean_std(metrics: dict[str, float], key: str) -> str:
     return f"{name} {metrics[key]:.4f} ± {std:.4f}"
 
 
-def _n_batches(trainer: Any, loader: Any) -> int | None:
+def _n_batches(trainer: CrossValidationTrainer, loader: Any) -> int | None:
     """The number of training batches an epoch runs, after ``limit_train_batches`` and ``fast_dev_run``."""
     if not hasattr(loader, "__len__"):
         return None
@@ -79,7 +82,7 @@ class RichProgressBar(Callback):
             self._console = Console(file=sys.stdout)
         return self._console
 
-    def on_train_start(self, *, trainer: Any, **kwargs: Any) -> None:
+    def on_train_start(self, *, trainer: CrossValidationTrainer, **kwargs: Any) -> None:
         """Start the display (rank 0 only)."""
         self._max_epochs = int(trainer.config.max_epochs)
         self._n_folds = len(trainer.folds)
@@ -107,7 +110,9 @@ class RichProgressBar(Callback):
         if self.refresh_rate > 0:
             self._batches_task = self._progress.add_task("fold 1", total=None, metrics="")
 
-    def on_train_epoch_start_per_fold(self, *, trainer: Any, fold: int, epoch: int, **kwargs: Any) -> None:
+    def on_train_epoch_start_per_fold(
+        self, *, trainer: CrossValidationTrainer, fold: int, epoch: int, **kwargs: Any
+    ) -> None:
         """Show which fold of which epoch is training."""
         if self._progress is None:
             return
@@ -119,7 +124,7 @@ class RichProgressBar(Callback):
             self._progress.reset(self._batches_task, total=total, description=f"fold {fold + 1} batches", metrics="")
 
     def on_train_batch_end_per_fold(
-        self, *, trainer: Any, fold: int, outputs: Any, batch: Any, batch_idx: int, **kwargs: Any
+        self, *, trainer: CrossValidationTrainer, fold: int, outputs: Any, batch: Any, batch_idx: int, **kwargs: Any
     ) -> None:
         """Advance the batch bar every ``refresh_rate`` batches."""
         if self._progress is None or self._batches_task is None or (batch_idx + 1) % self.refresh_rate:
@@ -127,13 +132,15 @@ class RichProgressBar(Callback):
         self._progress.update(self._batches_task, completed=batch_idx + 1)
 
     def on_validation_end_per_fold(
-        self, *, trainer: Any, fold: int, epoch: int, metrics: dict[str, float], **kwargs: Any
+        self, *, trainer: CrossValidationTrainer, fold: int, epoch: int, metrics: dict[str, float], **kwargs: Any
     ) -> None:
         """Count one more fold-epoch done."""
         if self._progress is not None:
             self._progress.advance(self._epochs_task)
 
-    def on_before_log_metrics(self, *, trainer: Any, epoch: int, metrics: dict[str, float], **kwargs: Any) -> None:
+    def on_before_log_metrics(
+        self, *, trainer: CrossValidationTrainer, epoch: int, metrics: dict[str, float], **kwargs: Any
+    ) -> None:
         """Show the epoch's fold means: in the live display, or as one plain line."""
         if not trainer.fabric.is_global_zero:
             return
@@ -145,7 +152,7 @@ class RichProgressBar(Callback):
         fields = "  ".join(line.split("  ")[1:])
         self._progress.update(self._epochs_task, completed=(epoch + 1) * self._n_folds, metrics=fields)
 
-    def on_train_end(self, *, trainer: Any, **kwargs: Any) -> None:
+    def on_train_end(self, *, trainer: CrossValidationTrainer, **kwargs: Any) -> None:
         """Close the display, and say why training stopped early if it did."""
         self._close()
         if trainer.fabric.is_global_zero and trainer.stop_reason:
@@ -153,7 +160,7 @@ class RichProgressBar(Callback):
                 f"Stopped after epoch {trainer.current_epoch + 1}: {trainer.stop_reason}", file=self._get_console().file
             )
 
-    def on_exception(self, *, trainer: Any, exception: BaseException, **kwargs: Any) -> None:
+    def on_exception(self, *, trainer: CrossValidationTrainer, exception: BaseException, **kwargs: Any) -> None:
         """Close the display so the traceback is readable."""
         self._close()
 

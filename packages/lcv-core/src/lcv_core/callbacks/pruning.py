@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lcv_config import LcvError, TrialPruned
 from lcv_config.errors import did_you_mean
 from lcv_config.protocols import Trial
 from lcv_core.callbacks.base import Callback
-from lcv_core.results.statistics import sample_std
+from lcv_core.core.statistics import sample_std
+
+if TYPE_CHECKING:
+    from lcv_core.loop.trainer import CrossValidationTrainer
 
 
 class TunerPruning(Callback):
@@ -49,12 +52,14 @@ class TunerPruning(Callback):
         """Whether the tuner pruned the trial."""
         return self.pruned_epoch is not None
 
-    def on_train_start(self, *, trainer: Any, **kwargs: Any) -> None:
+    def on_train_start(self, *, trainer: CrossValidationTrainer, **kwargs: Any) -> None:
         """Forget the reports of an earlier fit."""
         self.means, self.per_fold, self.epochs = [], [], []
         self.pruned_epoch, self._raised = None, None
 
-    def on_validation_end(self, *, trainer: Any, epoch: int, metrics: dict[str, float], **kwargs: Any) -> None:
+    def on_validation_end(
+        self, *, trainer: CrossValidationTrainer, epoch: int, metrics: dict[str, float], **kwargs: Any
+    ) -> None:
         """Report the fold mean; stop the trainer and raise :class:`lcv_config.TrialPruned` when pruned.
 
         Raises:
@@ -88,11 +93,11 @@ class TunerPruning(Callback):
         self._raised = TrialPruned(f"Trial {self.trial.number} {reason}.")
         raise self._raised
 
-    def on_train_end(self, *, trainer: Any, **kwargs: Any) -> None:
+    def on_train_end(self, *, trainer: CrossValidationTrainer, **kwargs: Any) -> None:
         """Store the per-fold scores of the best epoch on the trial."""
         self._store(trainer)
 
-    def on_exception(self, *, trainer: Any, exception: BaseException, **kwargs: Any) -> None:
+    def on_exception(self, *, trainer: CrossValidationTrainer, exception: BaseException, **kwargs: Any) -> None:
         """End a pruned fit cleanly: store the scores and finalize the loggers as the normal end does."""
         if exception is not self._raised or self._raised is None:
             return
@@ -107,7 +112,7 @@ class TunerPruning(Callback):
             return None
         return (min(finite) if mode == "min" else max(finite))[1]
 
-    def _store(self, trainer: Any) -> None:
+    def _store(self, trainer: CrossValidationTrainer) -> None:
         if not trainer.fabric.is_global_zero or not self.means:
             return
         mode = str(self.mode or getattr(getattr(trainer, "config", None), "mode", "min"))

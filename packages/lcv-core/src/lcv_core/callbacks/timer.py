@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 import time
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lcv_config import LcvError
 from lcv_core.callbacks.base import Callback
+
+if TYPE_CHECKING:
+    from lcv_core.loop.trainer import CrossValidationTrainer
 
 _DURATION = re.compile(r"^(\d+):(\d{1,2}):(\d{1,2}):(\d{1,2})$")
 
@@ -81,16 +84,16 @@ class Timer(Callback):
         """Return the seconds left before the timer stops training (0 when the time is up)."""
         return max(0.0, self.duration.total_seconds() - self.time_elapsed())
 
-    def on_train_start(self, *, trainer: Any, **kwargs: Any) -> None:
+    def on_train_start(self, *, trainer: CrossValidationTrainer, **kwargs: Any) -> None:
         """Start the clock."""
         self._start = time.monotonic()
         self._end = None
 
-    def on_train_end(self, *, trainer: Any, **kwargs: Any) -> None:
+    def on_train_end(self, *, trainer: CrossValidationTrainer, **kwargs: Any) -> None:
         """Stop the clock."""
         self._end = time.monotonic()
 
-    def _check(self, trainer: Any) -> None:
+    def _check(self, trainer: CrossValidationTrainer) -> None:
         if self._start is not None and self._end is None and self.time_remaining() <= 0:
             trainer.stop(
                 f"Timer: the time limit of {self.duration} was reached after {self.time_elapsed():.1f}s "
@@ -98,16 +101,20 @@ class Timer(Callback):
             )
 
     def on_train_batch_end_per_fold(
-        self, *, trainer: Any, fold: int, outputs: Any, batch: Any, batch_idx: int, **kwargs: Any
+        self, *, trainer: CrossValidationTrainer, fold: int, outputs: Any, batch: Any, batch_idx: int, **kwargs: Any
     ) -> None:
         """Ask the trainer to stop after this epoch if the time is up."""
         self._check(trainer)
 
-    def on_train_epoch_end_per_fold(self, *, trainer: Any, fold: int, epoch: int, **kwargs: Any) -> None:
+    def on_train_epoch_end_per_fold(
+        self, *, trainer: CrossValidationTrainer, fold: int, epoch: int, **kwargs: Any
+    ) -> None:
         """Ask the trainer to stop after this epoch if the time is up."""
         self._check(trainer)
 
-    def on_validation_end(self, *, trainer: Any, epoch: int, metrics: dict[str, float], **kwargs: Any) -> None:
+    def on_validation_end(
+        self, *, trainer: CrossValidationTrainer, epoch: int, metrics: dict[str, float], **kwargs: Any
+    ) -> None:
         """Ask the trainer to stop after this epoch if the time is up (checked again after validation)."""
         self._check(trainer)
 

@@ -26,7 +26,7 @@ class LoadedModels:
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """Read a fold-weights file or a full lcv checkpoint; one clear error for anything else."""
-    from lcv_core.loop import checkpoint as _checkpoint
+    from lcv_core.core import saving
 
     def unreadable(exc: Exception) -> str:
         return (
@@ -41,7 +41,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
             f"{fmt!r}). Pass a fold_<i>.ckpt file written by ModelCheckpoint, a last.ckpt or a run directory."
         )
 
-    return _checkpoint.read(path, ("lcv-fold-weights", _checkpoint.FORMAT), unreadable, foreign)
+    return saving.read(path, ("lcv-fold-weights", saving.FORMAT), unreadable, foreign)
 
 
 def _checkpoint_files(target: Path) -> list[Path]:

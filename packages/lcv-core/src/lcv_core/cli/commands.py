@@ -10,21 +10,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from lcv_core.cli.checkpoint_models import read_checkpoint
 from lcv_core.cli.holdout import FIT_HEADER, HOLDOUT_FIX, HoldoutValidation, has_test_data
+from lcv_core.loop.run_dir import new_run_dir
 
 
-def new_run_dir(output_dir: str, name: str) -> Path:
-    """Return a new ``<output_dir>/<name>/<timestamp>`` directory path (not yet created)."""
-    base = Path(output_dir) / name / time.strftime("%Y%m%d-%H%M%S")
-    path, n = base, 1
-    while path.exists():
-        path, n = base.with_name(f"{base.name}-{n}"), n + 1
-    return path
+def check_plugin_names(config: Any, files: list[str]) -> None:
+    """Refuse, before torch is imported, every name in ``config`` that no installed plugin provides (all at once).
+
+    Raises:
+        ConfigProblemsError: One or more unknown names, each with its key, the closest names and what to install.
+    """
+    from lcv_config import ConfigProblemsError, check_names
+
+    problems = check_names(config)  # entry-point metadata only: imports no plugin
+    if problems:
+        raise ConfigProblemsError(problems, ", ".join(files) or "config")
 
 
 class CvCommand:
@@ -58,6 +62,7 @@ class CvCommand:
             raise ConfigError("lcv cv needs a config file, or --resume CKPT to continue a run.", "config")
         else:
             config = load_config(files, overrides)  # bad input exits 2 here, before torch is imported
+        check_plugin_names(config, files)
         from lcv_core.configure import configure_all
 
         if args.run_dir:
@@ -129,6 +134,7 @@ class TuneCommand:
 
         files, overrides = split_arguments(args.config)
         config = load_config(files, overrides)  # bad input exits 2 here, before torch is imported
+        check_plugin_names(config, files)
         for name in ("n_trials", "workers"):
             value = getattr(args, name)
             if value is not None and value < 1:
@@ -199,6 +205,7 @@ class FitCommand:
 
         files, overrides = split_arguments(args.config)
         config = load_config(files, overrides)
+        check_plugin_names(config, files)
         if not has_test_data(config):
             raise ConfigError(
                 f"lcv fit validates on held-out data, but this config has none. {HOLDOUT_FIX}", "data.holdout"
@@ -207,13 +214,12 @@ class FitCommand:
 
         run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(config.output_dir, config.name)
         trainer, factory, datamodule = configure_all(config, run_dir=run_dir)
-        trainer.min_folds = 1
         trainer.experiment_config_yaml = FIT_HEADER + (trainer.experiment_config_yaml or "")
         split = HoldoutValidation(datamodule)
         split.setup()  # bad splits fail here, before anything is written
         _write_run_files(run_dir, config, split)
         try:
-            result = trainer.fit(factory, split)
+            result = trainer.fit_holdout(factory, split)
         except Exception as exc:
             (run_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
             raise

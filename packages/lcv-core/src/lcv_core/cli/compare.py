@@ -150,8 +150,8 @@ def _two_runs_table(a: str, b: str, comparisons: list[Comparison]) -> Any:
 def _several_runs_tables(runs: list[RunScores], comparisons: list[Comparison], alpha: float) -> list[Any]:
     from rich.table import Table
 
+    from lcv_core.core.statistics import sample_std
     from lcv_core.results.compare import ranking
-    from lcv_core.results.statistics import sample_std
 
     metric, mode = comparisons[0].metric, comparisons[0].mode
     pairs = Table(title=f"{metric} ({mode}): every pair, first − second", caption=_caption(comparisons[0]))

@@ -17,19 +17,23 @@ writes files and talks to loggers and tuners.
 from __future__ import annotations
 
 import atexit
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
 from lightning.fabric import Fabric
 from lightning.fabric.strategies.ddp import DDPStrategy
 from lightning.fabric.strategies.dp import DataParallelStrategy
-from lightning.fabric.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from lightning.fabric.strategies.single_device import SingleDeviceStrategy
 from torch.nn import Module
 
 from lcv_config import LcvError, TrainerConfig
-from lcv_core.loop.metric_log import FoldMetricLog
+from lcv_core.core.lightning_compat import fabric_launched, spawns_processes
+from lcv_core.core.metric_log import FoldMetricLog
+
+if TYPE_CHECKING:
+    from lcv_core.core.fold import FoldState
+    from lcv_core.loop.state import RunState
 
 _PARALLEL_STRATEGIES = ("auto", "ddp")
 
@@ -55,13 +59,13 @@ class FoldParallelStrategy(DDPStrategy):
         return None
 
 
-def strategy_for(config: TrainerConfig) -> Any:
-    """Return the Fabric strategy for ``config``: a :class:`FoldParallelStrategy` for ``schedule="parallel"``.
+def strategy_for(config: TrainerConfig, whole_folds: bool) -> Any:
+    """Return the Fabric strategy for ``config``: a :class:`FoldParallelStrategy` when whole folds go to processes.
 
     Raises:
         LcvError: ``schedule="parallel"`` with a strategy other than ``auto`` or ``ddp``.
     """
-    if config.schedule != "parallel":
+    if not whole_folds:
         return config.strategy
     if isinstance(config.strategy, FoldParallelStrategy):
         return config.strategy
@@ -83,12 +87,13 @@ def launch(fabric: Fabric) -> None:
     Raises:
         LcvError: A spawn-based strategy (``ddp_spawn``, ``ddp_fork``), which needs a function to launch.
     """
-    if fabric._launched or isinstance(fabric.strategy, (SingleDeviceStrategy, DataParallelStrategy)):
+    if fabric_launched(fabric) or isinstance(fabric.strategy, (SingleDeviceStrategy, DataParallelStrategy)):
         return
-    if isinstance(fabric.strategy.launcher, _MultiProcessingLauncher):
+    start_method = spawns_processes(fabric)
+    if start_method is not None:
         raise LcvError(
             f"CrossValidationTrainer cannot launch the spawn-based strategy {type(fabric.strategy).__name__} "
-            f"(start method {fabric.strategy.launcher._start_method!r}) from fit(); use strategy='ddp', which "
+            f"(start method {start_method!r}) from fit(); use strategy='ddp', which "
             "starts the script again for the other ranks, or run the script with torchrun."
         )
     fabric.launch()
@@ -108,14 +113,9 @@ def _destroy_process_group() -> None:
         dist.destroy_process_group()
 
 
-def world_size(trainer: Any) -> int:
-    """Return the number of processes of ``trainer``'s fit (1 without a multi-process strategy)."""
-    return int(trainer.fabric.world_size) if trainer.fabric._launched else 1
-
-
-def is_parallel(trainer: Any) -> bool:
-    """Return whether ``trainer`` spreads whole folds over several processes."""
-    return trainer.config.schedule == "parallel" and world_size(trainer) > 1
+def world_size(fabric: Fabric) -> int:
+    """Return the number of processes of the fit (1 without a multi-process strategy)."""
+    return int(fabric.world_size) if fabric_launched(fabric) else 1
 
 
 def owner(fold: int, size: int) -> int:
@@ -123,23 +123,21 @@ def owner(fold: int, size: int) -> int:
     return fold % size
 
 
-def owns(trainer: Any, fold: Any) -> bool:
-    """Return whether this process trains ``fold`` (always, except under ``schedule="parallel"``)."""
-    if not is_parallel(trainer):
-        return True
-    return bool(owner(fold.index, world_size(trainer)) == trainer.fabric.global_rank)
+def owns(fabric: Fabric, fold: FoldState) -> bool:
+    """Return whether this process trains ``fold`` when whole folds are spread over the processes."""
+    return bool(owner(fold.index, world_size(fabric)) == fabric.global_rank)
 
 
-def check_folds(trainer: Any, n_folds: int) -> None:
-    """Refuse more processes than folds under ``schedule="parallel"`` (some ranks would idle).
+def check_folds(fabric: Fabric, devices: Any, n_folds: int) -> None:
+    """Refuse more processes than folds when whole folds are spread over the processes (some would idle).
 
     Raises:
         LcvError: Fewer folds than processes.
     """
-    size = world_size(trainer)
-    if is_parallel(trainer) and n_folds < size:
+    size = world_size(fabric)
+    if n_folds < size:
         raise LcvError(
-            f"schedule='parallel' with devices={trainer.config.devices!r} starts {size} processes but the "
+            f"schedule='parallel' with devices={devices!r} starts {size} processes but the "
             f"datamodule has {n_folds} folds; use at most {n_folds} devices."
         )
 
@@ -196,79 +194,39 @@ class SyncedFoldMetricLog(FoldMetricLog):
         return super().reduce()
 
 
-def setup_fold(trainer: Any, fold: Any) -> None:
+def setup_fold(fabric: Fabric, fold: FoldState, whole_folds: bool) -> None:
     """Prepare a new fold for a multi-process fit (call before the module's ``log`` is redirected).
 
-    DDP: the fold's metrics are reduced over ranks. Parallel: torchmetrics objects do not sync over ranks (each
-    rank computes its own folds' metrics).
+    DDP: the fold's metrics are reduced over ranks. Whole folds per process (``parallel``): torchmetrics objects do
+    not sync over ranks (each rank computes its own folds' metrics).
     """
-    size = world_size(trainer)
-    if size <= 1:
+    if world_size(fabric) <= 1:
         return
-    if trainer.config.schedule == "parallel":
+    if whole_folds:
         for sub in fold.module.modules():
             if hasattr(sub, "sync_on_compute"):
-                sub.sync_on_compute = False
+                sub.sync_on_compute = False  # type: ignore[assignment]  # a torchmetrics Metric's flag
     else:
-        fold.log = SyncedFoldMetricLog(trainer.fabric)
+        fold.log = SyncedFoldMetricLog(fabric)
 
 
-def share_stop(trainer: Any) -> None:
+def share_stop(fabric: Fabric, state: RunState) -> None:
     """Make a stop asked for on any rank the stop of every rank, with that rank's reason (lowest rank first)."""
-    if world_size(trainer) <= 1:
+    if world_size(fabric) <= 1:
         return
-    fabric = trainer.fabric
-    flags = _all_gather(torch.tensor([int(trainer.should_stop)], device=fabric.device))
+    flags = _all_gather(torch.tensor([int(state.should_stop)], device=fabric.device))
     asked = [rank for rank, flag in enumerate(flags.reshape(-1).tolist()) if flag]
     if not asked:
         return
-    reason = fabric.broadcast(trainer.stop_reason, src=asked[0])
-    trainer.should_stop, trainer.stop_reason = True, reason
+    state.stop(str(fabric.broadcast(state.stop_reason, src=asked[0])))
 
 
-def _fold_state(fold: Any) -> dict[str, Any]:
-    cpu = torch.device("cpu")
-
-    def to_cpu(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            return value.detach().to(cpu)
-        if isinstance(value, dict):
-            return {k: to_cpu(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(to_cpu(v) for v in value)
-        return value
-
-    return {
-        "model": to_cpu(fold.module.state_dict()),
-        "optimizers": [to_cpu(opt.state_dict()) for opt in fold.optimizers],
-        "schedulers": [s.scheduler.state_dict() for s in fold.schedulers],
-        "history": [dict(row) for row in fold.history],
-        "global_step": fold.global_step,
-        "stopped": fold.stopped,
-        "rng": fold.rng.state_dict(),
-    }
-
-
-def _load_fold_state(fold: Any, state: dict[str, Any]) -> None:
-    fold.module.load_state_dict(state["model"])
-    for opt, opt_state in zip(fold.optimizers, state["optimizers"], strict=True):
-        opt.load_state_dict(opt_state)
-    for sched, sched_state in zip(fold.schedulers, state["schedulers"], strict=True):
-        sched.scheduler.load_state_dict(sched_state)
-    fold.history = state["history"]
-    fold.global_step = state["global_step"]
-    fold.stopped = state["stopped"]
-    fold.rng.load_state_dict(state["rng"])
-
-
-def sync_folds(trainer: Any) -> None:
-    """Parallel schedule: give every rank the state of the folds other ranks trained this epoch (no-op otherwise)."""
-    if not is_parallel(trainer):
-        return
-    mine = {f.index: _fold_state(f) for f in trainer.folds if owns(trainer, f)}
-    every: list[Any] = [None] * world_size(trainer)
+def sync_folds(fabric: Fabric, folds: list[FoldState]) -> None:
+    """Give every rank the state of the folds other ranks trained this epoch (whole folds per process)."""
+    mine = {f.index: f.state_dict() for f in folds if owns(fabric, f)}
+    every: list[Any] = [None] * world_size(fabric)
     dist.all_gather_object(every, mine)
     for states in every:
         for index, state in states.items():
             if index not in mine:
-                _load_fold_state(trainer.folds[index], state)
+                folds[index].load_state_dict(state)

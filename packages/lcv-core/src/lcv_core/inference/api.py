@@ -18,11 +18,11 @@ from lightning.pytorch import LightningModule
 from torch import nn
 
 from lcv_config import LcvError
+from lcv_core.core.metric_log import FoldMetricLog, batch_size_of
 from lcv_core.inference.ensemble import EnsembleMethod as EnsembleMethod
 from lcv_core.inference.ensemble import check_method, combine_folds, ensemble_scores
 from lcv_core.inference.fold_predict import eval_mode, models_of, module_device, overrides, run_predict
 from lcv_core.inference.refit_model import refit as refit
-from lcv_core.loop.metric_log import FoldMetricLog, batch_size_of
 from lcv_core.results.cv_result import CVResult, MetricSummary
 
 

@@ -13,9 +13,10 @@ from lightning.fabric import Fabric
 from lightning.pytorch import LightningModule
 
 from lcv_config import LcvError
-from lcv_core.loop.fold_models import ModelSpec, make_fold_model
-from lcv_core.loop.metric_log import FoldMetricLog, batch_size_of
-from lcv_core.loop.optimizers import configure_optimizers
+from lcv_core.core.fold_models import ModelSpec, make_fold_model
+from lcv_core.core.lightning_compat import forget_callback
+from lcv_core.core.metric_log import FoldMetricLog, batch_size_of
+from lcv_core.core.optimizers import configure_optimizers
 from lcv_core.results.cv_result import CVResult
 
 
@@ -72,8 +73,7 @@ def refit(
     module = make_fold_model(model, 0, seed, model_kwargs)
     optimizers, schedulers = configure_optimizers(module)
     _, *fab_optimizers = fabric.setup(module, *optimizers)
-    if module in fabric._callbacks:
-        fabric._callbacks.remove(module)
+    forget_callback(fabric, module)
     log = FoldMetricLog()
     module.log = log.log  # type: ignore[method-assign]
     module.log_dict = log.log_dict  # type: ignore[method-assign, assignment]  # same keywords as Lightning's

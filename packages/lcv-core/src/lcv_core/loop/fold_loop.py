@@ -10,18 +10,22 @@ from __future__ import annotations
 import inspect
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from lightning.fabric import Fabric
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
-from lcv_config import LcvError, TrainerConfig
+from lcv_config import LcvError
 from lcv_core.callbacks.base import Callback
-from lcv_core.loop import profiling as _profiling
-from lcv_core.loop.fold import FoldState
-from lcv_core.loop.metric_log import batch_size_of, on_device
+from lcv_core.core import profiling as _profiling
+from lcv_core.core.fold import FoldState
+from lcv_core.core.lightning_compat import fabric_callbacks, forward_is_redirected
+from lcv_core.core.metric_log import batch_size_of, on_device
+
+if TYPE_CHECKING:
+    from lcv_core.loop.trainer import CrossValidationTrainer
 
 _END = object()  # sentinel: the loader is exhausted
 
@@ -65,38 +69,47 @@ def lean_steps(fabric: Fabric, profiler: Any) -> bool:
 
 
 class FoldLoop:
-    """Runs one fold for one epoch: batches, hooks and callbacks in Lightning's order, the step, validation."""
+    """Runs one fold for one epoch: batches, hooks and callbacks in Lightning's order, the step, validation.
 
-    config: TrainerConfig
-    fabric: Fabric
-    profiler: Any
-    datamodule: Any
-    training: bool
-    validating: bool
-    accumulate_grad_batches: int
-    _hook_targets: dict[str, list[tuple[Any, set[str] | None]]]
-    _lean: bool
+    The trainer holds one (``trainer.fold_loop``); the schedules call :meth:`run_epoch` for each fold.
+    """
+
+    def __init__(self, trainer: CrossValidationTrainer) -> None:
+        self.trainer = trainer
+        self.training = False
+        """Whether a training batch is being served (Lightning's flag, read by datamodule hooks)."""
+        self.validating = False
+        """Whether a validation batch is being served."""
+        self._hook_targets: dict[str, list[tuple[Any, set[str] | None]]] = {}
+        self._lean = False
+
+    def reset(self) -> None:
+        """Start a fit: read the callback list and the strategy anew (see :meth:`call` and :meth:`call_step`)."""
+        self._hook_targets = {}  # the callback list is final now (fold modules were taken out of it)
+        self._lean = lean_steps(self.trainer.fabric, self.trainer.profiler)
 
     # -- one fold, one epoch ------------------------------------------------------------------------
 
-    def _limit(self, loader: Any, limit: int | float | None) -> int | None:
-        if self.config.fast_dev_run:
-            return int(self.config.fast_dev_run)
-        if self.config.overfit_batches:  # overrides limit_*_batches; the validation loader is the training loader
-            limit = self.config.overfit_batches
+    def limit(self, loader: Any, limit: int | float | None) -> int | None:
+        """Return how many batches of ``loader`` to run (``limit_*_batches``, ``fast_dev_run``, ``overfit_batches``)."""
+        cfg = self.trainer.config
+        if cfg.fast_dev_run:
+            return int(cfg.fast_dev_run)
+        if cfg.overfit_batches:  # overrides limit_*_batches; the validation loader is the training loader
+            limit = cfg.overfit_batches
         if limit is None:
             return None
         if isinstance(limit, float):
             return max(1, int(len(loader) * limit)) if hasattr(loader, "__len__") else None
         return int(limit)
 
-    def _batches(self, f: FoldState, loader: Any, limit: int | None) -> Iterator[tuple[int, Any]]:
+    def batches(self, f: FoldState, loader: Any, limit: int | None) -> Iterator[tuple[int, Any]]:
         """Yield ``(batch_idx, batch)`` up to ``limit``, on the device, with the fold log's batch size set."""
         self.training = loader is f.train_loader
         self.validating = not self.training
-        after_transfer = overridden_hook(self.datamodule, "on_after_batch_transfer")
+        after_transfer = overridden_hook(self.trainer.datamodule, "on_after_batch_transfer")
         action = f"[fold {f.index}] {'train' if self.training else 'val'}_dataloader_next"
-        profiler, device = self.profiler, self.fabric.device
+        profiler, device = self.trainer.profiler, self.trainer.fabric.device
         transfer = not isinstance(loader, DataLoader)  # Fabric-wrapped DataLoaders move batches themselves
         batches = iter(loader)
         for batch_idx in itertools.count():
@@ -110,25 +123,26 @@ class FoldLoop:
             if batch is _END:
                 break
             if transfer and not on_device(batch, device):
-                batch = self.fabric.to_device(batch)
+                batch = self.trainer.fabric.to_device(batch)
             if callable(after_transfer):  # a LightningDataModule's device-side batch transforms
                 batch = after_transfer(batch, 0)
             f.log.batch_size = max(1, batch_size_of(batch))
             yield batch_idx, batch
 
-    def _call_step(self, f: FoldState, name: str, batch: Any, batch_idx: int) -> Any:
+    def call_step(self, f: FoldState, name: str, batch: Any, batch_idx: int) -> Any:
+        """Call the module's ``name`` step (``training_step``, ``validation_step``) as Fabric would."""
         # Run the step through Fabric's precision context so mixed precision really autocasts.
         if self._lean:  # full precision on one device: Fabric's input/output conversions and context are no-ops
             return getattr(f.module, name)(batch, batch_idx)
-        if f.wrapped._forward_module is not f.wrapped._original_module:
+        if forward_is_redirected(f.wrapped):
             return getattr(f.wrapped, name)(batch, batch_idx)  # DDP & co: Fabric redirects through forward
-        precision = self.fabric.strategy.precision
+        precision = self.trainer.fabric.strategy.precision
         batch = precision.convert_input(batch)
-        with _profiling.profile(self.profiler, f"[fold {f.index}] {name}"), precision.forward_context():
+        with _profiling.profile(self.trainer.profiler, f"[fold {f.index}] {name}"), precision.forward_context():
             out = getattr(f.module, name)(batch, batch_idx)
         return precision.convert_output(out)
 
-    def _call(self, hook: str, **kwargs: Any) -> None:
+    def call(self, hook: str, **kwargs: Any) -> None:
         """Dispatch a per-step callback hook as ``Fabric.call`` does, profiled as ``[Callback] <hook>``.
 
         Each callback gets only the keywords its method names, as with ``Fabric.call``; but which callbacks
@@ -137,42 +151,42 @@ class FoldLoop:
         """
         targets = self._hook_targets.get(hook)
         if targets is None:
-            targets = self._hook_targets[hook] = _hook_targets(self.fabric._callbacks, hook)
+            targets = self._hook_targets[hook] = _hook_targets(fabric_callbacks(self.trainer.fabric), hook)
         if not targets:
             return
-        with _profiling.profile(self.profiler, f"[Callback] {hook}"):
+        with _profiling.profile(self.trainer.profiler, f"[Callback] {hook}"):
             for method, accepted in targets:
                 method(**(kwargs if accepted is None else {k: v for k, v in kwargs.items() if k in accepted}))
 
-    def _fold_epoch(self, f: FoldState, epoch: int) -> bool:
+    def run_epoch(self, f: FoldState, epoch: int) -> bool:
         """Train and (when due) validate a fold for one epoch in its own random stream; return whether it validated."""
         with f.rng.active():
-            return self._fold_epoch_impl(f, epoch)
+            return self._run_epoch(f, epoch)
 
-    def _fold_epoch_impl(self, f: FoldState, epoch: int) -> bool:
-        cfg = self.config
-        module, call = f.module, self._call
+    def _run_epoch(self, f: FoldState, epoch: int) -> bool:
+        cfg = self.trainer.config
+        module, call = f.module, self.call
         module.train()
         f.log.start("train")
-        call("on_train_epoch_start_per_fold", trainer=self, fold=f.index, epoch=epoch, module=module)
+        call("on_train_epoch_start_per_fold", trainer=self.trainer, fold=f.index, epoch=epoch, module=module)
         module.on_train_epoch_start()
-        limit = self._limit(f.train_loader, cfg.limit_train_batches)
+        limit = self.limit(f.train_loader, cfg.limit_train_batches)
         n_batches = len(f.train_loader) if hasattr(f.train_loader, "__len__") else None
         if limit is not None and n_batches is not None:
             n_batches = min(n_batches, limit)
-        for batch_idx, batch in self._batches(f, f.train_loader, limit):
+        for batch_idx, batch in self.batches(f, f.train_loader, limit):
             f.log.step = f.global_step
-            call("on_train_batch_start_per_fold", trainer=self, fold=f.index, batch=batch, batch_idx=batch_idx)
+            call("on_train_batch_start_per_fold", trainer=self.trainer, fold=f.index, batch=batch, batch_idx=batch_idx)
             if module.on_train_batch_start(batch, batch_idx) == -1:
                 break  # as in Lightning: -1 skips the rest of the epoch
             if module.automatic_optimization:
                 last = n_batches is not None and batch_idx + 1 == n_batches
-                outputs = self._automatic_step(f, batch, batch_idx, last)
+                outputs = self.automatic_step(f, batch, batch_idx, last)
             else:
-                outputs = self._call_step(f, "training_step", batch, batch_idx)
+                outputs = self.call_step(f, "training_step", batch, batch_idx)
             call(
                 "on_train_batch_end_per_fold",
-                trainer=self,
+                trainer=self.trainer,
                 fold=f.index,
                 outputs=outputs,
                 batch=batch,
@@ -181,41 +195,48 @@ class FoldLoop:
             module.on_train_batch_end(outputs, batch, batch_idx)
         module.on_train_epoch_end()
         train_metrics = f.log.reduce()
-        self._log_steps(f)
+        self.log_steps(f)
         call(
-            "on_train_epoch_end_per_fold", trainer=self, fold=f.index, epoch=epoch, metrics=train_metrics, module=module
+            "on_train_epoch_end_per_fold",
+            trainer=self.trainer,
+            fold=f.index,
+            epoch=epoch,
+            metrics=train_metrics,
+            module=module,
         )
         val_metrics: dict[str, float] = {}
         validate = (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs
         if validate:
-            val_metrics = self._validate(f, epoch)
+            val_metrics = self.validate(f, epoch)
         f.history.append({**train_metrics, **val_metrics})
         return validate
 
-    def _log_steps(self, f: FoldState) -> None:
+    def log_steps(self, f: FoldState) -> None:
+        """Give the loggers the per-step values the fold logged with ``on_step=True`` in this stage."""
         for step, values in f.log.step_values():
-            self.fabric.log_dict({f"fold_{f.index}/{k}_step": v for k, v in values.items()}, step=step)
+            self.trainer.fabric.log_dict({f"fold_{f.index}/{k}_step": v for k, v in values.items()}, step=step)
 
-    def _automatic_step(self, f: FoldState, batch: Any, batch_idx: int, last: bool) -> Any:
-        cfg, call = self.config, self._call
-        outputs = self._call_step(f, "training_step", batch, batch_idx)
+    def automatic_step(self, f: FoldState, batch: Any, batch_idx: int, last: bool) -> Any:
+        """Run one training batch with automatic optimization: step, backward, clipping, optimizer, schedulers."""
+        cfg, call = self.trainer.config, self.call
+        outputs = self.call_step(f, "training_step", batch, batch_idx)
         loss = outputs["loss"] if isinstance(outputs, Mapping) else outputs
         if loss is None:
             return outputs  # Lightning semantics: returning None skips the batch
-        accumulating = (batch_idx + 1) % self.accumulate_grad_batches != 0 and not last
+        accumulating = (batch_idx + 1) % self.trainer.accumulate_grad_batches != 0 and not last
         # callbacks first, then the module's own hook, in the order Lightning calls them
-        call("on_before_backward", trainer=self, fold=f.index, loss=loss)
+        call("on_before_backward", trainer=self.trainer, fold=f.index, loss=loss)
         f.module.on_before_backward(loss)
-        scaled = loss / self.accumulate_grad_batches if self.accumulate_grad_batches != 1 else loss
+        scaled = loss / self.trainer.accumulate_grad_batches if self.trainer.accumulate_grad_batches != 1 else loss
         if self._lean:  # what Fabric's backward comes down to on one device in full precision
             scaled.backward()
         else:
             with (
-                _profiling.profile(self.profiler, f"[fold {f.index}] backward"),
-                self.fabric.no_backward_sync(f.wrapped, enabled=accumulating),
+                _profiling.profile(self.trainer.profiler, f"[fold {f.index}] backward"),
+                self.trainer.fabric.no_backward_sync(f.wrapped, enabled=accumulating),
             ):
-                self.fabric.backward(scaled)
-        call("on_after_backward", trainer=self, fold=f.index, module=f.module)
+                self.trainer.fabric.backward(scaled)
+        call("on_after_backward", trainer=self.trainer, fold=f.index, module=f.module)
         f.module.on_after_backward()
         # callbacks get the loss detached, as in Lightning, so no one keeps the graph alive
         outputs = {**outputs, "loss": loss.detach()} if isinstance(outputs, Mapping) else loss.detach()
@@ -224,20 +245,20 @@ class FoldLoop:
         optimizer = f.optimizers[0]
         if cfg.gradient_clip_val:
             if cfg.gradient_clip_algorithm == "norm":
-                self.fabric.clip_gradients(f.wrapped, optimizer, max_norm=cfg.gradient_clip_val)
+                self.trainer.fabric.clip_gradients(f.wrapped, optimizer, max_norm=cfg.gradient_clip_val)
             else:
-                self.fabric.clip_gradients(f.wrapped, optimizer, clip_val=cfg.gradient_clip_val)
-        call("on_before_optimizer_step", trainer=self, fold=f.index, optimizer=optimizer, module=f.module)
+                self.trainer.fabric.clip_gradients(f.wrapped, optimizer, clip_val=cfg.gradient_clip_val)
+        call("on_before_optimizer_step", trainer=self.trainer, fold=f.index, optimizer=optimizer, module=f.module)
         f.module.on_before_optimizer_step(optimizer)
         stepped = optimizer
         if self._lean:  # what Fabric's optimizer wrapper does: the step, then its on_after_optimizer_step hook
             stepped = optimizer.optimizer
             stepped.step()
-            call("on_after_optimizer_step", strategy=self.fabric.strategy, optimizer=stepped)
+            call("on_after_optimizer_step", strategy=self.trainer.fabric.strategy, optimizer=stepped)
         else:
-            with _profiling.profile(self.profiler, f"[fold {f.index}] optimizer_step"):
+            with _profiling.profile(self.trainer.profiler, f"[fold {f.index}] optimizer_step"):
                 optimizer.step()
-        call("on_before_zero_grad", trainer=self, fold=f.index, optimizer=optimizer)
+        call("on_before_zero_grad", trainer=self.trainer, fold=f.index, optimizer=optimizer)
         f.module.on_before_zero_grad(optimizer)
         stepped.zero_grad(set_to_none=True)
         f.global_step += 1
@@ -247,22 +268,29 @@ class FoldLoop:
         return outputs
 
     @torch.no_grad()
-    def _validate(self, f: FoldState, epoch: int) -> dict[str, float]:
-        module, call = f.module, self._call
+    def validate(self, f: FoldState, epoch: int) -> dict[str, float]:
+        """Run the fold's validation batches; return its epoch-level validation metrics."""
+        module, call = f.module, self.call
         module.eval()
         f.log.start("val")
-        call("on_validation_start_per_fold", trainer=self, fold=f.index, epoch=epoch, module=module)
+        call("on_validation_start_per_fold", trainer=self.trainer, fold=f.index, epoch=epoch, module=module)
         module.on_validation_epoch_start()
-        limit = self._limit(f.val_loader, self.config.limit_val_batches)
+        limit = self.limit(f.val_loader, self.trainer.config.limit_val_batches)
         n_batches = 0
-        for batch_idx, batch in self._batches(f, f.val_loader, limit):
+        for batch_idx, batch in self.batches(f, f.val_loader, limit):
             n_batches += 1
-            call("on_validation_batch_start_per_fold", trainer=self, fold=f.index, batch=batch, batch_idx=batch_idx)
+            call(
+                "on_validation_batch_start_per_fold",
+                trainer=self.trainer,
+                fold=f.index,
+                batch=batch,
+                batch_idx=batch_idx,
+            )
             module.on_validation_batch_start(batch, batch_idx)
-            outputs = self._call_step(f, "validation_step", batch, batch_idx)
+            outputs = self.call_step(f, "validation_step", batch, batch_idx)
             call(
                 "on_validation_batch_end_per_fold",
-                trainer=self,
+                trainer=self.trainer,
                 fold=f.index,
                 outputs=outputs,
                 batch=batch,
@@ -272,12 +300,19 @@ class FoldLoop:
         if n_batches == 0:
             raise LcvError(
                 f"Fold {f.index} ran no validation batch in epoch {epoch + 1} (limit_val_batches="
-                f"{self.config.limit_val_batches!r}, loader {type(f.val_loader).__name__}); every fold needs at "
-                "least one to compute its score. Check the split, the batch size and limit_val_batches."
+                f"{self.trainer.config.limit_val_batches!r}, loader {type(f.val_loader).__name__}); every fold needs "
+                "at least one to compute its score. Check the split, the batch size and limit_val_batches."
             )
         module.on_validation_epoch_end()
         metrics = f.log.reduce()
-        self._log_steps(f)
+        self.log_steps(f)
         module.train()
-        call("on_validation_end_per_fold", trainer=self, fold=f.index, epoch=epoch, metrics=metrics, module=module)
+        call(
+            "on_validation_end_per_fold",
+            trainer=self.trainer,
+            fold=f.index,
+            epoch=epoch,
+            metrics=metrics,
+            module=module,
+        )
         return metrics

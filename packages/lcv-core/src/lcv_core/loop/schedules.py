@@ -1,8 +1,9 @@
 """The schedules: how the folds' epochs are ordered (interleaved, sequential, offload, vectorized, parallel).
 
-:class:`Schedules` is the part of :class:`~lcv_core.loop.trainer.CrossValidationTrainer` that steps the folds
-through their epochs and takes the decisions of every epoch on the fold mean (aggregation, epoch schedulers,
-early stopping, ``last.ckpt``).
+A :class:`Schedule` is chosen once from ``TrainerConfig.schedule`` (:func:`make_schedule`) and held by the trainer.
+It steps the folds through their epochs and takes the decisions of every epoch on the fold mean (aggregation,
+epoch schedulers, early stopping, ``last.ckpt``). The rest of lcv asks the schedule what it needs to know (for
+example :attr:`Schedule.epoch_major`) instead of comparing its name.
 """
 
 from __future__ import annotations
@@ -10,221 +11,150 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
+from lightning.pytorch.utilities.types import LRSchedulerConfig
 
 from lcv_config import LcvError
 from lcv_core.callbacks.accumulation import GradientAccumulationScheduler
-from lcv_core.distributed import parallel as _parallel
-from lcv_core.loop import checkpoint as _checkpoint
-from lcv_core.loop.fold import FoldState, aggregate, check_monitor, move_fold
-from lcv_core.loop.fold_loop import FoldLoop, overridden_hook
-from lcv_core.loop.fold_models import BestWeights
+from lcv_core.core.fold import FoldState, aggregate, check_monitor, move_fold
+from lcv_core.core.saving import save
+from lcv_core.distributed import parallel
+from lcv_core.loop.checkpoint import trainer_state
+from lcv_core.loop.fold_loop import overridden_hook
+
+if TYPE_CHECKING:
+    from lcv_core.loop.trainer import CrossValidationTrainer
+    from lcv_core.vectorized.engine import VectorizedFolds
 
 VECTORIZE_PARAMETERS_CPU = 250_000
 """Above this many parameters per fold, ``schedule='vectorized'`` on the CPU says that it may not pay (measured in
 ``benchmarks/``: about 2x faster than ``interleaved`` at 700 parameters, on par at 85k, slower at 1.1M)."""
 
 
-class Schedules(FoldLoop):
-    """Steps the folds through their epochs in the configured schedule; decides on the fold mean after each."""
+class Schedule:
+    """Steps the folds of a fit through their epochs and decides on the fold mean after each.
 
-    folds: list[FoldState]
-    callbacks: list[Any]
-    run_dir: Path | None
-    current_epoch: int
-    should_stop: bool
-    stop_reason: str | None
-    epoch_metrics: dict[str, float]
-    checkpoint_paths: dict[str, Any]
-    last_checkpoint_dirs: list[Path]
-    _finished: bool
-    _monitor_checked: bool
-    _best: BestWeights
+    Subclasses implement :meth:`_run`; :meth:`run` is the entry point the trainer calls.
+    """
 
-    # -- schedules ----------------------------------------------------------------------------------
+    name: ClassVar[str]
+    """The ``TrainerConfig.schedule`` value that selects this schedule."""
+    epoch_major: ClassVar[bool] = True
+    """Whether every fold finishes epoch ``e`` before any fold starts ``e + 1``, so fold means are known every epoch
+    (false for ``sequential``, which knows them only after the last fold)."""
+    whole_folds_per_process: ClassVar[bool] = False
+    """Whether, on several processes, each process trains whole folds of its own (``parallel``) instead of a shard
+    of every fold (DDP)."""
 
-    def _start_fold(self, f: FoldState) -> None:
-        f.module.on_fit_start()
-        self.fabric.call("on_train_fold_start", trainer=self, fold=f.index, module=f.module)
+    def __init__(self, trainer: CrossValidationTrainer) -> None:
+        self.trainer = trainer
 
-    def _end_fold(self, f: FoldState) -> None:
-        f.module.on_fit_end()
-        self.fabric.call("on_train_fold_end", trainer=self, fold=f.index, module=f.module)
+    # -- what the trainer asks of a schedule --------------------------------------------------------
+
+    def run(self, first_epoch: int) -> None:
+        """Train every fold from ``first_epoch`` to the end of the fit (or a stop)."""
+        self._run(first_epoch)
+
+    def _run(self, first_epoch: int) -> None:
+        raise NotImplementedError
+
+    def prepare_fold(self, fold: FoldState) -> None:
+        """Put a new or restored fold where this schedule keeps it between epochs (no-op but for ``offload``)."""
+
+    def check_fold_schedulers(self, fold: int, schedulers: list[LRSchedulerConfig]) -> None:
+        """Refuse LR schedulers this schedule cannot step (no-op but for ``sequential``)."""
+
+    def check_folds(self, n_folds: int) -> None:
+        """Refuse a fold count this schedule cannot run (no-op but for ``parallel``)."""
+
+    def resumes(self, saved: str) -> bool:
+        """Whether this schedule can continue a checkpoint written by schedule ``saved`` (same kind of order)."""
+        cls = SCHEDULES.get(saved)
+        return cls is not None and cls.epoch_major == self.epoch_major
 
     @contextmanager
-    def _active(self, f: FoldState) -> Iterator[None]:
-        """Bring an offloaded fold to the accelerator for the block (no-op for other schedules)."""
-        if self.config.schedule != "offload":
-            yield
-            return
-        move_fold(f, self.fabric.device)
-        try:
-            yield
-        finally:
-            move_fold(f, torch.device("cpu"))
+    def active(self, fold: FoldState) -> Iterator[None]:
+        """Make ``fold`` ready to train for the block (``offload`` brings it to the accelerator)."""
+        yield
 
-    def _run_interleaved(self, start_epoch: int) -> None:
-        for epoch in range(start_epoch, self.config.max_epochs):
-            if self._finished:
-                break
-            self.current_epoch = epoch
-            validated = False
-            for f in self.folds:
-                if not f.stopped and _parallel.owns(self, f):  # schedule="parallel": this rank's folds only
-                    with self._active(f):
-                        validated = self._fold_epoch(f, epoch) or validated
-            _parallel.sync_folds(self)  # schedule="parallel": every rank gets the other ranks' fold epochs
-            self._end_epoch(epoch, validated)
-            self._best.update(epoch, self.epoch_metrics, [f.module for f in self.folds])
-            self._decide_stop(epoch)
-            self._save_last()
+    # -- the folds' epochs --------------------------------------------------------------------------
 
-    def _decide_stop(self, epoch: int) -> None:
-        _parallel.share_stop(self)  # several processes: a stop asked for on any rank stops every rank
-        if self.should_stop:
-            if epoch + 1 >= self.config.min_epochs:
-                self._finished = True
+    def start_fold(self, f: FoldState) -> None:
+        """Call the hooks that open a fold's fit."""
+        f.module.on_fit_start()
+        self.trainer.fabric.call("on_train_fold_start", trainer=self.trainer, fold=f.index, module=f.module)
+
+    def end_fold(self, f: FoldState) -> None:
+        """Call the hooks that close a fold's fit."""
+        f.module.on_fit_end()
+        self.trainer.fabric.call("on_train_fold_end", trainer=self.trainer, fold=f.index, module=f.module)
+
+    # -- end of epoch: decide on the fold mean ------------------------------------------------------
+
+    def end_epoch(self, epoch: int, validated: bool = True) -> None:
+        """Aggregate the folds' epoch into fold means, step epoch schedulers, log, and call the epoch-end hooks."""
+        trainer, state = self.trainer, self.trainer.state
+        metrics = aggregate(trainer.folds, epoch)
+        state.epoch_metrics = metrics
+        for f in trainer.folds:
+            if not f.stopped:
+                self.step_epoch_schedulers(f, f.history[-1])
+        self.log_epoch(epoch, metrics)
+        if validated:  # as in Lightning, decisions on validation metrics are taken on epochs that validated
+            self.check_monitor(metrics)
+            trainer.fabric.call("on_validation_end", trainer=trainer, epoch=epoch, metrics=metrics)
+
+    def decide_stop(self, epoch: int) -> None:
+        """Honour a stop asked for during ``epoch`` once ``min_epochs`` are done (on every process alike)."""
+        trainer, state = self.trainer, self.trainer.state
+        parallel.share_stop(trainer.fabric, state)  # several processes: a stop asked for on any rank stops every rank
+        if state.should_stop:
+            if epoch + 1 >= trainer.config.min_epochs:
+                state.finished = True
             else:
-                self.should_stop, self.stop_reason = False, None  # min_epochs not reached: keep going
+                state.should_stop, state.stop_reason = False, None  # min_epochs not reached: keep going
 
-    def _run_sequential(self) -> None:
-        # Each fold runs to its end; fold means exist only afterwards. They are then replayed epoch by
-        # epoch: on_before_log_metrics, the loggers and on_validation_end see every epoch's fold mean, so
-        # fold-mean early stopping and ModelCheckpoint decide as in the interleaved schedule (a stop there
-        # truncates every fold's history to the stop epoch; it saves no compute).
-        if self._finished:
-            return
-        for f in self.folds:
-            if self._fold_done(f):
-                continue  # finished before the checkpoint this run resumed from
-            self._start_fold(f)
-            for epoch in range(len(f.history), self.config.max_epochs):
-                self.current_epoch = epoch
-                self._fold_epoch(f, epoch)
-                self._step_epoch_schedulers(f, f.history[-1])
-                self._best.record(f.index, f.module)
-                if f.stopped:
-                    break
-                self._save_last()
-            self._end_fold(f)
-        self._replay()
-        self._finished = True
-        self._save_last()
-
-    def _fold_done(self, f: FoldState) -> bool:
-        return len(f.history) >= self.config.max_epochs or f.stopped
-
-    def _replay(self) -> None:
-        cfg = self.config
-        for epoch in range(min(len(f.history) for f in self.folds)):
-            self.current_epoch = epoch
-            self.epoch_metrics = metrics = aggregate(self.folds, epoch)
-            self._log_epoch(epoch, metrics)
-            if (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs:
-                self._check_monitor(metrics)
-                self.fabric.call("on_validation_end", trainer=self, epoch=epoch, metrics=metrics)
-            self._decide_stop(epoch)
-            if self._finished:
-                for f in self.folds:
-                    del f.history[epoch + 1 :]
-                return
-
-    def _save_last(self) -> None:
-        targets = [d / "last.ckpt" for d in self.last_checkpoint_dirs]
-        if self.run_dir is not None:
-            targets.insert(0, self.run_dir / "checkpoints" / "last.ckpt")
+    def save_last(self) -> None:
+        """Write ``last.ckpt`` to the run directory and to every folder a callback registered."""
+        trainer = self.trainer
+        targets = [d / "last.ckpt" for d in trainer.last_checkpoint_dirs]
+        if trainer.run_dir is not None:
+            targets.insert(0, trainer.run_dir / "checkpoints" / "last.ckpt")
         targets = list(dict.fromkeys(t.resolve() for t in targets))
         if not targets:
             return
-        if self.fabric.is_global_zero:
-            state = _checkpoint.trainer_state(self)
+        if trainer.fabric.is_global_zero:
+            state = trainer_state(trainer)
             for target in targets:
-                _checkpoint.save(state, target)
-        self.checkpoint_paths["last"] = str(targets[0])
+                save(state, target)
+        trainer.state.checkpoint_paths["last"] = str(targets[0])
 
-    # -- vectorized schedule ------------------------------------------------------------------------
+    def check_monitor(self, metrics: Mapping[str, float]) -> None:
+        """Refuse a monitor no fold logged, at the first validated epoch."""
+        state = self.trainer.state
+        if not state.monitor_checked:
+            state.monitor_checked = True
+            check_monitor(self.trainer.config.monitor, metrics)
 
-    def _vectorized_engine(self) -> Any:
-        """Return the batched engine of the ``vectorized`` schedule, or ``None`` (printed why) to run interleaved."""
-        from lcv_core.vectorized.engine import VectorizedFolds, can_vectorize
+    def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Give the epoch's per-fold metrics and fold means to the callbacks, then to the loggers."""
+        trainer = self.trainer
+        trainer.fabric.call("on_before_log_metrics", trainer=trainer, epoch=epoch, metrics=metrics)
+        trainer.fabric.log_dict({k: v for k, v in metrics.items() if not math.isnan(v)} | {"epoch": epoch}, step=epoch)
 
-        modules = [f.module for f in self.folds]
-        loaders = [(f.train_loader, f.val_loader) for f in self.folds]
-        optimizers = [(f.optimizers, f.schedulers) for f in self.folds]
-        reason = can_vectorize(modules, loaders, self.config, optimizers=optimizers, fabric=self.fabric)
-        if any(isinstance(c, GradientAccumulationScheduler) for c in self.callbacks):
-            reason = "a GradientAccumulationScheduler changes the accumulation (only 1 batch is vectorized)"
-        if overridden_hook(self.datamodule, "on_after_batch_transfer") is not None:
-            reason = "the datamodule transforms batches on the device (on_after_batch_transfer), one fold's at a time"
-        if reason is not None:
-            self.fabric.print(f"schedule='vectorized' falls back to 'interleaved': {reason}")
-            return None
-        n_params = sum(p.numel() for p in modules[0].parameters())
-        if n_params > VECTORIZE_PARAMETERS_CPU and self.fabric.device.type == "cpu":
-            self.fabric.print(
-                f"schedule='vectorized' with {n_params:,} parameters per fold on the CPU: at this size a step is "
-                "arithmetic-bound and stacking the folds saves little or costs time; 'interleaved' may be as fast "
-                "(see the performance guide)."
-            )
-        return VectorizedFolds(
-            modules, loaders, self.config, fabric=self.fabric, optimizers=optimizers, rngs=[f.rng for f in self.folds]
-        )
-
-    def _run_vectorized(self, engine: Any, start_epoch: int) -> None:
-        # Per-batch and per-fold callback hooks do not fire here (the folds step as one computation); the
-        # epoch-level ones (on_before_log_metrics, on_validation_end) and every decision on the fold mean do.
-        cfg = self.config
-        for epoch in range(start_epoch, cfg.max_epochs):
-            if self._finished:
-                break
-            self.current_epoch = epoch
-            train = engine.train_epoch(epoch)
-            validate = (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs
-            val = engine.validate(epoch) if validate else [{} for _ in self.folds]
-            for i, f in enumerate(self.folds):
-                f.history.append({**train[i], **val[i]})
-                f.global_step = int(engine.global_steps[i])
-            engine.write_back()
-            self._end_epoch(epoch, validate)
-            self._best.update(epoch, self.epoch_metrics, [f.module for f in self.folds])
-            self._decide_stop(epoch)
-            self._save_last()
-        engine.write_back()
-
-    # -- end of epoch: aggregate over folds ---------------------------------------------------------
-
-    def _end_epoch(self, epoch: int, validated: bool = True) -> None:
-        metrics = aggregate(self.folds, epoch)
-        self.epoch_metrics = metrics
-        for f in self.folds:
-            if not f.stopped:
-                self._step_epoch_schedulers(f, f.history[-1])
-        self._log_epoch(epoch, metrics)
-        if validated:  # as in Lightning, decisions on validation metrics are taken on epochs that validated
-            self._check_monitor(metrics)
-            self.fabric.call("on_validation_end", trainer=self, epoch=epoch, metrics=metrics)
-
-    def _check_monitor(self, metrics: Mapping[str, float]) -> None:
-        if not self._monitor_checked:
-            self._monitor_checked = True
-            check_monitor(self.config.monitor, metrics)
-
-    def _log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
-        self.fabric.call("on_before_log_metrics", trainer=self, epoch=epoch, metrics=metrics)
-        self.fabric.log_dict({k: v for k, v in metrics.items() if not math.isnan(v)} | {"epoch": epoch}, step=epoch)
-
-    def _step_epoch_schedulers(self, f: FoldState, fold_metrics: Mapping[str, float]) -> None:
+    def step_epoch_schedulers(self, f: FoldState, fold_metrics: Mapping[str, float]) -> None:
+        """Step a fold's epoch-interval LR schedulers (ReduceLROnPlateau with its monitor: fold mean or own metric)."""
         if not f.module.automatic_optimization:
             return  # as in Lightning, with manual optimization the module steps its schedulers itself
+        epoch = self.trainer.state.current_epoch
         for sched in f.schedulers:
-            if sched.interval != "epoch" or (self.current_epoch + 1) % sched.frequency != 0:
+            if sched.interval != "epoch" or (epoch + 1) % sched.frequency != 0:
                 continue
             if sched.reduce_on_plateau:
                 name = sched.monitor or ""
-                value = self.epoch_metrics.get(name, fold_metrics.get(name))
+                value = self.trainer.state.epoch_metrics.get(name, fold_metrics.get(name))
                 if value is None:
                     raise LcvError(
                         f"ReduceLROnPlateau of fold {f.index} monitors '{name}', which was not logged. "
@@ -233,3 +163,231 @@ class Schedules(FoldLoop):
                 sched.scheduler.step(value)  # type: ignore[arg-type]  # ReduceLROnPlateau.step takes the metric
             else:
                 sched.scheduler.step()  # type: ignore[call-arg]
+
+
+class InterleavedSchedule(Schedule):
+    """All folds step through each epoch together: fold 0's epoch, fold 1's, ..., then the fold-mean decisions."""
+
+    name = "interleaved"
+
+    def _run(self, first_epoch: int) -> None:
+        trainer = self.trainer
+        for f in trainer.folds:
+            self.start_fold(f)
+        self.run_epochs(first_epoch)
+        for f in trainer.folds:
+            self.end_fold(f)
+
+    def runs_here(self, fold: FoldState) -> bool:
+        """Whether this process trains ``fold`` (all of them, but for ``parallel``)."""
+        return True
+
+    def after_folds(self) -> None:
+        """Called after every fold trained an epoch, before the fold means (``parallel`` shares the folds here)."""
+
+    def run_epochs(self, first_epoch: int) -> None:
+        """Run the epochs from ``first_epoch``, every fold one epoch at a time, deciding on the mean after each."""
+        trainer, state = self.trainer, self.trainer.state
+        for epoch in range(first_epoch, trainer.config.max_epochs):
+            if state.finished:
+                break
+            state.current_epoch = epoch
+            validated = False
+            for f in trainer.folds:
+                if not f.stopped and self.runs_here(f):
+                    with self.active(f):
+                        validated = trainer.fold_loop.run_epoch(f, epoch) or validated
+            self.after_folds()
+            self.end_epoch(epoch, validated)
+            state.best.update(epoch, state.epoch_metrics, [f.module for f in trainer.folds])
+            self.decide_stop(epoch)
+            self.save_last()
+
+
+class OffloadSchedule(InterleavedSchedule):
+    """As ``interleaved``, but only the fold in training lives on the accelerator; the others wait on the CPU."""
+
+    name = "offload"
+
+    def prepare_fold(self, fold: FoldState) -> None:
+        """Keep the fold on the CPU between its epochs."""
+        move_fold(fold, torch.device("cpu"))
+
+    @contextmanager
+    def active(self, fold: FoldState) -> Iterator[None]:
+        """Bring the fold to the accelerator for the block, then back to the CPU."""
+        move_fold(fold, self.trainer.fabric.device)
+        try:
+            yield
+        finally:
+            move_fold(fold, torch.device("cpu"))
+
+
+class ParallelSchedule(InterleavedSchedule):
+    """As ``interleaved``, with whole folds spread over the processes (fold ``i`` on rank ``i % N``)."""
+
+    name = "parallel"
+    whole_folds_per_process = True
+
+    def check_folds(self, n_folds: int) -> None:
+        """Refuse fewer folds than processes."""
+        parallel.check_folds(self.trainer.fabric, self.trainer.config.devices, n_folds)
+
+    def runs_here(self, fold: FoldState) -> bool:
+        """Whether this rank owns ``fold``."""
+        return parallel.world_size(self.trainer.fabric) <= 1 or parallel.owns(self.trainer.fabric, fold)
+
+    def after_folds(self) -> None:
+        """Give every rank the folds the other ranks trained this epoch."""
+        if parallel.world_size(self.trainer.fabric) > 1:
+            parallel.sync_folds(self.trainer.fabric, self.trainer.folds)
+
+
+class VectorizedSchedule(InterleavedSchedule):
+    """All folds as one batched computation per step; falls back to ``interleaved`` (saying why) when it cannot."""
+
+    name = "vectorized"
+
+    def _run(self, first_epoch: int) -> None:
+        engine = self.engine()
+        if engine is None:
+            super()._run(first_epoch)
+            return
+        trainer = self.trainer
+        for f in trainer.folds:
+            self.start_fold(f)
+        self.run_vectorized(engine, first_epoch)
+        for f in trainer.folds:
+            self.end_fold(f)
+
+    def engine(self) -> VectorizedFolds | None:
+        """Return the batched engine, or ``None`` (printed why) to run interleaved."""
+        from lcv_core.vectorized.engine import VectorizedFolds, can_vectorize
+
+        trainer = self.trainer
+        modules = [f.module for f in trainer.folds]
+        loaders = [(f.train_loader, f.val_loader) for f in trainer.folds]
+        optimizers = [(f.optimizers, f.schedulers) for f in trainer.folds]
+        reason = can_vectorize(modules, loaders, trainer.config, optimizers=optimizers, fabric=trainer.fabric)
+        if any(isinstance(c, GradientAccumulationScheduler) for c in trainer.callbacks):
+            reason = "a GradientAccumulationScheduler changes the accumulation (only 1 batch is vectorized)"
+        if overridden_hook(trainer.datamodule, "on_after_batch_transfer") is not None:
+            reason = "the datamodule transforms batches on the device (on_after_batch_transfer), one fold's at a time"
+        if reason is not None:
+            trainer.fabric.print(f"schedule='vectorized' falls back to 'interleaved': {reason}")
+            return None
+        n_params = sum(p.numel() for p in modules[0].parameters())
+        if n_params > VECTORIZE_PARAMETERS_CPU and trainer.fabric.device.type == "cpu":
+            trainer.fabric.print(
+                f"schedule='vectorized' with {n_params:,} parameters per fold on the CPU: at this size a step is "
+                "arithmetic-bound and stacking the folds saves little or costs time; 'interleaved' may be as fast "
+                "(see the performance guide)."
+            )
+        return VectorizedFolds(
+            modules,
+            loaders,
+            trainer.config,
+            fabric=trainer.fabric,
+            optimizers=optimizers,
+            rngs=[f.rng for f in trainer.folds],
+        )
+
+    def run_vectorized(self, engine: VectorizedFolds, first_epoch: int) -> None:
+        """Run the epochs on the batched engine, with every decision on the fold mean as in ``interleaved``.
+
+        Per-batch and per-fold callback hooks do not fire here (the folds step as one computation); the epoch-level
+        ones (``on_before_log_metrics``, ``on_validation_end``) and every decision on the fold mean do.
+        """
+        trainer, state, cfg = self.trainer, self.trainer.state, self.trainer.config
+        for epoch in range(first_epoch, cfg.max_epochs):
+            if state.finished:
+                break
+            state.current_epoch = epoch
+            train = engine.train_epoch(epoch)
+            validate = (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs
+            val = engine.validate(epoch) if validate else [{} for _ in trainer.folds]
+            for i, f in enumerate(trainer.folds):
+                f.history.append({**train[i], **val[i]})
+                f.global_step = int(engine.global_steps[i])
+            engine.write_back()
+            self.end_epoch(epoch, validate)
+            state.best.update(epoch, state.epoch_metrics, [f.module for f in trainer.folds])
+            self.decide_stop(epoch)
+            self.save_last()
+        engine.write_back()
+
+
+class SequentialSchedule(Schedule):
+    """One fold to its end, then the next; the fold means are replayed epoch by epoch afterwards.
+
+    ``on_before_log_metrics``, the loggers and ``on_validation_end`` then see every epoch's fold mean, so fold-mean
+    early stopping and ModelCheckpoint decide as in the interleaved schedule (a stop there truncates every fold's
+    history to the stop epoch; it saves no compute).
+    """
+
+    name = "sequential"
+    epoch_major = False
+
+    def check_fold_schedulers(self, fold: int, schedulers: list[LRSchedulerConfig]) -> None:
+        """Refuse a ReduceLROnPlateau on a fold mean, which is known only after the last fold."""
+        for sched in schedulers:
+            if sched.reduce_on_plateau and (sched.monitor or "").startswith("cv/"):
+                raise LcvError(
+                    f"ReduceLROnPlateau of fold {fold} monitors the fold mean '{sched.monitor}', which the "
+                    "sequential schedule only knows after the last fold; monitor the fold's own metric or use "
+                    "schedule='interleaved'."
+                )
+
+    def _run(self, first_epoch: int) -> None:
+        trainer, state = self.trainer, self.trainer.state
+        if state.finished:
+            return
+        for f in trainer.folds:
+            if len(f.history) >= trainer.config.max_epochs or f.stopped:
+                continue  # finished before the checkpoint this run resumed from
+            self.start_fold(f)
+            for epoch in range(len(f.history), trainer.config.max_epochs):
+                state.current_epoch = epoch
+                trainer.fold_loop.run_epoch(f, epoch)
+                self.step_epoch_schedulers(f, f.history[-1])
+                state.best.record(f.index, f.module)
+                self.save_last()
+            self.end_fold(f)
+        self.replay()
+        state.finished = True
+        self.save_last()
+
+    def replay(self) -> None:
+        """Take the fold-mean decisions of every epoch, now that all folds are done."""
+        trainer, state, cfg = self.trainer, self.trainer.state, self.trainer.config
+        for epoch in range(min(len(f.history) for f in trainer.folds)):
+            state.current_epoch = epoch
+            state.epoch_metrics = metrics = aggregate(trainer.folds, epoch)
+            self.log_epoch(epoch, metrics)
+            if (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs:
+                self.check_monitor(metrics)
+                trainer.fabric.call("on_validation_end", trainer=trainer, epoch=epoch, metrics=metrics)
+            self.decide_stop(epoch)
+            if state.finished:
+                for f in trainer.folds:
+                    del f.history[epoch + 1 :]
+                return
+
+
+SCHEDULES: dict[str, type[Schedule]] = {
+    cls.name: cls
+    for cls in (InterleavedSchedule, SequentialSchedule, OffloadSchedule, VectorizedSchedule, ParallelSchedule)
+}
+"""Every schedule by its ``TrainerConfig.schedule`` name."""
+
+
+def make_schedule(name: str, trainer: CrossValidationTrainer) -> Schedule:
+    """Return the schedule ``name`` selects, for ``trainer``.
+
+    Raises:
+        LcvError: An unknown name (the config schema refuses it first).
+    """
+    cls = SCHEDULES.get(name)
+    if cls is None:
+        raise LcvError(f"Unknown schedule {name!r}; use one of {', '.join(SCHEDULES)}.")
+    return cls(trainer)

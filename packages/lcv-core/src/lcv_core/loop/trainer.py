@@ -1,4 +1,10 @@
-"""The cross-validation trainer: k fold models on Lightning Fabric, stepping through epochs together."""
+"""The cross-validation trainer: k fold models on Lightning Fabric, stepping through epochs together.
+
+The trainer is composed the way Lightning's ``Trainer`` holds its loops: it holds the fit's :class:`RunState`
+(``trainer.state``), the :class:`~lcv_core.loop.schedules.Schedule` chosen from the config (``trainer.schedule``),
+which orders the folds' epochs and takes the fold-mean decisions, and the :class:`FoldLoop` (``trainer.fold_loop``),
+which runs one fold for one epoch.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +23,9 @@ from torch.utils.data import DataLoader
 from lcv_config import LcvError, TrainerConfig
 from lcv_core.callbacks.checkpoint import ModelCheckpoint
 from lcv_core.callbacks.progress import RichProgressBar
-from lcv_core.distributed import parallel as _parallel
-from lcv_core.loop import checkpoint as _checkpoint
-from lcv_core.loop import profiling as _profiling
-from lcv_core.loop.fold import FoldState, lr_schedulers_of, move_fold
-from lcv_core.loop.fold_loop import lean_steps
-from lcv_core.loop.fold_models import (
+from lcv_core.core import profiling
+from lcv_core.core.fold import FoldState, lr_schedulers_of
+from lcv_core.core.fold_models import (
     BestWeights,
     ModelSpec,
     check_no_shared_parameters,
@@ -30,16 +33,16 @@ from lcv_core.loop.fold_models import (
     fold_stream_seeds,
     make_fold_model,
 )
-from lcv_core.loop.optimizers import configure_optimizers
-from lcv_core.loop.rng import FoldRNG
-from lcv_core.loop.schedules import VECTORIZE_PARAMETERS_CPU as VECTORIZE_PARAMETERS_CPU  # re-exported: public
-from lcv_core.loop.schedules import Schedules
+from lcv_core.core.lightning_compat import forget_callback, unwrap_loader, with_sampler
+from lcv_core.core.optimizers import configure_optimizers
+from lcv_core.core.rng import FoldRNG
+from lcv_core.core.saving import load, save
+from lcv_core.distributed import parallel
+from lcv_core.loop import checkpoint
+from lcv_core.loop.fold_loop import FoldLoop
+from lcv_core.loop.schedules import Schedule, make_schedule
+from lcv_core.loop.state import RunState
 from lcv_core.results.cv_result import CVResult
-
-
-def _unwrapped(loader: Any) -> Any:
-    """The user's DataLoader behind Fabric's wrapper (its batches stay on the CPU, in the loader's order)."""
-    return getattr(loader, "_dataloader", loader)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -48,7 +51,7 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-class CrossValidationTrainer(Schedules):
+class CrossValidationTrainer:
     """Train one model per fold with Lightning Fabric; folds step through epochs together.
 
     After every epoch the validation metrics of all folds are aggregated into ``cv/<name>_mean`` and
@@ -78,9 +81,11 @@ class CrossValidationTrainer(Schedules):
         loggers = [] if cfg.fast_dev_run else _as_list(cfg.loggers)
         if not loggers and self.run_dir is not None:
             loggers = [CSVLogger(root_dir=str(self.run_dir), name="logs", version="")]
+        self.schedule: Schedule = make_schedule(cfg.schedule, self)
+        """How the folds' epochs are ordered (``TrainerConfig.schedule``), chosen once."""
         self.fabric = Fabric(
             accelerator=cfg.accelerator,
-            strategy=_parallel.strategy_for(cfg),
+            strategy=parallel.strategy_for(cfg, self.schedule.whole_folds_per_process),
             devices=cfg.devices,
             num_nodes=cfg.num_nodes,
             precision=cfg.precision,  # type: ignore[arg-type]  # validated by Fabric itself
@@ -89,40 +94,72 @@ class CrossValidationTrainer(Schedules):
             loggers=loggers,
         )
         self.folds: list[FoldState] = []
-        self.profiler = _profiling.make_profiler(cfg.profiler)
+        self.profiler = profiling.make_profiler(cfg.profiler)
         """The Lightning profiler of ``TrainerConfig.profiler`` (``None``: no profiling)."""
         self.accumulate_grad_batches = cfg.accumulate_grad_batches
         """Batches per optimizer step in the current epoch (a GradientAccumulationScheduler changes it)."""
-        self.current_epoch = 0
-        self.should_stop = False
-        self.stop_reason: str | None = None
-        self.epoch_metrics: dict[str, float] = {}
-        self.checkpoint_paths: dict[str, Any] = {}
-        """Checkpoints written by this fit: ``best`` (per-fold paths, set by ModelCheckpoint) and ``last``."""
+        self.state = self._new_state()
+        """The fit's state between epochs (epoch, stop request, fold means, best weights); checkpoints hold it."""
+        self.fold_loop = FoldLoop(self)
+        """Runs one fold for one epoch."""
         self.last_checkpoint_dirs: list[Path] = []
         """Extra folders that get ``last.ckpt`` after every epoch (ModelCheckpoint registers its ``dirpath``)."""
-        self._finished = False
-        self._hook_targets: dict[str, list[tuple[Any, set[str] | None]]] = {}
-        self._lean = False
         self.datamodule: Any = None
         """The datamodule of the current fit (its ``on_after_batch_transfer`` runs on every batch)."""
-        self.training = False
-        """Whether a training batch is being served (Lightning's flag, read by datamodule hooks)."""
-        self.validating = False
-        """Whether a validation batch is being served."""
-        self._split: list[list[list[int]]] | None = None
         self.experiment_config_yaml: str | None = None
         """The resolved experiment config as YAML (set by ``configure_all``); stored in every checkpoint."""
-        self.min_folds = 2
-        """The fewest folds ``fit`` accepts; ``lcv fit`` sets 1 to train one model with holdout validation."""
-        self._best = BestWeights(self.config.monitor, self.config.mode, every_epoch=False)
 
-    # -- public API ---------------------------------------------------------------------------------
+    def _new_state(self) -> RunState:
+        every_epoch = not self.schedule.epoch_major  # sequential: fold means only after the last fold
+        return RunState(best=BestWeights(self.config.monitor, self.config.mode, every_epoch=every_epoch))
+
+    # -- what callbacks read (Lightning's names) ----------------------------------------------------
 
     @property
     def n_folds(self) -> int:
         """The number of folds of the current fit."""
         return len(self.folds)
+
+    @property
+    def current_epoch(self) -> int:
+        """The epoch being trained (0-based)."""
+        return self.state.current_epoch
+
+    @property
+    def should_stop(self) -> bool:
+        """Whether a stop was asked for during this epoch (:meth:`stop` asks)."""
+        return self.state.should_stop
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the fit stops early, or ``None``."""
+        return self.state.stop_reason
+
+    @property
+    def epoch_metrics(self) -> dict[str, float]:
+        """The last epoch's per-fold metrics (``fold_<i>/<name>``) and fold means (``cv/<name>_mean``/``_std``)."""
+        return self.state.epoch_metrics
+
+    @property
+    def checkpoint_paths(self) -> dict[str, Any]:
+        """Checkpoints written by this fit: ``best`` (per-fold paths, set by ModelCheckpoint) and ``last``."""
+        return self.state.checkpoint_paths
+
+    @property
+    def training(self) -> bool:
+        """Whether a training batch is being served (Lightning's flag, read by datamodule hooks)."""
+        return self.fold_loop.training
+
+    @property
+    def validating(self) -> bool:
+        """Whether a validation batch is being served."""
+        return self.fold_loop.validating
+
+    def stop(self, reason: str) -> None:
+        """Ask the loop to stop after this epoch (callbacks call this); ``reason`` is reported."""
+        self.state.stop(reason)
+
+    # -- fit ----------------------------------------------------------------------------------------
 
     def fit(
         self,
@@ -145,51 +182,66 @@ class CrossValidationTrainer(Schedules):
             LcvError: Bad input, reported before training starts; an unreadable checkpoint or one whose folds
                 differ from the datamodule's.
         """
+        return self._fit(model, datamodule, ckpt_path, model_kwargs, min_folds=2)
+
+    def fit_holdout(
+        self,
+        model: ModelSpec,
+        datamodule: Any,
+        ckpt_path: str | Path | None = None,
+        model_kwargs: Mapping[str, Any] | None = None,
+    ) -> CVResult:
+        """Train one model on a single ``(train, val)`` split, with the loop, callbacks and files of :meth:`fit`.
+
+        This is what ``lcv fit`` runs; the datamodule may give one fold (``fit`` needs at least two).
+        """
+        return self._fit(model, datamodule, ckpt_path, model_kwargs, min_folds=1)
+
+    def _fit(
+        self,
+        model: ModelSpec,
+        datamodule: Any,
+        ckpt_path: str | Path | None,
+        model_kwargs: Mapping[str, Any] | None,
+        min_folds: int,
+    ) -> CVResult:
         cfg = self.config
         start = time.perf_counter()
-        path = _checkpoint.resolve_path(ckpt_path, self.run_dir) if ckpt_path is not None else None
-        resume = _checkpoint.load(path) if path is not None else None
+        path = checkpoint.resolve_path(ckpt_path, self.run_dir) if ckpt_path is not None else None
+        resume = load(path) if path is not None else None
         seed = cfg.seed if cfg.seed is not None else 0
-        _parallel.launch(self.fabric)  # DDP / parallel: start the other ranks and the process group, once
+        parallel.launch(self.fabric)  # DDP / parallel: start the other ranks and the process group, once
         self.fabric.seed_everything(seed, workers=True, verbose=False)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.datamodule = datamodule
         if hasattr(datamodule, "trainer"):  # as Lightning does: the datamodule's hooks read trainer.training
             datamodule.trainer = self
-        loaders = self._debug_loaders(self._fold_loaders(datamodule))
-        _parallel.check_folds(self, len(loaders))
-        self._split = _checkpoint.split_indices(datamodule)
+        loaders = self._debug_loaders(self.fold_loaders(datamodule, min_folds))
+        self.schedule.check_folds(len(loaders))
+        self.state = state = self._new_state()
+        state.split = checkpoint.split_indices(datamodule)
         if resume is not None:
-            _checkpoint.check_compatible(resume, str(path), len(loaders), self._split)
-            _checkpoint.check_schedule(resume, str(path), cfg.schedule)
+            checkpoint.check_compatible(resume, str(path), len(loaders), state.split)
+            checkpoint.check_schedule(resume, str(path), self.schedule)
         seeds = fold_seeds(seed, len(loaders))
         models = [make_fold_model(model, i, s, model_kwargs) for i, s in enumerate(seeds)]
         check_no_shared_parameters(models)
         streams = fold_stream_seeds(seed, len(loaders))
         self.folds = [
-            self._setup_fold(i, m, tr, va, FoldRNG(s))
+            self.setup_fold(i, m, tr, va, FoldRNG(s))
             for i, (m, (tr, va), s) in enumerate(zip(models, loaders, streams, strict=True))
         ]
-        self._reset()
+        self.accumulate_grad_batches = cfg.accumulate_grad_batches
+        self.fold_loop.reset()
         if resume is not None:
-            self._restore(resume)
+            checkpoint.restore_trainer_state(self, resume)
+            for f in self.folds:
+                self.schedule.prepare_fold(f)
         try:
             self._log_config()
             self.fabric.call("on_train_start", trainer=self)
-            if cfg.schedule == "sequential":
-                self._run_sequential()
-            else:
-                for f in self.folds:
-                    self._start_fold(f)
-                first_epoch = self.current_epoch + 1 if resume is not None else 0
-                engine = self._vectorized_engine() if cfg.schedule == "vectorized" else None
-                if engine is not None:
-                    self._run_vectorized(engine, first_epoch)
-                else:
-                    self._run_interleaved(first_epoch)
-                for f in self.folds:
-                    self._end_fold(f)
+            self.schedule.run(state.current_epoch + 1 if resume is not None else 0)
             self.fabric.call("on_train_end", trainer=self)
         except BaseException as exc:
             self.fabric.call("on_exception", trainer=self, exception=exc)
@@ -200,11 +252,11 @@ class CrossValidationTrainer(Schedules):
             mode=cfg.mode,
             wall_time=time.perf_counter() - start,
             run_dir=self.run_dir,
-            stopped_epoch=self.current_epoch if self.stop_reason else None,
-            stop_reason=self.stop_reason,
-            checkpoints=dict(self.checkpoint_paths),
+            stopped_epoch=state.current_epoch if state.stop_reason else None,
+            stop_reason=state.stop_reason,
+            checkpoints=dict(state.checkpoint_paths),
         )
-        result.models = self._best.load_best([f.module for f in self.folds], result.best_epoch)
+        result.models = state.best.load_best([f.module for f in self.folds], result.best_epoch)
         result.oof_predictions = self._out_of_fold(result, datamodule)
         if self.run_dir is not None and self.fabric.is_global_zero:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -213,7 +265,7 @@ class CrossValidationTrainer(Schedules):
             if result.n_epochs > 0:
                 result.checkpoints["plot"] = str(result.plot())
         self._finalize_loggers(result)
-        _profiling.finish(self.profiler, self.run_dir, self.fabric)
+        profiling.finish(self.profiler, self.run_dir, self.fabric)
         return result
 
     def _debug_loaders(self, loaders: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
@@ -231,13 +283,12 @@ class CrossValidationTrainer(Schedules):
             f"overfit_batches={cfg.overfit_batches!r}: every fold trains and validates on the same first "
             f"{cfg.overfit_batches} of its training batches, unshuffled."
         )
-        from lightning.fabric.utilities.data import _update_dataloader
         from torch.utils.data import SequentialSampler
 
         pairs = []
         for train, _val in loaders:
             if isinstance(train, DataLoader) and not isinstance(train.sampler, SequentialSampler):
-                train = _update_dataloader(train, SequentialSampler(train.dataset))  # type: ignore[arg-type]
+                train = with_sampler(train, SequentialSampler(train.dataset))  # type: ignore[arg-type]  # sized
             pairs.append((train, train))
         return pairs
 
@@ -274,7 +325,7 @@ class CrossValidationTrainer(Schedules):
         Needs the validation indices (a datamodule with ``folds``, as lcv-data's) and an unshuffled validation
         loader, whose order is the order of those indices; otherwise ``None``.
         """
-        if self._split is None or not result.models or self.config.overfit_batches or self.config.fast_dev_run:
+        if self.state.split is None or not result.models or self.config.overfit_batches or self.config.fast_dev_run:
             return None
         if type(result.models[0]).predict_step is LightningModule.predict_step:
             return None
@@ -282,9 +333,9 @@ class CrossValidationTrainer(Schedules):
 
         n_samples = getattr(datamodule, "n_samples", None)
         if n_samples is None:
-            n_samples = 1 + max(max(val, default=-1) for _train, val in self._split)
-        val_loaders = [_unwrapped(f.val_loader) for f in self.folds]
-        return out_of_fold_predictions(result.models, val_loaders, [val for _train, val in self._split], n_samples)
+            n_samples = 1 + max(max(val, default=-1) for _train, val in self.state.split)
+        val_loaders = [unwrap_loader(f.val_loader) for f in self.folds]
+        return out_of_fold_predictions(result.models, val_loaders, [val for _train, val in self.state.split], n_samples)
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Write the whole CV state (every fold, callbacks, RNG, trainer) to ``path`` atomically, on rank 0 only.
@@ -295,33 +346,17 @@ class CrossValidationTrainer(Schedules):
         """
         path = Path(path)
         if self.fabric.is_global_zero:
-            _checkpoint.save(_checkpoint.trainer_state(self), path)
+            save(checkpoint.trainer_state(self), path)
         return path
 
     # -- setup --------------------------------------------------------------------------------------
 
-    def _reset(self) -> None:
-        self._hook_targets = {}  # the callback list is final now (fold modules were taken out of it)
-        self._lean = lean_steps(self.fabric, self.profiler)
-        self.current_epoch = 0
-        self.should_stop = False
-        self.stop_reason = None
-        self.epoch_metrics = {}
-        self.checkpoint_paths = {}
-        self.accumulate_grad_batches = self.config.accumulate_grad_batches
-        self._finished = False
-        self._monitor_checked = False
-        self._best = BestWeights(
-            self.config.monitor, self.config.mode, every_epoch=self.config.schedule == "sequential"
-        )
+    def fold_loaders(self, datamodule: Any, min_folds: int = 2) -> list[tuple[Any, Any]]:
+        """Return the datamodule's ``(train, val)`` loaders per fold, checked (``prepare_data``/``setup`` run first).
 
-    def _restore(self, state: Mapping[str, Any]) -> None:
-        _checkpoint.restore_trainer_state(self, state)
-        for f in self.folds:
-            if self.config.schedule == "offload":
-                move_fold(f, torch.device("cpu"))
-
-    def _fold_loaders(self, datamodule: Any) -> list[tuple[Any, Any]]:
+        Raises:
+            LcvError: No fold loaders, fewer than ``min_folds`` folds, or a fold without batches.
+        """
         if hasattr(datamodule, "train_val_dataloaders"):
             for hook, args in (("prepare_data", ()), ("setup", ("fit",))):
                 if callable(getattr(datamodule, hook, None)):
@@ -334,10 +369,8 @@ class CrossValidationTrainer(Schedules):
                 f"The datamodule ({type(datamodule).__name__}) has no train_val_dataloaders(); pass an object with "
                 "that method (e.g. lcv_data.CrossValDataModule) or a list of (train_loader, val_loader) pairs."
             )
-        if len(loaders) < self.min_folds:
-            raise LcvError(
-                f"Cross-validation needs at least {self.min_folds} folds; the datamodule gave {len(loaders)}."
-            )
+        if len(loaders) < min_folds:
+            raise LcvError(f"Cross-validation needs at least {min_folds} folds; the datamodule gave {len(loaders)}.")
         if self.config.limit_val_batches == 0:
             raise LcvError(
                 "limit_val_batches=0 leaves every fold without validation batches, so no fold has a score; "
@@ -351,40 +384,25 @@ class CrossValidationTrainer(Schedules):
                     raise LcvError(f"Fold {i} has no {name} batches; check the split and the batch size.")
         return loaders
 
-    def _setup_fold(self, index: int, module: LightningModule, train: Any, val: Any, rng: FoldRNG) -> FoldState:
+    def setup_fold(self, index: int, module: LightningModule, train: Any, val: Any, rng: FoldRNG) -> FoldState:
+        """Set up one fold as ``fit`` does: its optimizers, Fabric, its loaders, its metric log and random stream."""
         optimizers, schedulers = configure_optimizers(module)
-        for sched in schedulers:
-            if (
-                self.config.schedule == "sequential"
-                and sched.reduce_on_plateau
-                and (sched.monitor or "").startswith("cv/")
-            ):
-                raise LcvError(
-                    f"ReduceLROnPlateau of fold {index} monitors the fold mean '{sched.monitor}', which the "
-                    "sequential schedule only knows after the last fold; monitor the fold's own metric or use "
-                    "schedule='interleaved'."
-                )
+        self.schedule.check_fold_schedulers(index, schedulers)
         wrapped, *fab_optimizers = self.fabric.setup(module, *optimizers)
         # Fabric registers a LightningModule as a callback of its own; lcv calls each fold's module
         # hooks itself, for that fold only, so remove it from Fabric's dispatch list.
-        if module in self.fabric._callbacks:
-            self.fabric._callbacks.remove(module)
+        forget_callback(self.fabric, module)
         if isinstance(train, DataLoader):
             train = self.fabric.setup_dataloaders(train)
         if isinstance(val, DataLoader):
             val = self.fabric.setup_dataloaders(val)
         fold = FoldState(index, module, wrapped, list(fab_optimizers), schedulers, train, val, rng)
-        _parallel.setup_fold(self, fold)  # several processes: metrics reduced over ranks (DDP)
-        if self.config.schedule == "offload":
-            move_fold(fold, torch.device("cpu"))  # only the fold in training lives on the accelerator
+        # several processes: metrics reduced over ranks (DDP)
+        parallel.setup_fold(self.fabric, fold, self.schedule.whole_folds_per_process)
+        self.schedule.prepare_fold(fold)  # offload: only the fold in training lives on the accelerator
         # self.log / self.log_dict of the user's module land in this fold's log, on device.
         module.log = fold.log.log  # type: ignore[method-assign]
         # self.lr_schedulers() (manual optimization) reads self.trainer, which Fabric does not provide.
         module.lr_schedulers = lr_schedulers_of(schedulers)  # type: ignore[method-assign]
         module.log_dict = fold.log.log_dict  # type: ignore[method-assign, assignment]  # same keywords as Lightning's
         return fold
-
-    def stop(self, reason: str) -> None:
-        """Ask the loop to stop after this epoch (callbacks call this); ``reason`` is reported."""
-        self.should_stop = True
-        self.stop_reason = reason

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lcv_config import LcvError
-from lcv_core.results.statistics import sample_std, t975
+from lcv_core.core.statistics import sample_std, t975
 
 if TYPE_CHECKING:
     from lcv_core.results.compare import Comparison, RunScores

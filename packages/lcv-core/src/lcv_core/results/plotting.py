@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from lcv_config import LcvError
 from lcv_config.errors import did_you_mean
-from lcv_core.results.statistics import sample_std
+from lcv_core.core.statistics import sample_std
 
 if TYPE_CHECKING:
     from lcv_core.results.cv_result import CVResult

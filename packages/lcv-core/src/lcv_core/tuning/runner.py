@@ -85,7 +85,7 @@ def tune(
         )
     check_space(config)
     if run_dir is None:
-        from lcv_core.cli.commands import new_run_dir
+        from lcv_core.loop.run_dir import new_run_dir
 
         run_dir = new_run_dir(config.output_dir, config.name)
     run_dir = Path(run_dir)

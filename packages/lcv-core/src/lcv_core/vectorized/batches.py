@@ -9,20 +9,20 @@ from typing import Any, Protocol
 import torch
 from lightning.fabric import Fabric
 from lightning.fabric.plugins.precision import Precision
-from lightning.fabric.wrappers import _FabricDataLoader
 from lightning.pytorch import LightningModule
 from torch import nn
 from torch.func import functional_call, vmap
 from torchmetrics import Metric
 
 from lcv_config import LcvError
-from lcv_core.loop.metric_log import batch_size_of, checked_scalar, on_device
+from lcv_core.core.lightning_compat import is_fabric_loader
+from lcv_core.core.metric_log import batch_size_of, checked_scalar, on_device
 
 
 def _prepare(batch: Any, loader: Any, fabric: Fabric | None) -> Any:
     if fabric is None:
         return batch
-    if not isinstance(loader, _FabricDataLoader) and not on_device(batch, fabric.device):
+    if not is_fabric_loader(loader) and not on_device(batch, fabric.device):
         batch = fabric.to_device(batch)  # Fabric's loaders move batches themselves
     precision = fabric.strategy.precision
     return batch if type(precision) is Precision else precision.convert_input(batch)

@@ -7,13 +7,12 @@ from typing import Any
 
 import torch
 from lightning.fabric import Fabric
-from lightning.fabric.wrappers import _FabricOptimizer
 from lightning.pytorch import LightningModule
-from lightning.pytorch.core.optimizer import _configure_optimizers, _configure_schedulers_automatic_opt
 from lightning.pytorch.utilities.types import LRSchedulerConfig
 from torch import nn
 
 from lcv_config import TrainerConfig
+from lcv_core.core.lightning_compat import parse_optimizers, scheduler_configs, unwrap_optimizer
 from lcv_core.vectorized.batches import _Group, _precision, _prepare
 from lcv_core.vectorized.grouped import make_stepper
 
@@ -51,7 +50,7 @@ OptimizerSpec = tuple[Sequence[Any], Sequence[LRSchedulerConfig]]
 
 
 def _unwrap(optimizer: Any) -> torch.optim.Optimizer:
-    return optimizer.optimizer if isinstance(optimizer, _FabricOptimizer) else optimizer
+    return unwrap_optimizer(optimizer)  # type: ignore[no-any-return]
 
 
 def _hparams(optimizer: torch.optim.Optimizer) -> list[dict[str, str]]:
@@ -142,8 +141,8 @@ def _static_check(
             conf = m.configure_optimizers()
             if conf is None:
                 raise _CannotVectorizeError(f"{name}.configure_optimizers() returned None")
-            opts, lr_schedulers, monitor = _configure_optimizers(conf)  # type: ignore[arg-type]  # parses every shape
-            scheds = _configure_schedulers_automatic_opt(lr_schedulers, monitor) if len(opts) == 1 else []
+            opts, lr_schedulers, monitor = parse_optimizers(conf)
+            scheds = scheduler_configs(lr_schedulers, monitor, automatic=True) if len(opts) == 1 else []
         if len(opts) != 1:
             raise _CannotVectorizeError(
                 f"{name}.configure_optimizers() returns {len(opts)} optimizers (one is vectorized)"

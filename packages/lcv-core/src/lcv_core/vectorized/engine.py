@@ -48,7 +48,7 @@ Semantics and choices:
   folds of one optimizer different learning rates.
 - **self.log** is intercepted; values come out of ``vmap`` with a fold dimension and are reduced per fold on
   device (``mean`` weighted by batch size, ``sum``, ``max``, ``min``), as ``FoldMetricLog`` does.
-- **Random streams.** Each fold's batches are drawn inside its own :class:`~lcv_core.loop.rng.FoldRNG`, so batch
+- **Random streams.** Each fold's batches are drawn inside its own :class:`~lcv_core.core.rng.FoldRNG`, so batch
   order equals the interleaved schedule's. Dropout masks come from the global generator under
   ``vmap(randomness="different")``: same distribution, other numbers than the interleaved schedule.
 - Non-tensor attributes of the module (``self.lr``, ``self.hparams``) are read from fold 0's module.
@@ -69,7 +69,7 @@ from lightning.fabric import Fabric
 from lightning.pytorch import LightningModule
 
 from lcv_config import LcvError, TrainerConfig
-from lcv_core.loop.rng import FoldRNG
+from lcv_core.core.rng import FoldRNG
 from lcv_core.vectorized.batches import LogEntry, _Gather, _Group, _group, _precision, _prepare
 from lcv_core.vectorized.check import (
     ELEMENTWISE_OPTIMIZERS,

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from lcv_config import LcvError
-from lcv_core.loop.metric_log import FoldMetricLog
+from lcv_core.core.metric_log import FoldMetricLog
 
 
 class _FoldsLog:

@@ -13,9 +13,10 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities.types import LRSchedulerConfig
 
 from lcv_config import LcvError
-from lcv_core.loop.metric_log import FoldMetricLog
-from lcv_core.loop.rng import FoldRNG
-from lcv_core.results.statistics import sample_std
+from lcv_core.core.metric_log import FoldMetricLog
+from lcv_core.core.rng import FoldRNG
+from lcv_core.core.saving import cpu_state, cpu_tree, plain
+from lcv_core.core.statistics import sample_std
 
 
 @dataclass
@@ -46,6 +47,35 @@ class FoldState:
     """Optimizer steps taken."""
     stopped: bool = False
     """Whether this fold stopped early (per-fold early stopping)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return what continues this fold exactly: weights, optimizers, schedulers, history, steps, random stream.
+
+        Tensors are CPU copies; everything loads with ``torch.load(weights_only=True)``.
+        """
+        return {
+            "index": self.index,
+            "model": cpu_state(self.module.state_dict()),
+            "optimizers": [cpu_tree(opt.state_dict()) for opt in self.optimizers],
+            "schedulers": [s.scheduler.state_dict() for s in self.schedulers],
+            "epoch": len(self.history) - 1,
+            "global_step": self.global_step,
+            "history": [dict(row) for row in self.history],
+            "stopped": self.stopped,
+            "rng": plain(self.rng.state_dict()),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned into this fold's (already set up) module and optimizers."""
+        self.module.load_state_dict(state["model"])
+        for opt, opt_state in zip(self.optimizers, state["optimizers"], strict=True):
+            opt.load_state_dict(opt_state)
+        for sched, sched_state in zip(self.schedulers, state["schedulers"], strict=True):
+            sched.scheduler.load_state_dict(sched_state)
+        self.history = [dict(row) for row in state["history"]]
+        self.global_step = int(state["global_step"])
+        self.stopped = bool(state["stopped"])
+        self.rng.load_state_dict(state["rng"])
 
 
 def lr_schedulers_of(configs: list[LRSchedulerConfig]) -> Any:

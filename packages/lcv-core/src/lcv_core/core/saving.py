@@ -1,0 +1,167 @@
+"""Save and load the whole cross-validation state, atomically, in a form ``torch.load(weights_only=True)`` reads.
+
+A checkpoint is a dict of tensors, numbers, strings, lists and dicts only (NumPy arrays become lists), so
+loading it never unpickles arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from collections.abc import Callable, Collection, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lcv_config import LcvError
+
+FORMAT = "lcv-checkpoint"
+"""The value of the ``format`` key that marks a file as an lcv checkpoint."""
+VERSION = 1
+"""The layout version of the checkpoint dict."""
+_PACKAGES = ("lcv-core", "lcv-config", "torch", "lightning")
+
+
+def package_versions() -> dict[str, str]:
+    """Return the installed versions of the packages a checkpoint depends on."""
+    out: dict[str, str] = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def plain(value: Any) -> Any:
+    """Return ``value`` with NumPy arrays and scalars turned into lists and numbers, recursively."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value) if isinstance(value, list) else tuple(plain(v) for v in value)
+    return value
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """Return a trainer config as a checkpoint-safe dict (objects such as callbacks become their ``repr``)."""
+    out: dict[str, Any] = {}
+    for key, value in config.model_dump().items():
+        out[key] = value if value is None or isinstance(value, (bool, int, float, str)) else repr(value)
+    return out
+
+
+def cpu_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of a ``state_dict`` with every tensor detached, cloned and on the CPU."""
+    return {k: v.detach().to("cpu", copy=True) if isinstance(v, torch.Tensor) else v for k, v in state.items()}
+
+
+def cpu_tree(value: Any) -> Any:
+    """Return ``value`` with every tensor in it (in dicts, lists, tuples) detached and on the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu")
+    if isinstance(value, Mapping):
+        return {k: cpu_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(cpu_tree(v) for v in value)
+    return value
+
+
+def global_rng_state() -> dict[str, Any]:
+    """Return the global torch, NumPy and Python random states in checkpoint-safe form."""
+    return {"torch": torch.get_rng_state(), "numpy": plain(np.random.get_state()), "python": random.getstate()}
+
+
+def set_global_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore the global random states saved by :func:`global_rng_state`."""
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(numpy_state(state["numpy"]))
+    random.setstate(python_state(state["python"]))
+
+
+def numpy_state(state: Any) -> Any:
+    """Turn a NumPy ``RandomState`` state read from a checkpoint back into the tuple NumPy expects."""
+    name, keys, pos, has_gauss, gauss = state
+    return (name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(gauss))
+
+
+def python_state(state: Any) -> Any:
+    """Turn a ``random.getstate()`` value read from a checkpoint back into tuples."""
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
+
+
+def save(state: Mapping[str, Any], path: str | Path) -> Path:
+    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(dict(state), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read(
+    path: Path, formats: Collection[str], unreadable: Callable[[Exception], str], foreign: Callable[[Any], str]
+) -> dict[str, Any]:
+    """Read a dict whose ``format`` is one of ``formats`` with ``torch.load(weights_only=True)``, onto the CPU.
+
+    Args:
+        path: The file to read.
+        formats: The accepted values of the ``format`` key.
+        unreadable: The error message for a file torch cannot read, given torch's exception.
+        foreign: The error message for a file that holds anything else, given what it holds.
+
+    Raises:
+        LcvError: The file cannot be read or holds something else; the message is the caller's.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
+        raise LcvError(unreadable(exc)) from exc
+    if not isinstance(state, dict) or state.get("format") not in formats:
+        raise LcvError(foreign(state))
+    return state
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read an lcv checkpoint with ``torch.load(weights_only=True)``.
+
+    Raises:
+        LcvError: The file is missing, truncated or corrupt, or not an lcv checkpoint; the message names the path.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LcvError(f"Checkpoint {path} does not exist; pass the path of a .ckpt file or 'last'.")
+
+    def unreadable(exc: Exception) -> str:
+        return (
+            f"Checkpoint {path} cannot be read: it is truncated or corrupt ({type(exc).__name__}: {exc}). "
+            "Resume from another checkpoint or start a new run."
+        )
+
+    def foreign(state: Any) -> str:
+        keys = ", ".join(sorted(map(str, state))[:8]) if isinstance(state, dict) else type(state).__name__
+        return (
+            f"{path} is not an lcv checkpoint (expected a dict with format={FORMAT!r}; found {keys}). "
+            "Per-fold model files (fold_<i>.ckpt) hold weights only; resume from last.ckpt."
+        )
+
+    state = read(path, (FORMAT,), unreadable, foreign)
+    if state.get("version") != VERSION:
+        raise LcvError(f"Checkpoint {path} has layout version {state.get('version')}; this lcv-core reads {VERSION}.")
+    return state
