@@ -273,3 +273,9 @@ def test_lcv_compare_bad_input_exits_2(two_runs: tuple[Path, Path], tmp_path: Pa
     assert "has no metrics.json" in capsys.readouterr().err
     assert main(["compare", str(slow), str(slow), "--metric", "val_f1"]) == 2
     assert "has no metric 'val_f1'; it has: train_loss, val_acc, val_loss" in capsys.readouterr().err
+
+
+def test_a_folds_file_in_another_format_means_one_repeat(tmp_path: Path) -> None:
+    (tmp_path / "folds.json").write_text('{"splits": "my own format"}', encoding="utf-8")
+    result = CVResult(_history(A5), monitor="val_acc", mode="max", run_dir=tmp_path)
+    assert result.repeats == [0] * 5 and result.to_dict()["n_repeats"] == 1

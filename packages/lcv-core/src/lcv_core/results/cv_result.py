@@ -120,8 +120,11 @@ class CVResult:
             r = self.n_repeats
             folds_file = self.run_dir / "folds.json" if self.run_dir is not None else None
             if r is None and folds_file is not None and folds_file.is_file():
-                split = FoldSplit.read(folds_file)
-                r = split.n_repeats if len(split.folds) == self.n_folds else 1
+                try:
+                    split = FoldSplit.read(folds_file)
+                    r = split.n_repeats if len(split.folds) == self.n_folds else 1
+                except LcvError:  # a datamodule's own folds format: the summary must not fail at the end of a fit
+                    r = 1
             r = r or 1
             if r < 1 or self.n_folds % r:
                 raise LcvError(f"{self.n_folds} folds do not divide into n_repeats={r} repeats of equal size.")
