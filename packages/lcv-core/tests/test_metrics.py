@@ -182,7 +182,7 @@ def test_t_quantile_of_the_95_percent_interval(df: int, expected: float) -> None
 
 
 def test_long_epochs_reduce_exactly_across_flushes() -> None:
-    from lcv_core.loop.metric_log import FoldMetricLog
+    from lcv_core.core.metric_log import FoldMetricLog
 
     log = FoldMetricLog()
     log.start("train")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lcv_core import Callback, CrossValidationTrainer
-from lcv_core.loop.fold import move_fold
+from lcv_core.core.fold import move_fold
 
 
 class AdamModule:

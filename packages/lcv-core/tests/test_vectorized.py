@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from lcv_config import LcvError, TrainerConfig
 from lcv_core import Callback, CrossValidationTrainer, SupervisedLearner
-from lcv_core.loop.fold_models import fold_seeds, fold_stream_seeds, make_fold_model
-from lcv_core.loop.rng import FoldRNG
+from lcv_core.core.fold_models import fold_seeds, fold_stream_seeds, make_fold_model
+from lcv_core.core.rng import FoldRNG
 from lcv_core.vectorized.batches import _Stepper
 from lcv_core.vectorized.engine import VectorizedFolds, can_vectorize
 from lcv_core.vectorized.grouped import _GroupedStepper, grouped_supported
