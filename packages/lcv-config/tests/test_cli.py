@@ -129,7 +129,7 @@ def test_components_unknown_group_exits_2_with_a_suggestion(capsys: pytest.Captu
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "Unknown plugin group 'splitter'. Did you mean 'splitters'?" in err
-    assert "Groups: splitters, datamodules, transforms, learners, callbacks, loggers, tuners, commands" in err
+    assert "Groups: splitters, datamodules, transforms, models, learners, callbacks, loggers, tuners, commands" in err
 
 
 def test_unknown_command_exits_2_with_a_suggestion(capsys: pytest.CaptureFixture[str], commands: None) -> None:

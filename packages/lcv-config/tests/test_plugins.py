@@ -66,16 +66,18 @@ def test_unknown_first_party_name_names_the_package_to_install() -> None:
     assert "No splitters are installed." in nothing and "pip install lcv-data" in nothing
 
 
-def test_two_distributions_with_one_name_is_an_error_naming_both(fake_dist) -> None:
+def test_two_third_parties_with_one_name_is_an_error_naming_both_and_the_qualified_names(fake_dist) -> None:
     fake_dist("fake-one", {GROUP: {"twin": "fake_one_mod:T"}}, modules={"fake_one_mod": "class T: ...\n"})
     fake_dist("fake-two", {GROUP: {"twin": "fake_two_mod:T"}}, modules={"fake_two_mod": "class T: ...\n"})
     assert [p.distribution for p in list_plugins(GROUP) if p.name == "twin"] == ["fake-one", "fake-two"]
     with pytest.raises(DuplicatePluginError) as info:
         load_plugin(GROUP, "twin")
     message = str(info.value)
-    assert "'twin' is registered twice in lcv.tuners" in message
+    assert "'twin' is registered by 2 distributions in lcv.tuners" in message
     assert "fake-one 1.0 (fake_one_mod:T)" in message and "fake-two 1.0 (fake_two_mod:T)" in message
+    assert "Write 'fake-one:twin' or 'fake-two:twin' to pick one" in message
     assert "fake_one_mod" not in sys.modules  # nothing was imported to find out
+    assert load_plugin(GROUP, "fake-two:twin").__module__ == "fake_two_mod"
 
 
 def test_a_plugin_that_raises_on_import_is_named_and_the_others_still_load(fake_dist) -> None:
@@ -104,7 +106,9 @@ def test_load_plugins_reports_a_duplicate_without_stopping(fake_dist) -> None:
     fake_dist("fake-two", {GROUP: {"twin": "fake_d2:T"}})
     loaded, failed = load_plugins(GROUP)
     assert loaded["solo"].__name__ == "T"
-    assert "registered twice" in str(failed["twin"])
+    assert "registered by 2 distributions" in str(failed["twin"])
+    assert loaded["fake-one:twin"].__module__ == "fake_d1"
+    assert "fake_d2" in str(failed["fake-two:twin"])  # its module does not exist
 
 
 def test_the_same_distribution_twice_on_the_path_is_not_a_duplicate(fake_dist, tmp_path, monkeypatch) -> None:

@@ -9,12 +9,13 @@ import sys
 import lcv_config
 
 PUBLIC = [
-    "CALLBACKS", "COMMANDS", "DATAMODULES", "GROUPS", "LEARNERS", "LOGGERS", "SPEC_ARGUMENTS", "SPLITTERS",
+    "CALLBACKS", "COMMANDS", "DATAMODULES", "GROUPS", "LEARNERS", "LOGGERS", "MODELS", "SPEC_ARGUMENTS", "SPLITTERS",
     "TRANSFORMS", "TUNERS", "check_arguments", "is_component", "resolve_any", "RENAMED_OPTIONS", "RenamedOption",
     "ConfigProblem", "ConfigProblemsError", "check_names",
     "Command", "Component", "ConfigError", "CrossValidationTrainerConfig", "DataConfig", "DuplicatePluginError",
     "ExperimentConfig", "FittedTransform", "FoldDataSource", "LcvError", "Objective", "PluginError",
-    "PluginImportError", "PluginInfo", "Splitter", "TrainerConfig", "Transform", "Trial", "TrialPruned",
+    "PluginClashWarning", "PluginImportError", "PluginInfo", "Splitter", "TrainerConfig", "Transform", "Trial",
+    "TrialPruned",
     "TuneConfig", "Tuner", "UnknownPluginError", "__version__", "build", "dump_config", "find_plugin",
     "list_plugins", "load_config", "load_dict", "load_plugin", "load_plugins", "parse_space", "register",
     "registered_names", "resolve",

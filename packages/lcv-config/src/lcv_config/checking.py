@@ -26,13 +26,13 @@ from typing import Any
 from lcv_config._components import is_component
 from lcv_config._static_names import STATIC_NAMES
 from lcv_config.errors import ConfigError, ConfigProblem, did_you_mean
-from lcv_config.groups import KNOWN_PROVIDERS, short_name
-from lcv_config.plugins import PluginInfo, list_all_plugins
+from lcv_config.groups import KNOWN_PROVIDERS, MODELS, short_name
+from lcv_config.plugins import PluginInfo, list_all_plugins, match_qualified, preferred, qualified_name
 from lcv_config.registry import _REGISTERED, KINDS, _kind_of_argument, resolve
 from lcv_config.schema import Component, ExperimentConfig
 
-MODELS_GROUP = "lcv.models"
-"""Entry-point group of networks by name; bare model names are checked against it once something registers there."""
+MODELS_GROUP = MODELS
+"""Entry-point group of networks by name (``lcv.models``); bare model names are checked against it."""
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -69,7 +69,7 @@ def check_names(
     Returns:
         The problems in config order; empty when every name resolves.
     """
-    groups = {g for g in (k.group for k in KINDS.values()) if g} | {MODELS_GROUP}
+    groups = {g for g in (k.group for k in KINDS.values()) if g}
     listing = {g: list(v) for g, v in (plugins if plugins is not None else list_all_plugins(sorted(groups))).items()}
     problems = []
     for ref in _references(config):
@@ -135,6 +135,9 @@ def _references(config: ExperimentConfig) -> Iterator[_Reference]:
 def _check(ref: _Reference, imports: bool, listing: Mapping[str, list[PluginInfo]]) -> str | None:
     name = ref.name
     module_part, sep, _ = name.partition(":")
+    group = KINDS[ref.kind].group if ref.kind else None
+    if sep and group and match_qualified(name, listing.get(group, [])) is not None:
+        return None  # distribution:name
     if sep and not _IDENTIFIER.match(module_part):
         return _check_qualified(ref, listing)
     if "." in name or sep:
@@ -144,12 +147,11 @@ def _check(ref: _Reference, imports: bool, listing: Mapping[str, list[PluginInfo
     kind = KINDS[ref.kind]
     if name in _REGISTERED.get(kind.name, {}):
         return None
-    group = MODELS_GROUP if kind.name == "model" else kind.group
     installed = sorted({p.name for p in listing.get(group, [])}) if group else []
     if name in installed:
-        return None
+        return _check_clash(ref, [p for p in listing.get(group or "", []) if p.name == name])
     if kind.name == "model" and not installed:
-        return None  # networks are registered by importing their package (@register) until lcv.models is used
+        return None  # without an lcv.models plugin installed, networks are known only once their package registers
     return _check_default_modules(ref, kind.name, group, installed, imports)
 
 
@@ -196,20 +198,24 @@ def _check_default_modules(
     return message + " A dotted path (package.module.Class) also works."
 
 
+def _check_clash(ref: _Reference, plugins: list[PluginInfo]) -> str | None:
+    if preferred(plugins) is not None:
+        return None  # one plugin, or lcv's own among several (the build warns about the others)
+    owners = " and ".join(f"{p.distribution} {p.version}" for p in plugins)
+    forms = " or ".join(f"'{qualified_name(p)}'" for p in plugins)
+    return f"Ambiguous {ref.kind} '{ref.name}' at {ref.path}: registered by {owners}. Write {forms} to pick one."
+
+
 def _check_qualified(ref: _Reference, listing: Mapping[str, list[PluginInfo]]) -> str | None:
     distribution, _, name = ref.name.partition(":")
     kind = KINDS[ref.kind] if ref.kind else None
-    group = (MODELS_GROUP if kind.name == "model" else kind.group) if kind else None
+    group = kind.group if kind else None
     if group is None:
         return f"'{ref.name}' at {ref.path} is neither a dotted path nor a plugin name; write package.module.Class."
     plugins = listing.get(group, [])
-
-    def norm(text: str) -> str:
-        return re.sub(r"[-_.]+", "-", text).lower()
-
-    if any(norm(p.distribution) == norm(distribution) and p.name == name for p in plugins):
+    if match_qualified(ref.name, plugins) is not None:
         return None
-    forms = sorted({f"{p.distribution}:{p.name}" for p in plugins} | {p.name for p in plugins})
+    forms = sorted({qualified_name(p) for p in plugins} | {p.name for p in plugins})
     return (
         f"Unknown {kind.name if kind else 'component'} '{ref.name}' at {ref.path}: no distribution "
         f"'{distribution}' registers '{name}' in {group}.{did_you_mean(ref.name, forms)} "

@@ -12,12 +12,22 @@ import re
 import sys
 import textwrap
 import traceback
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from importlib import metadata
+from typing import TextIO
 
-from lcv_config.errors import LcvError, PluginError
+from lcv_config.errors import LcvError, PluginClashWarning, PluginError
 from lcv_config.groups import COMMANDS
-from lcv_config.plugins import PluginInfo, list_plugins, select_plugin, unknown_message
+from lcv_config.plugins import (
+    PluginInfo,
+    clashes,
+    display_name,
+    list_plugins,
+    match_qualified,
+    select_plugin,
+    unknown_message,
+)
 
 
 def installed_lcv_packages() -> list[tuple[str, str]]:
@@ -55,15 +65,34 @@ def _asks_for_help(argv: list[str]) -> bool:
     return "--version" not in argv
 
 
+def _command_rows(plugins: list[PluginInfo]) -> list[tuple[str, PluginInfo, str]]:
+    """Return ``(name to type, plugin, clash note)`` per command: each once, a shadowed one by its qualified name."""
+    shared = clashes(plugins)
+    rows = []
+    for p in plugins:
+        name = display_name(p, plugins)
+        others = [o.distribution for o in shared.get(p.name, []) if o is not p]
+        if not others:
+            note = ""
+        elif name == p.name:
+            note = f"  [also in {', '.join(others)}]"
+        else:
+            note = f"  [clashes with {', '.join(others)}]"
+        rows.append((name, p, note))
+    return sorted(rows, key=lambda r: (r[1].name, r[0] != r[1].name, r[0]))
+
+
 def _top_parser(plugins: list[PluginInfo], describe: bool = False) -> argparse.ArgumentParser:
     # Each command's help is read from its class, so only when the listing is shown: a run imports one command.
+    rows = _command_rows(plugins)
+    width = max([12, *(len(name) for name, _, _ in rows)])
     listing = "\n".join(
-        f"  {p.name:<12} {_summary(p):<60} {p.distribution} {p.version}"
+        f"  {name:<{width}} {_summary(p):<60} {p.distribution} {p.version}{note}"
         if describe
-        else f"  {p.name:<12} (from {p.distribution} {p.version})"
-        for p in plugins
+        else f"  {name:<{width}} (from {p.distribution} {p.version}){note}"
+        for name, p, note in rows
     )
-    names = sorted({p.name for p in plugins})
+    names = [name for name, _, _ in rows]
     parser = argparse.ArgumentParser(
         prog="lcv",
         description="Cross-validated training, configuration and tuning for PyTorch Lightning.",
@@ -89,9 +118,9 @@ def _run(argv: list[str]) -> int:
     if top.command is None:
         parser.print_help(sys.stderr)
         return 2
-    if top.command not in commands:
+    if top.command not in commands and match_qualified(top.command, plugins) is None:
         raise PluginError(unknown_message(COMMANDS, top.command, commands, noun="command"))
-    command = select_plugin(COMMANDS, top.command, plugins)  # two distributions with one name: an error
+    command = select_plugin(COMMANDS, top.command, plugins)  # lcv's own wins a clash; two third parties: an error
     instance = command.load()()
     sub = argparse.ArgumentParser(prog=f"lcv {top.command}", description=instance.help)
     sub.add_argument("--verbose", "-v", action="store_true", help="show tracebacks of errors")
@@ -99,6 +128,25 @@ def _run(argv: list[str]) -> int:
     args = sub.parse_args(top.args)
     args.verbose = top.verbose or args.verbose
     return int(instance.run(args))
+
+
+def _one_line_warnings(previous: Callable[..., None]) -> Callable[..., None]:
+    """Return a ``warnings.showwarning`` that prints a plugin clash as one ``lcv: warning:`` line on stderr."""
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, PluginClashWarning):
+            print(f"lcv: warning: {message}", file=sys.stderr)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    return show
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,7 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = any(a in ("--verbose", "-v") for a in argv)
     try:
-        return _run(argv)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            return _run(argv)
     except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except LcvError as exc:

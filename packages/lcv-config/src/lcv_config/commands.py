@@ -6,11 +6,15 @@ import argparse
 import fnmatch
 
 from lcv_config.groups import GROUPS, resolve_group, short_name
-from lcv_config.plugins import list_all_plugins
+from lcv_config.plugins import PluginInfo, clashes, display_name, list_all_plugins, preferred, qualified_name
 
 
 class ComponentsCommand:
-    """``lcv components [GROUP] [PATTERN]``: list installed plugins without importing them."""
+    """``lcv components [GROUP] [PATTERN]``: list installed plugins without importing them.
+
+    A name several distributions register is listed bare for the plugin it means (lcv's own) and as
+    ``distribution:name`` for the others, with a ``clash:`` line under the table.
+    """
 
     help = "List installed plugins (name, distribution, version) per group, without importing them."
 
@@ -35,14 +39,29 @@ class ComponentsCommand:
             for column in ("name", "distribution", "version"):
                 table.add_column(column, no_wrap=True)
             table.add_column("target", overflow="fold")
-            for p in listing[group]:
+            plugins = listing[group]
+            for p in plugins:
                 if fnmatch.fnmatchcase(p.name, pattern):
-                    table.add_row(p.name, p.distribution, p.version, p.value)
+                    table.add_row(display_name(p, plugins), p.distribution, p.version, p.value)
             if not table.row_count:
                 none = "none installed" if pattern == "*" else f"none matches {pattern!r}"
                 table.add_row(f"({none}: {short_name(group)})", "", "", "")
             console.print(table)
+            for name, sharing in clashes(plugins).items():
+                if fnmatch.fnmatchcase(name, pattern):
+                    console.print(f"  clash: {_clash_note(name, sharing)}", soft_wrap=True)
         return 0
+
+
+def _clash_note(name: str, sharing: list[PluginInfo]) -> str:
+    """Say who registers ``name`` and what the bare name means."""
+    owners = " and ".join(p.distribution for p in sharing)
+    chosen = preferred(sharing)
+    if chosen is None:
+        forms = " or ".join(qualified_name(p) for p in sharing)
+        return f"'{name}' is registered by {owners}; the bare name is ambiguous: write {forms}."
+    others = " or ".join(qualified_name(p) for p in sharing if p is not chosen)
+    return f"'{name}' is registered by {owners}; '{name}' means {chosen.distribution}'s, {others} the other."
 
 
 class ConfigCommand:

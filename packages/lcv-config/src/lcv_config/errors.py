@@ -81,6 +81,14 @@ class PluginImportError(PluginError, ImportError):
     """A plugin's module raised while being imported."""
 
 
+class PluginClashWarning(UserWarning):
+    """A bare name that lcv's own package and a third party both register: lcv's own plugin is used.
+
+    The message names the other distribution and the qualified name (``distribution:name``) that picks it. Python
+    shows it once per process; the ``lcv`` command prints it as one ``lcv: warning:`` line on stderr.
+    """
+
+
 def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """Return the candidates closest to ``name``, best first (case-insensitive)."""
     pool = list(candidates)

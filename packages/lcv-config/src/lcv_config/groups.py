@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 SPLITTERS = "lcv.splitters"
 """Splitter classes (scikit-learn's ``split``/``get_n_splits`` protocol)."""
 DATAMODULES = "lcv.datamodules"
@@ -18,14 +20,33 @@ LOGGERS = "lcv.loggers"
 """Experiment loggers (Fabric-compatible: ``log_metrics``, ``log_hyperparams``, ``finalize``)."""
 COMMANDS = "lcv.commands"
 """Subcommands of the ``lcv`` command line."""
+MODELS = "lcv.models"
+"""Networks (plain ``torch.nn.Module`` classes) by name, for a config's ``model``."""
 
-GROUPS: tuple[str, ...] = (SPLITTERS, DATAMODULES, TRANSFORMS, LEARNERS, CALLBACKS, LOGGERS, TUNERS, COMMANDS)
+GROUPS: tuple[str, ...] = (
+    SPLITTERS,
+    DATAMODULES,
+    TRANSFORMS,
+    MODELS,
+    LEARNERS,
+    CALLBACKS,
+    LOGGERS,
+    TUNERS,
+    COMMANDS,
+)
 """Every group, in the order ``lcv components`` lists them."""
+
+FIRST_PARTY: frozenset[str] = frozenset({"lcv-config", "lcv-core", "lcv-data", "lcv-tune-optuna", "lcv-tune-wandb"})
+"""lcv's own distributions: a bare name they register wins over a third party's (with a warning).
+
+A fixed list, not the ``lcv-`` prefix: a third party may publish ``lcv-something`` too.
+"""
 
 KNOWN_PROVIDERS: dict[str, dict[str, str]] = {
     SPLITTERS: {"*": "lcv-data"},
     DATAMODULES: {"*": "lcv-data"},
     TRANSFORMS: {"*": "lcv-data"},
+    MODELS: {"mlp": "lcv-core"},
     LEARNERS: {"supervised": "lcv-core"},
     CALLBACKS: {"*": "lcv-core"},
     LOGGERS: {"wandb": "lcv-tune-wandb", "*": "lcv-core"},
@@ -38,6 +59,16 @@ KNOWN_PROVIDERS: dict[str, dict[str, str]] = {
 def short_name(group: str) -> str:
     """Return the group's name without the ``lcv.`` prefix (``lcv.splitters`` -> ``splitters``)."""
     return group.removeprefix("lcv.")
+
+
+def normalize_distribution(name: str) -> str:
+    """Return a distribution name in its normalised form (PEP 503: ``My_Plugins`` -> ``my-plugins``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def is_first_party(distribution: str) -> bool:
+    """Return whether ``distribution`` is one of lcv's own (see [`FIRST_PARTY`][lcv_config.groups.FIRST_PARTY])."""
+    return normalize_distribution(distribution) in FIRST_PARTY
 
 
 def resolve_group(name: str) -> str:

@@ -1,10 +1,10 @@
 """The component registry: turn a reference in a config into a class or function, then build it.
 
 A reference resolves in this order: a name registered with [`register()`][lcv_config.register] → an entry point of
-the kind's group → a dotted import path → a class or function given directly → the kind's
-default modules (``torch.optim`` for optimizers, ...). A bare name found in two default modules is
-an error, never a silent first match. A dotted path imports its module, as in Hydra and
-LightningCLI: only use configs you trust.
+the kind's group (``stratified_kfold``, or ``distribution:name`` to pick one of several) → a dotted import path → a
+class or function given directly → the kind's default modules (``torch.optim`` for optimizers, ...). A bare name
+found in two default modules is an error, never a silent first match. A dotted path imports its module, as in Hydra
+and LightningCLI: only use configs you trust.
 """
 
 from __future__ import annotations
@@ -19,9 +19,19 @@ from typing import Any, TypeVar
 
 from lcv_config._arguments import check_arguments, data_arguments, positional_params
 from lcv_config._components import is_component, split_component
-from lcv_config.errors import ConfigError, LcvError, closest, did_you_mean
-from lcv_config.groups import CALLBACKS, DATAMODULES, KNOWN_PROVIDERS, LEARNERS, LOGGERS, SPLITTERS, TRANSFORMS, TUNERS
-from lcv_config.plugins import list_plugins, load_plugin
+from lcv_config.errors import ConfigError, DuplicatePluginError, LcvError, closest, did_you_mean
+from lcv_config.groups import (
+    CALLBACKS,
+    DATAMODULES,
+    KNOWN_PROVIDERS,
+    LEARNERS,
+    LOGGERS,
+    MODELS,
+    SPLITTERS,
+    TRANSFORMS,
+    TUNERS,
+)
+from lcv_config.plugins import list_plugins, match_qualified, select_plugin
 
 T = TypeVar("T")
 
@@ -41,7 +51,7 @@ class Kind:
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
-        Kind("model"),
+        Kind("model", MODELS),
         Kind("learner", LEARNERS),
         Kind("criterion", None, ("torch.nn",)),
         Kind("optimizer", None, ("torch.optim",)),
@@ -153,8 +163,13 @@ def resolve(kind: str, ref: Any, path: str | None = None) -> Any:
         raise ConfigError(f"Expected a {kind} name, dotted path or class, got {type(ref).__name__} {ref!r}.", path)
     if ref in _REGISTERED[k.name]:
         return _REGISTERED[k.name][ref]
-    if k.group and any(p.name == ref for p in list_plugins(k.group)):
-        return load_plugin(k.group, ref)
+    if k.group:
+        plugins = list_plugins(k.group)
+        if any(p.name == ref for p in plugins) or match_qualified(ref, plugins) is not None:
+            try:
+                return select_plugin(k.group, ref, plugins).load()
+            except DuplicatePluginError as exc:
+                raise ConfigError(str(exc), path) from exc
     if "." in ref or ":" in ref:
         return _import_dotted(ref, kind, path)
     hits: list[tuple[str, Any]] = []
