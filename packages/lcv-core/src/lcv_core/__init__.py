@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     )
     from lcv_core.configure import configure_all
     from lcv_core.inference.api import PredictResult, TestResult, out_of_fold_predictions, predict, refit, test
+    from lcv_core.learners.loss_returning import LossReturningLearner
     from lcv_core.learners.networks import MLP
     from lcv_core.learners.supervised import CLASSIFICATION_METRICS, REGRESSION_METRICS, SupervisedLearner
     from lcv_core.loop.trainer import CrossValidationTrainer
@@ -58,6 +59,7 @@ _LAZY: dict[str, str] = {
     "CLASSIFICATION_METRICS": "lcv_core.learners.supervised",
     "REGRESSION_METRICS": "lcv_core.learners.supervised",
     "SupervisedLearner": "lcv_core.learners.supervised",
+    "LossReturningLearner": "lcv_core.learners.loss_returning",
     "LRFinderResult": "lcv_core.lr_finder",
     "lr_find": "lcv_core.lr_finder",
     "MLP": "lcv_core.learners.networks",
@@ -80,6 +82,7 @@ __all__ = [
     "GradientAccumulationScheduler",
     "LRFinderResult",
     "LearningRateMonitor",
+    "LossReturningLearner",
     "MetricSummary",
     "ModelCheckpoint",
     "ModelSummary",

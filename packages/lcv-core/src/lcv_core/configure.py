@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,26 @@ def learner_factory(config: ExperimentConfig) -> Callable[[], LightningModule]:
     return factory
 
 
+def _as_config(
+    config: ExperimentConfig | Mapping[str, Any] | str | Path | Sequence[str | Path], overrides: Sequence[str]
+) -> ExperimentConfig:
+    """Validate a config given as an object, a dict, a file or a list of files (then apply ``overrides``)."""
+    if isinstance(config, ExperimentConfig):
+        if not overrides:
+            return config
+        return load_config((), overrides, base=config.model_dump(mode="python"))
+    if isinstance(config, Mapping):
+        return load_config((), overrides, base=config)
+    if isinstance(config, (str, Path)):
+        return load_config([config], overrides)
+    if isinstance(config, (list, tuple)) and all(isinstance(c, (str, Path)) for c in config):
+        return load_config(list(config), overrides)
+    raise ConfigError(
+        f"configure_all() takes an ExperimentConfig, a dict, a config file or a list of files; got "
+        f"{type(config).__name__}."
+    )
+
+
 def _dump(value: Any) -> Any:
     if value is None:
         return None
@@ -84,19 +104,26 @@ def build_loggers(config: ExperimentConfig, run_dir: Path | None) -> list[Any]:
 
 
 def configure_all(
-    config: ExperimentConfig | str | Path, run_dir: str | Path | None = None
+    config: ExperimentConfig | Mapping[str, Any] | str | Path | Sequence[str | Path],
+    run_dir: str | Path | None = None,
+    overrides: Sequence[str] = (),
 ) -> tuple[CrossValidationTrainer, Callable[[], LightningModule], Any]:
-    """Return ``(trainer, learner_factory, datamodule)`` for an experiment config or config file.
+    """Return ``(trainer, learner_factory, datamodule)`` for an experiment config.
+
+    ``config`` is an `ExperimentConfig`, a dict with the same content as a config file (torch_mate's
+    `configure_all(cfg_dict)`), a config file, or a list of files merged in order; ``overrides`` (``key=value``)
+    apply on top, as on the command line. A dict and a file with the same content give the same trainer, learner
+    and datamodule.
 
     The trainer's ``experiment_config_yaml`` holds the resolved config (``dump_config``), which it writes into
     ``last.ckpt`` and every per-fold checkpoint.
 
     Example:
         >>> trainer, make_learner, datamodule = configure_all("examples/digits/config.yaml")  # doctest: +SKIP
+        >>> trainer, make_learner, datamodule = configure_all({"name": "digits", "data": {...}})  # doctest: +SKIP
         >>> result = trainer.fit(make_learner, datamodule)  # doctest: +SKIP
     """
-    if not isinstance(config, ExperimentConfig):
-        config = load_config(config)
+    config = _as_config(config, overrides)
     datamodule = build_datamodule(config)
     factory = learner_factory(config)
     learner = factory()  # build one learner now, so a bad argument fails before anything is written

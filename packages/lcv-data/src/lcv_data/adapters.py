@@ -33,9 +33,10 @@ def from_setup_function(
     """Build a datamodule from a function returning ``(train, dev, test, batch_size)``.
 
     ``train``, ``dev`` and ``test`` may be dicts of tensors (``{"X": ..., "Y": ...}``) or torch datasets
-    of dict samples. Without a splitter, ``dev`` is the one validation fold (a train/dev run for a plain
-    ``lightning.Trainer``); with one, ``train`` and ``dev`` are pooled and split into folds. ``test`` (may
-    be ``None``) becomes the test data.
+    of dict samples. Without a splitter, ``dev`` is the one validation fold: train it with
+    ``CrossValidationTrainer.fit_holdout(model, datamodule)`` (``fit`` cross-validates and needs at least two
+    folds) or a plain ``lightning.Trainer``. With a splitter, ``train`` and ``dev`` are pooled and split into folds.
+    ``test`` (may be ``None``) becomes the test data.
 
     Args:
         fn: The setup function.

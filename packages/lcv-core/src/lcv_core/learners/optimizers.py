@@ -14,6 +14,7 @@ from lcv_config.errors import did_you_mean
 from lcv_config.registry import check_arguments, split_component
 
 _FUSED = ("Adam", "AdamW", "SGD")
+_LIGHTNING_SCHEDULER_KEYS = ("interval", "frequency", "monitor", "strict")
 
 
 def _patterns(value: Any, path: str) -> list[str]:
@@ -127,3 +128,39 @@ def _fused_supported(params: list[nn.Parameter]) -> bool:
     except ImportError:  # an older torch without the helper: leave the default
         return False
     return bool(params) and all(p.is_floating_point() and p.device.type in devices for p in params)
+
+
+def configure_from_specs(
+    optimizer_spec: Any, scheduler_spec: Any, named_parameters: list[tuple[str, nn.Parameter]]
+) -> Any:
+    """Return what ``configure_optimizers`` returns for optimizer and scheduler components (one or a list of each).
+
+    ``named_parameters`` are the trainable parameters under the names the ``params`` patterns match. Schedulers pair
+    with optimizers by position or by ``cfg.optimizer`` (an index); ``interval``, ``frequency``, ``monitor`` and
+    ``strict`` in a scheduler's ``cfg`` are Lightning's scheduler keys.
+    """
+    specs = list(optimizer_spec) if isinstance(optimizer_spec, (list, tuple)) else [optimizer_spec]
+    prefix = [f"optimizer[{i}]" if len(specs) > 1 else "optimizer" for i in range(len(specs))]
+    groups = assign_parameters(specs, prefix, named_parameters)
+    optimizers = [
+        build_optimizer(spec, path, opt_groups) for spec, path, opt_groups in zip(specs, prefix, groups, strict=True)
+    ]
+    if scheduler_spec is None:
+        return optimizers[0] if len(optimizers) == 1 else optimizers
+    sched_specs = list(scheduler_spec) if isinstance(scheduler_spec, (list, tuple)) else [scheduler_spec]
+    configs = []
+    for i, spec in enumerate(sched_specs):
+        path = f"lr_scheduler[{i}]" if len(sched_specs) > 1 else "lr_scheduler"
+        name, cfg = split_component(spec, path)
+        keys = {k: cfg.pop(k) for k in _LIGHTNING_SCHEDULER_KEYS if k in cfg}
+        index = cfg.pop("optimizer", i if len(sched_specs) == len(optimizers) else 0)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(optimizers):
+            raise ConfigError(
+                f"lr_scheduler 'optimizer' must be an optimizer index 0..{len(optimizers) - 1}, got {index!r}.",
+                f"{path}.cfg.optimizer",
+            )
+        scheduler = build("lr_scheduler", {"name": name, "cfg": cfg}, path, optimizers[index])
+        configs.append({"scheduler": scheduler, **keys})
+    if len(optimizers) == 1 and len(configs) == 1:
+        return {"optimizer": optimizers[0], "lr_scheduler": configs[0]}
+    return optimizers, configs

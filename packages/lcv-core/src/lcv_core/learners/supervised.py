@@ -22,13 +22,12 @@ from lcv_config import ConfigError, LcvError, build
 from lcv_config.errors import did_you_mean
 from lcv_config.registry import split_component
 from lcv_core.learners.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS, metric_spec, named_metric
-from lcv_core.learners.optimizers import assign_parameters, build_optimizer
+from lcv_core.learners.optimizers import configure_from_specs
 
 Stage = Literal["train", "val", "test", "predict"]
 Task = Literal["classification", "regression"]
 
 _REGRESSION_LOSSES = {"MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "GaussianNLLLoss", "PoissonNLLLoss"}
-_LIGHTNING_SCHEDULER_KEYS = ("interval", "frequency", "monitor", "strict")
 
 
 def _guard_configure_model(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -154,38 +153,9 @@ class SupervisedLearner(LightningModule):
 
     def configure_optimizers(self) -> Any:
         """Build the optimizers over this module's parameters, and the schedulers if configured."""
-        specs = (
-            list(self._optimizer_spec) if isinstance(self._optimizer_spec, (list, tuple)) else [self._optimizer_spec]
-        )
-        prefix = [f"optimizer[{i}]" if len(specs) > 1 else "optimizer" for i in range(len(specs))]
         # Patterns match names inside the network (``net.0.weight``), as users see them in their model.
         named = [(n.removeprefix("model."), p) for n, p in self.named_parameters() if p.requires_grad]
-        groups = assign_parameters(specs, prefix, named)
-        optimizers = [
-            build_optimizer(spec, path, opt_groups)
-            for spec, path, opt_groups in zip(specs, prefix, groups, strict=True)
-        ]
-        if self._scheduler_spec is None:
-            return optimizers[0] if len(optimizers) == 1 else optimizers
-        sched_specs = (
-            list(self._scheduler_spec) if isinstance(self._scheduler_spec, (list, tuple)) else [self._scheduler_spec]
-        )
-        configs = []
-        for i, spec in enumerate(sched_specs):
-            path = f"lr_scheduler[{i}]" if len(sched_specs) > 1 else "lr_scheduler"
-            name, cfg = split_component(spec, path)
-            keys = {k: cfg.pop(k) for k in _LIGHTNING_SCHEDULER_KEYS if k in cfg}
-            index = cfg.pop("optimizer", i if len(sched_specs) == len(optimizers) else 0)
-            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(optimizers):
-                raise ConfigError(
-                    f"lr_scheduler 'optimizer' must be an optimizer index 0..{len(optimizers) - 1}, got {index!r}.",
-                    f"{path}.cfg.optimizer",
-                )
-            scheduler = build("lr_scheduler", {"name": name, "cfg": cfg}, path, optimizers[index])
-            configs.append({"scheduler": scheduler, **keys})
-        if len(optimizers) == 1 and len(configs) == 1:
-            return {"optimizer": optimizers[0], "lr_scheduler": configs[0]}
-        return optimizers, configs
+        return configure_from_specs(self._optimizer_spec, self._scheduler_spec, named)
 
     def forward(self, x: Any) -> Any:
         """Return the network's output."""
