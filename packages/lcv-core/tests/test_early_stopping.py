@@ -151,3 +151,55 @@ def test_monitor_and_mode_default_to_the_trainers(data, tiny, trainer_kwargs) ->
     result = CrossValidationTrainer(**kwargs, callbacks=[stopper]).fit(lambda fold: model(fold), data)
     assert (stopper.monitor, stopper.mode) == ("score", "max")
     assert result.n_epochs == 4 and "fold mean of score did not improve" in (result.stop_reason or "")
+
+
+class _StopRecorder:
+    """The two things EarlyStopping asks of a trainer: its config (monitor, mode) and ``stop``."""
+
+    def __init__(self) -> None:
+        self.config = type("Config", (), {"monitor": "score", "mode": "min"})()
+        self.reasons: list[str] = []
+
+    def stop(self, reason: str) -> None:
+        self.reasons.append(reason)
+
+
+def _stop_epoch(stopper: EarlyStopping, means: list[float]) -> int | None:
+    """Feed the fold means epoch by epoch straight to the callback; return the epoch it asked to stop at."""
+    trainer = _StopRecorder()
+    for epoch, value in enumerate(means):
+        stopper.on_validation_end(trainer=trainer, epoch=epoch, metrics={"cv/score_mean": value})  # type: ignore[arg-type]
+        if trainer.reasons:
+            return epoch
+    return None
+
+
+def test_warmup_epochs_are_not_counted_against_patience() -> None:
+    worse = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]  # never improves after epoch 0
+    assert _stop_epoch(EarlyStopping(monitor="score", patience=2), worse) == 2
+    # epochs 0-3 are warm-up: the first counted ones are 4 and 5
+    assert _stop_epoch(EarlyStopping(monitor="score", patience=2, warmup=4), worse) == 5
+
+
+def test_min_delta_is_the_smallest_improvement_that_counts() -> None:
+    creeping = [1.0, 0.99, 0.98, 0.97, 0.96, 0.95]  # improves by 0.01 per epoch
+    assert _stop_epoch(EarlyStopping(monitor="score", patience=2), creeping) is None
+    assert _stop_epoch(EarlyStopping(monitor="score", patience=2, min_delta=0.05), creeping) == 2
+    stopper = EarlyStopping(monitor="score", patience=2, min_delta=0.05, mode="max")
+    assert _stop_epoch(stopper, [0.5, 0.54, 0.549, 0.7]) == 2  # +0.04 and +0.049 over the best 0.5: not enough
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("patience", -3), ("warmup", -1), ("min_delta", -0.1), ("patience", float("nan"))]
+)
+def test_negative_settings_are_refused(option: str, value: float) -> None:
+    with pytest.raises(ValueError, match=rf"EarlyStopping\({option}=.*expected a number >= 0"):
+        EarlyStopping(**{option: value})
+
+
+def test_negative_patience_in_a_config_names_the_callback_path() -> None:
+    from lcv_config import ConfigError, build
+
+    with pytest.raises(ConfigError, match="patience=-3") as info:
+        build("callback", {"name": "early_stopping", "cfg": {"patience": -3}}, "callbacks[0]")
+    assert info.value.path == "callbacks[0]"

@@ -19,14 +19,19 @@ class EarlyStopping(Callback):
     Args:
         monitor: A metric logged in validation (``val_loss``); its fold mean ``cv/<monitor>_mean`` is watched.
             Default: the trainer's ``monitor`` (``TrainerConfig.monitor``).
-        patience: Epochs without improvement before stopping.
-        min_delta: The smallest change that counts as an improvement.
+        patience: Epochs without improvement before stopping (``>= 0``).
+        min_delta: The smallest change that counts as an improvement (``>= 0``, in the metric's units, whatever
+            ``mode``).
         mode: ``min`` if lower is better, ``max`` if higher is better. Default: the trainer's ``mode`` when
             ``monitor`` is not given, else ``min``.
-        warmup: Epochs at the start that are never counted against ``patience``.
+        warmup: Epochs at the start that are never counted against ``patience`` (``>= 0``).
         stopping_threshold: Stop as soon as the fold mean reaches this value.
         divergence_threshold: Stop as soon as the fold mean is worse than this value.
         check_finite: Stop when the fold mean or any fold's value is NaN or infinite.
+
+    Raises:
+        ValueError: ``patience``, ``warmup`` or ``min_delta`` is negative (from a config: exit 2 naming the
+            callback's path).
     """
 
     def __init__(
@@ -42,10 +47,17 @@ class EarlyStopping(Callback):
     ) -> None:
         if mode not in ("min", "max", None):
             raise LcvError(f"EarlyStopping(mode={mode!r}): expected 'min' or 'max'.")
+        for name, value, meaning in (
+            ("patience", patience, "epochs without improvement before stopping"),
+            ("warmup", warmup, "epochs at the start never counted against patience"),
+            ("min_delta", min_delta, "the smallest change that counts as an improvement, in the metric's units"),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"EarlyStopping({name}={value!r}): expected a number >= 0 ({meaning}).")
         self.monitor = monitor
         self._mode_given = mode is not None
         self.patience = patience
-        self.min_delta = abs(min_delta)
+        self.min_delta = float(min_delta)
         self.mode: Literal["min", "max"] = mode or "min"
         self.warmup = warmup
         self.stopping_threshold = stopping_threshold
