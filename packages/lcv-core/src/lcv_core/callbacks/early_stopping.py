@@ -52,7 +52,7 @@ class EarlyStopping(Callback):
             ("warmup", warmup, "epochs at the start never counted against patience"),
             ("min_delta", min_delta, "the smallest change that counts as an improvement, in the metric's units"),
         ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            if not value >= 0:  # NaN too
                 raise ValueError(f"EarlyStopping({name}={value!r}): expected a number >= 0 ({meaning}).")
         self.monitor = monitor
         self._mode_given = mode is not None
