@@ -257,12 +257,21 @@ class RandomTrial:
 class RandomSearch:
     """A tiny random-search tuner over a parsed lcv search space."""
 
-    def __init__(
-        self, space: Mapping[str, Any], direction: str, seed: int = 0, prune_above: float | None = None
+    def __init__(  # the keywords lcv tune constructs a backend with
+        self,
+        space: Mapping[str, Any],
+        direction: str = "minimize",
+        study: str | None = None,
+        storage: str | None = None,
+        workdir: str | Path = ".",
+        sampler: Any = None,
+        pruner: Any = None,
+        seed: int | None = 0,
+        prune_above: float | None = None,
     ) -> None:
         self.space = parse_space(space)
         self.direction = direction
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed or 0)
         self.prune_above = prune_above
         self.results: list[tuple[float, dict[str, Any]]] = []
         self.count = 0
@@ -381,3 +390,34 @@ def test_tuner_contract_passes_a_correct_tuner(tmp_path: Path) -> None:
 def test_tuner_contract_catches_a_broken_tuner(make: Any, failing_test: str, message: str, tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match=message):
         getattr(tuner_contract(make), failing_test)(tmp_path)
+
+
+# --- tuners: the constructor lcv uses --------------------------------------------------------------------------
+
+
+class PositionalOnlyTuner(RandomSearch):
+    """Broken: the signature the old suite suggested, ``(space, direction, workdir)``, without lcv's keywords."""
+
+    def __init__(self, space: Any, direction: str, workdir: Path) -> None:
+        super().__init__(space, direction)
+
+
+class KeywordTuner(RandomSearch):
+    def __init__(self, space: Any, direction: str = "minimize", seed: int | None = None, **options: Any) -> None:
+        super().__init__(space, direction, seed=seed or 0)
+
+
+def test_tuner_contract_builds_the_backend_as_lcv_does(tmp_path: Path) -> None:
+    class TestKeyword(TunerContract):
+        tuner_class = KeywordTuner
+
+    run_all(TestKeyword(), tmp_path / "good")
+
+    class TestPositional(TunerContract):
+        def make_tuner(self, space: dict[str, Any], direction: str, workdir: Path) -> Any:
+            return PositionalOnlyTuner(space, direction, workdir)
+
+    with pytest.raises(AssertionError, match="its signature refuses"):
+        TestPositional().test_accepts_the_arguments_lcv_constructs_it_with(tmp_path)
+    with pytest.raises(NotImplementedError, match="set tuner_class"):
+        TunerContract().make_tuner({}, "minimize", tmp_path)

@@ -13,7 +13,7 @@ PUBLIC = [
     "TRANSFORMS", "TUNERS", "check_arguments", "is_component", "resolve_any", "RENAMED_OPTIONS", "RenamedOption",
     "ConfigProblem", "ConfigProblemsError", "check_names",
     "Command", "Component", "ConfigError", "CrossValidationTrainerConfig", "DataConfig", "DuplicatePluginError",
-    "ExperimentConfig", "FittedTransform", "FoldDataSource", "LcvError", "Objective", "PluginError",
+    "ExperimentConfig", "FittedTransform", "FoldDataSource", "LcvError", "Logger", "Objective", "PluginError",
     "PluginClashWarning", "PluginImportError", "PluginInfo", "Splitter", "TrainerConfig", "Transform", "Trial",
     "TrialPruned",
     "TuneConfig", "Tuner", "UnknownPluginError", "__version__", "build", "dump_config", "find_plugin",

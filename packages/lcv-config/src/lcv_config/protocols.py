@@ -49,14 +49,62 @@ class Transform(Protocol):
 
 @runtime_checkable
 class FittedTransform(Protocol):
-    """A transform whose state is fitted on one fold's training data only."""
+    """A transform whose state is fitted on one fold's training data only (``data.fitted_transforms``).
+
+    What lcv (lcv-data's datamodule) calls, in order, per fold:
+
+    1. ``copy.deepcopy(transform)``: each fold fits its own copy, so state must live on the instance.
+    2. ``fit(train)``: ``train`` is the fold's training inputs (or targets) as one tensor, samples along
+       dimension 0, after the ``pre`` stage. The return value is ignored.
+    3. ``transform(batch)``: on batches (samples along dimension 0) of every split of that fold; one sample
+       is transformed as a batch of one (``transform(x[None])[0]``), so a row's result must not depend on
+       the other rows of its batch. Also on the training data, when a later fitted transform fits on its output.
+    4. ``state_dict()`` when the run directory is written (``transforms.json``): the state must be
+       JSON-serialisable; ``load_state_dict(state)`` on a fresh copy when ``lcv test``/``lcv predict`` reuse it.
+
+    Optional, with its fallback: ``on`` (``"input"`` or ``"target"``; absent means ``"input"``). ``__call__``
+    is not called for a fitted transform. The suite is
+    [`FittedTransformContract`][lcv_config.testing.FittedTransformContract].
+    """
 
     def fit(self, data: Any) -> Any:
-        """Learn the transform's state from training data; return ``self``."""
+        """Learn the transform's state from training data (samples along dimension 0); return ``self``."""
         ...
 
     def transform(self, x: Any) -> Any:
-        """Apply the fitted state to ``x``."""
+        """Apply the fitted state to a batch ``x`` (samples along dimension 0)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the fitted state as JSON-serialisable values."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state returned by ``state_dict`` (after a JSON round trip) into an unfitted copy."""
+        ...
+
+
+@runtime_checkable
+class Logger(Protocol):
+    """An experiment logger (``lcv.loggers``), as Lightning Fabric's loggers are.
+
+    lcv builds it as ``Logger(**cfg, root_dir=RUN_DIR)`` (or ``save_dir=``, whichever the constructor names,
+    unless the config sets it), then calls ``log_hyperparams(config)`` once with the resolved config as a nested
+    dict (``NotImplementedError`` is tolerated), ``log_metrics(metrics, step=epoch)`` per epoch with per-fold
+    (``fold_0/val_loss``) and fold-mean (``cv/val_loss_mean``, ``cv/val_loss_std``) floats, and ``finalize("success")``
+    at the end. Optional: ``log_summary(summary)`` (the best epoch's means) and ``log_image(name, path)``.
+    """
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Record scalar metrics at ``step``."""
+        ...
+
+    def log_hyperparams(self, params: Any) -> None:
+        """Record the run's hyperparameters (the resolved config)."""
+        ...
+
+    def finalize(self, status: str) -> None:
+        """Flush and close at the end of the run (``status`` is ``"success"``)."""
         ...
 
 
@@ -93,7 +141,17 @@ Objective = Callable[[Trial], float]
 
 @runtime_checkable
 class Tuner(Protocol):
-    """A tuning backend: owns a study and runs an objective over proposed trials."""
+    """A tuning backend (``lcv.tuners``): owns a study and runs an objective over proposed trials.
+
+    ``lcv tune`` constructs it with keywords only::
+
+        Backend(space=..., direction="minimize" | "maximize", study=NAME | None, storage=URL | None,
+                workdir=Path, sampler=dict | None, pruner=dict | None, seed=int, **tune.options)
+
+    (``space`` is the config's ``tune.space`` mapping; ``sampler``/``pruner`` are ``{name, cfg}`` dicts), then calls
+    ``optimize(objective, n_trials=..., timeout=...)`` and reads ``best_params``/``best_value``. The suite is
+    [`TunerContract`][lcv_config.testing.TunerContract].
+    """
 
     def optimize(self, objective: Objective, n_trials: int | None = None, timeout: float | None = None) -> None:
         """Run trials of ``objective`` until ``n_trials`` finished or ``timeout`` seconds passed."""
