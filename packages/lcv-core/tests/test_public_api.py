@@ -37,6 +37,7 @@ def test_public_api_is_pinned() -> None:
             "out_of_fold_predictions",
             "predict",
             "refit",
+            "scale_batch_size",
             "test",
             "tune",
         ]

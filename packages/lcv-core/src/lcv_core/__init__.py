@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from lcv_core.loop.trainer import CrossValidationTrainer
     from lcv_core.lr_finder import LRFinderResult, lr_find
     from lcv_core.results.cv_result import CVResult, MetricSummary
+    from lcv_core.tuning.batch_size import scale_batch_size
     from lcv_core.tuning.runner import TuneResult, tune
 
 _LAZY: dict[str, str] = {
@@ -67,6 +68,7 @@ _LAZY: dict[str, str] = {
     "MetricSummary": "lcv_core.results.cv_result",
     "CrossValidationTrainer": "lcv_core.loop.trainer",
     "TuneResult": "lcv_core.tuning.runner",
+    "scale_batch_size": "lcv_core.tuning.batch_size",
     "tune": "lcv_core.tuning.runner",
 }
 
@@ -100,6 +102,7 @@ __all__ = [
     "out_of_fold_predictions",
     "predict",
     "refit",
+    "scale_batch_size",
     "test",
     "tune",
 ]
