@@ -1,4 +1,4 @@
-"""The NeuroMANCER-style pieces: a simulated parametric system, the model, and a custom training step.
+"""The NeuroMANCER-style pieces: a simulated parametric system, the model, and the ``Problem`` that trains it.
 
 A damped oscillator ``x'' = -omega^2 x - 2 zeta omega x'`` is simulated for random states and frequencies; the model
 learns the state one time step ahead. Samples are dicts: ``X`` = (position, velocity, omega), ``Y`` = next state.
@@ -59,16 +59,25 @@ class SystemNet(nn.Module):
         return x[:, :2] + DT * self.net(x)  # type: ignore[no-any-return]  # nn.Sequential is untyped
 
 
-def custom_training_step(learner: Any, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
-    """NeuroMANCER's ``custom_training_step``: the reference loss plus a physics residual (position follows velocity).
+class Problem(nn.Module):
+    """NeuroMANCER's ``Problem``, as its users write it: a dict batch in, every loss and output out.
 
-    The learner logs the returned ``loss`` as ``train_loss``; the two parts are logged here.
+    As in NeuroMANCER, each returned key is prefixed with the batch's ``name`` (``train_loss``, ``dev_loss``); the
+    loss is the reference loss plus a physics residual (position follows velocity). lcv's ``loss_returning``
+    learner trains it unchanged.
     """
-    x, y = batch["X"], batch["Y"]
-    pred = learner(x)
-    reference = nn.functional.mse_loss(pred, y)
-    # Over one step the position moves by about the mean of the old and new velocity times DT.
-    physics = nn.functional.mse_loss(pred[:, 0] - x[:, 0], DT * (x[:, 1] + pred[:, 1]) / 2)
-    learner.log("train_reference", reference, on_epoch=True)
-    learner.log("train_physics", physics, on_epoch=True)
-    return {"loss": reference + 0.1 * physics}
+
+    def __init__(self, hidden: int = 64, physics_weight: float = 0.1) -> None:
+        super().__init__()
+        self.system = SystemNet(hidden)
+        self.physics_weight = physics_weight
+
+    def forward(self, data: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Return ``<name>_loss``, ``<name>_reference``, ``<name>_physics`` and ``<name>_Y_pred``."""
+        x, y = data["X"], data["Y"]
+        pred = self.system(x)
+        reference = nn.functional.mse_loss(pred, y)
+        # Over one step the position moves by about the mean of the old and new velocity times DT.
+        physics = nn.functional.mse_loss(pred[:, 0] - x[:, 0], DT * (x[:, 1] + pred[:, 1]) / 2)
+        out = {"loss": reference + self.physics_weight * physics, "reference": reference, "physics": physics}
+        return {f"{data['name']}_{k}": v for k, v in {**out, "Y_pred": pred}.items()}

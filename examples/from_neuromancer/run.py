@@ -1,5 +1,6 @@
-"""From NeuroMANCER's LitTrainer: a ``data_setup_function``, a custom training step, patience with warmup, gradient
-clipping, the best weights back in the plain model, the simple profiler, and an offline W&B sweep.
+"""From NeuroMANCER's LitTrainer: a ``data_setup_function``, a ``Problem`` that returns its losses (trained unchanged),
+patience with warmup, gradient clipping, the best weights back in the plain model, the simple profiler, and an offline
+W&B sweep.
 
 Run it with ``python examples/from_neuromancer/run.py`` (W&B runs offline; no account needed).
 """
@@ -16,13 +17,13 @@ if str(HERE) not in sys.path:  # what `python run.py` does anyway; needed when r
     sys.path.insert(0, str(HERE))
 
 import torch  # noqa: E402
-from oscillator import SystemNet, custom_training_step, data_setup_function  # noqa: E402
+from oscillator import Problem, SystemNet, data_setup_function  # noqa: E402
 
 from lcv_config import load_config  # noqa: E402
 from lcv_core.callbacks.checkpoint import ModelCheckpoint  # noqa: E402
 from lcv_core.callbacks.early_stopping import EarlyStopping  # noqa: E402
 from lcv_core.inference import test  # noqa: E402
-from lcv_core.learners import SupervisedLearner  # noqa: E402
+from lcv_core.learners import LossReturningLearner  # noqa: E402
 from lcv_core.trainer import CrossValidationTrainer  # noqa: E402
 from lcv_core.tuning import tune  # noqa: E402
 from lcv_data.adapters import from_setup_function  # noqa: E402
@@ -30,24 +31,17 @@ from lcv_data.adapters import from_setup_function  # noqa: E402
 CONFIG = HERE / "config.yaml"
 
 
-def make_problem(lr: float = 3e-3) -> SupervisedLearner:
-    """NeuroMANCER's ``Problem``: the plain model, the loss and the custom training step in one LightningModule."""
-    return SupervisedLearner(
-        model=SystemNet(),
-        criterion="MSELoss",
-        optimizer={"name": "Adam", "cfg": {"lr": lr}},
-        task="regression",
-        input_key="X",
-        target_key="Y",
-        custom_training_step=custom_training_step,
-    )
+def make_problem(lr: float = 3e-3) -> LossReturningLearner:
+    """NeuroMANCER's ``Problem``, unchanged, with its optimizer: lcv logs every loss it returns per stage."""
+    return LossReturningLearner(Problem(hidden=64), optimizer={"name": "Adam", "cfg": {"lr": lr}})
 
 
 def load_plain_model(checkpoint: str | Path) -> SystemNet:
     """Load a fold's best weights from its checkpoint into the plain ``SystemNet`` (no lcv needed to use it)."""
     state = torch.load(checkpoint, weights_only=True)["state_dict"]
     model = SystemNet()
-    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    prefix = "model.system."  # the learner's module is the Problem, whose network is `system`
+    model.load_state_dict({k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)})
     return model.eval()
 
 
@@ -82,7 +76,7 @@ def main(
     result = trainer.fit(make_problem, datamodule)
     print(result.summary(print_table=False))
 
-    # The best weights of fold 0, in the plain model, scored on fold 0's validation data.
+    # The best weights of fold 0, in the plain model, scored on fold 0's validation data (the reference loss).
     model = load_plain_model(result.checkpoints["best"][0])
     _, val_loader = datamodule.train_val_dataloaders()[0]
     squared, count = 0.0, 0
@@ -107,8 +101,8 @@ def main(
         "n_epochs": result.n_epochs,
         "stop_reason": result.stop_reason,
         "best_checkpoints": result.checkpoints["best"],
-        "fold0_best_val_loss": result.history[0][result.best_epoch]["val_loss"],
-        "fold0_reloaded_val_loss": squared / count,
+        "fold0_best_val_reference": result.history[0][result.best_epoch]["val_reference"],
+        "fold0_reloaded_val_reference": squared / count,
         "test_loss": scores.metrics["test_loss"].mean,
         "train_physics": result.metric("train_physics").mean,
         "sweep": sweep,
