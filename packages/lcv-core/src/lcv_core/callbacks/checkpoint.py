@@ -37,7 +37,9 @@ class ModelCheckpoint(Callback):
         save_top_k: How many epochs to keep; ``-1`` keeps every epoch, ``0`` none (``last.ckpt`` only).
         save_last: Also write ``<dirpath>/last.ckpt``.
         filename: The folder name of a kept epoch, formatted with ``epoch`` (0-based) and every fold-mean
-            metric by name, e.g. ``"epoch={epoch}-{val_loss:.3f}"``.
+            metric by name, e.g. ``"epoch={epoch}-{val_loss:.3f}"``. A name a kept epoch already has gets a
+            version suffix, ``best-v1``, ``best-v2``..., as in Lightning; the epoch pushed out of the top k gives its
+            name up, so ``filename="best"`` with ``save_top_k=1`` is overwritten by each new best.
 
     Attributes:
         best_model_paths: Per fold, the file of the best epoch.
@@ -83,6 +85,8 @@ class ModelCheckpoint(Callback):
                 self.mode = trainer.config.mode
         if self.save_last and self.dirpath not in trainer.last_checkpoint_dirs:
             trainer.last_checkpoint_dirs.append(self.dirpath)
+        if trainer.fabric.is_global_zero:
+            saving.remove_leftovers(self.dirpath)  # temporary files of a killed run: never renamed, never needed
         self._sequential = not trainer.schedule.epoch_major
         self._publish(trainer)
 
@@ -109,8 +113,10 @@ class ModelCheckpoint(Callback):
         if math.isnan(score) or not self._qualifies(score):
             self._drop_staging(epoch)
             return
-        name = self.filename.format(
-            epoch=epoch, **{k[3:-5]: v for k, v in metrics.items() if k.startswith("cv/") and k.endswith("_mean")}
+        name = self._free_name(
+            self.filename.format(
+                epoch=epoch, **{k[3:-5]: v for k, v in metrics.items() if k.startswith("cv/") and k.endswith("_mean")}
+            )
         )
         if trainer.fabric.is_global_zero:
             self._write_epoch(trainer, epoch, score, name)
@@ -118,10 +124,24 @@ class ModelCheckpoint(Callback):
         self.kept.sort(key=lambda item: item[0] if self.mode == "min" else -item[0])
         if self.save_top_k > 0:
             for _, _, dropped in self.kept[self.save_top_k :]:
-                if trainer.fabric.is_global_zero:
+                if trainer.fabric.is_global_zero and dropped != name:  # never the folder just written
                     shutil.rmtree(self._dir / dropped, ignore_errors=True)
             del self.kept[self.save_top_k :]
         self._publish(trainer)
+
+    def _free_name(self, name: str) -> str:
+        """Return ``name``, or ``name-v1``, ``name-v2``... when a kept epoch has it, as Lightning versions files.
+
+        The epoch this one pushes out of the top k gives its name up: a fixed ``filename`` with ``save_top_k=1`` is
+        overwritten by each new best, as in Lightning.
+        """
+        full = self.save_top_k > 0 and len(self.kept) >= self.save_top_k
+        leaving = self.kept[-1][2] if full else None
+        taken = {n for _, _, n in self.kept if n != leaving}
+        candidate, version = name, 1
+        while candidate in taken:
+            candidate, version = f"{name}-v{version}", version + 1
+        return candidate
 
     def on_train_end(self, *, trainer: CrossValidationTrainer, **kwargs: Any) -> None:
         """Remove what the sequential schedule staged and did not keep."""
@@ -166,7 +186,7 @@ class ModelCheckpoint(Callback):
 
     def _write_epoch(self, trainer: CrossValidationTrainer, epoch: int, score: float, name: str) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self._dir))
+        tmp = Path(tempfile.mkdtemp(prefix=saving.temp_prefix(name), dir=self._dir))
         for fold in range(len(trainer.folds)):
             if self._sequential:
                 # a fold that stopped early has no file for this epoch: it contributes its last one
@@ -183,9 +203,13 @@ class ModelCheckpoint(Callback):
                     continue
             self._write_fold(trainer, fold, epoch, tmp / f"fold_{fold}.ckpt", score)
         target = self._dir / name
-        if target.exists():  # the same epoch again after a resume
-            shutil.rmtree(target)
+        old = None
+        if target.exists():  # the same name again: a new best under a fixed filename, or an epoch redone on resume
+            old = Path(tempfile.mkdtemp(prefix=saving.temp_prefix(name), dir=self._dir))
+            os.replace(target, old / name)  # aside first: a crash now leaves a hidden folder, removed at next start
         os.replace(tmp, target)  # staged files stay until on_train_end: a stopped fold may need them later
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
     def _publish(self, trainer: CrossValidationTrainer) -> None:
         if self.kept:

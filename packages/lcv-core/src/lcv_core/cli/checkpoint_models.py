@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lcv_core.cli.holdout import FIT_HEADER
+from lcv_core.cli.checkpoint_trust import check_trusted
+from lcv_core.cli.holdout import FIT_HEADER, has_test_data
 
 
 class LoadedModels:
@@ -84,16 +85,81 @@ def _run_dir_of(files: list[Path]) -> Path | None:
     return None
 
 
-def load_models(target: str | Path, overrides: list[str] | None = None) -> LoadedModels:
+_LAYOUT = ("seed", "data.splitter", "data.holdout", "data.labels", "data.groups")
+"""The config keys that decide which samples each fold trained and validated on."""
+
+
+def _lookup(config: Any, dotted: str) -> Any:
+    value = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value.model_dump() if hasattr(value, "model_dump") else value
+
+
+def _check_same_layout(run: Any, now: Any, source: Path) -> None:
+    """Refuse overrides that change the fold layout: each model must see the holdout split as in its run."""
+    from lcv_config import ConfigError
+
+    changed = [k for k in _LAYOUT if _lookup(run, k) != _lookup(now, k)]
+    if changed and has_test_data(now):  # without test data the commands say so, which is the clearer message
+        key = changed[0]
+        raise ConfigError(
+            f"The overrides change {', '.join(changed)} ({key}: {_lookup(run, key)!r} in the run, "
+            f"{_lookup(now, key)!r} now): the fold models of {source} were trained on another fold layout, and their "
+            "scores on it would mix training and validation samples. Drop those overrides; to evaluate another "
+            "layout, train it with `lcv cv`.",
+            key,
+        )
+
+
+def check_fold_layout(loaded: LoadedModels, datamodule: Any) -> None:
+    """Refuse a datamodule whose folds differ from the run's ``folds.json`` (when the run directory is known).
+
+    Raises:
+        LcvError: The fold count or some fold's indices differ.
+    """
+    import json
+
+    from lcv_config import LcvError
+
+    saved = loaded.run_dir / "folds.json" if loaded.run_dir is not None else None
+    folds = getattr(datamodule, "folds", None)
+    if loaded.single or saved is None or not saved.is_file() or folds is None or callable(folds):
+        return
+    try:
+        written = json.loads(saved.read_text(encoding="utf-8"))["folds"]
+        run = [[sorted(map(int, f["train"])), sorted(map(int, f["val"]))] for f in written]
+        now = [[sorted(map(int, tr)), sorted(map(int, va))] for tr, va in folds]
+    except (KeyError, TypeError, ValueError):
+        return  # a datamodule's own folds.json format: nothing to compare with
+    if run != now:
+        differ = [i for i in range(max(len(run), len(now))) if i >= len(run) or i >= len(now) or run[i] != now[i]]
+        raise LcvError(
+            f"The datamodule now gives {len(now)} folds, the run {loaded.run_dir} was trained on {len(run)} "
+            f"(folds {differ} differ from its folds.json): each fold model must be evaluated with its own fold's "
+            "fitted transforms and holdout, as in training. Use the run's config without overrides of the split."
+        )
+
+
+def load_models(
+    target: str | Path, overrides: list[str] | None = None, *, trust_checkpoint: bool = False
+) -> LoadedModels:
     """Rebuild the fold models from checkpoints alone, with the experiment config embedded in them.
+
+    A checkpoint is data: its config may name only what installed plugins and ``register`` provide (and classes of
+    the modules bare names are looked up in, such as ``torch.nn``); any other dotted path is refused before anything
+    is imported, unless ``trust_checkpoint`` (see `lcv_core.cli.checkpoint_trust`).
 
     Args:
         target: A ``fold_<i>.ckpt`` file, an epoch folder of them (a fold ensemble), a ``last.ckpt`` (every
             fold at its best epoch) or a run directory (its ``checkpoints/last.ckpt``).
         overrides: ``key=value`` overrides applied to the embedded config.
+        trust_checkpoint: Import and call any dotted path the embedded config names, as for a config file you
+            wrote. Only for checkpoints from a source you trust as you would trust its code.
 
     Raises:
-        LcvError: The path is missing, not an lcv checkpoint, or a checkpoint has no embedded config.
+        LcvError: The path is missing, not an lcv checkpoint, a checkpoint has no embedded config, or the config
+            names a dotted path no plugin provides (without ``trust_checkpoint``).
     """
     from lcv_config import LcvError, load_config
     from lcv_config.loading import parse_yaml
@@ -118,6 +184,10 @@ def load_models(target: str | Path, overrides: list[str] | None = None) -> Loade
     assert text is not None  # noqa: S101  # one file at least, each with a config
     config = load_config((), overrides or [], base=parse_yaml(text))
     from lcv_core.configure import learner_factory
+
+    check_trusted(config, files[0], overrides or [], trust=trust_checkpoint)
+    if overrides:
+        _check_same_layout(load_config((), [], base=parse_yaml(text)), config, files[0])
 
     factory = learner_factory(config)
     models = []

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from lcv_core.cli.checkpoint_models import read_checkpoint
+from lcv_core.cli.checkpoint_trust import add_trust_flag, check_trusted
 from lcv_core.cli.holdout import FIT_HEADER, HOLDOUT_FIX, HoldoutValidation, has_test_data
-from lcv_core.loop.run_dir import new_run_dir
+from lcv_core.loop.run_dir import RunLock, create_run_dir
 
 
 def check_plugin_names(config: Any, files: list[str]) -> None:
@@ -48,6 +49,7 @@ class CvCommand:
             help="resume from a trainer checkpoint (a last.ckpt or a run directory); it holds the config, so no "
             "config file is needed; key=value overrides still apply",
         )
+        add_trust_flag(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         """Validate and build everything, create the run directory, train, print the summary."""
@@ -57,7 +59,7 @@ class CvCommand:
         files, overrides = split_arguments(args.config)
         resume: Path | None = None
         if args.resume is not None:
-            resume, config = _resume_point(Path(args.resume), files, overrides)
+            resume, config = _resume_point(Path(args.resume), files, overrides, trust=args.trust_checkpoint)
         elif not files:
             raise ConfigError("lcv cv needs a config file, or --resume CKPT to continue a run.", "config")
         else:
@@ -66,28 +68,67 @@ class CvCommand:
         from lcv_core.configure import configure_all
 
         if args.run_dir:
-            run_dir = Path(args.run_dir)
+            lock = RunLock.claim(args.run_dir)
         elif resume is not None and resume.parent.name == "checkpoints":
-            run_dir = resume.parent.parent  # continue in the run's own directory
+            lock = RunLock.claim(resume.parent.parent)  # continue in the run's own directory
         else:
-            run_dir = new_run_dir(config.output_dir, config.name)
-        trainer, factory, datamodule = configure_all(config, run_dir=run_dir)
-        if hasattr(datamodule, "setup"):
-            datamodule.setup("fit")  # computes the folds: bad splits fail here, before anything is written
-        _write_run_files(run_dir, config, datamodule)
-        try:
-            result = trainer.fit(factory, datamodule, ckpt_path=resume)
-        except Exception as exc:
-            (run_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
-            raise
-        text = result.summary()
-        (run_dir / "summary.txt").write_text(text, encoding="utf-8")
+            lock = RunLock.new(config.output_dir, config.name)
+        run_dir = lock.run_dir
+        with lock:
+            try:
+                _start(lock)
+                trainer, factory, datamodule = configure_all(config, run_dir=run_dir)
+                if hasattr(datamodule, "setup"):
+                    datamodule.setup("fit")  # computes the folds: bad splits fail here, before anything is written
+                if resume is not None:
+                    _check_resume(resume, trainer, datamodule)  # a refused resume writes nothing
+                _write_run_files(run_dir, config, datamodule)
+            except BaseException:
+                lock.discard()
+                raise
+            try:
+                result = trainer.fit(factory, datamodule, ckpt_path=resume)
+            except Exception as exc:
+                (run_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
+                raise
+            text = result.summary()
+            (run_dir / "summary.txt").write_text(text, encoding="utf-8")
         print(f"run directory: {run_dir}", file=sys.stderr)
         return 0
 
 
-def _resume_point(target: Path, files: list[str], overrides: list[str]) -> tuple[Path, Any]:
-    """Return the trainer checkpoint to resume from and the experiment config embedded in it (plus overrides)."""
+def _start(lock: RunLock) -> None:
+    """Say when a killed run's lock was taken over; remove the temporary files a killed run left in checkpoints/."""
+    from lcv_core.core.saving import remove_leftovers
+
+    if lock.stale:
+        print(
+            f"lcv: note: took over the lock of {lock.run_dir} from a run that is gone (pid {lock.stale.get('pid')} "
+            f"on {lock.stale.get('host')})",
+            file=sys.stderr,
+        )
+    remove_leftovers(lock.run_dir / "checkpoints")
+
+
+def _check_resume(resume: Path, trainer: Any, datamodule: Any) -> None:
+    """Refuse, before anything is written, a checkpoint whose folds or schedule differ from this run's."""
+    from lcv_core.loop import checkpoint
+
+    state = read_checkpoint(resume)
+    split = checkpoint.split_indices(datamodule)
+    if split is not None:
+        checkpoint.check_compatible(state, resume, len(split), split)
+    schedule = getattr(trainer, "schedule", None)
+    if schedule is not None:
+        checkpoint.check_schedule(state, str(resume), schedule)
+
+
+def _resume_point(target: Path, files: list[str], overrides: list[str], *, trust: bool = False) -> tuple[Path, Any]:
+    """Return the trainer checkpoint to resume from and the experiment config embedded in it (plus overrides).
+
+    The embedded config is data: it may name only what installed plugins and ``register`` provide, unless ``trust``
+    (``--trust-checkpoint``).
+    """
     from lcv_config import ConfigError, LcvError, load_config
     from lcv_config.loading import parse_yaml
 
@@ -108,7 +149,9 @@ def _resume_point(target: Path, files: list[str], overrides: list[str]) -> tuple
     embedded = state.get("experiment_config")
     if not isinstance(embedded, str) or not embedded.strip():
         raise LcvError(f"--resume {ckpt}: the checkpoint has no embedded experiment config (not written by `lcv cv`).")
-    return ckpt, load_config((), overrides, base=parse_yaml(embedded))
+    config = load_config((), overrides, base=parse_yaml(embedded))
+    check_trusted(config, ckpt, overrides, trust=trust)
+    return ckpt, config
 
 
 class TuneCommand:
@@ -143,8 +186,8 @@ class TuneCommand:
             raise ConfigError(f"--timeout must be positive, got {args.timeout}.", "timeout")
         from lcv_core.tuning.runner import run_worker, tune
 
-        run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(config.output_dir, config.name)
-        if args.worker is not None:
+        if args.worker is not None:  # a worker of a study whose main process holds the run directory
+            run_dir = Path(args.run_dir) if args.run_dir else create_run_dir(config.output_dir, config.name)
             run_worker(
                 config,
                 run_dir,
@@ -155,16 +198,23 @@ class TuneCommand:
                 study=args.study,
             )
             return 0
-        tune(
-            config,
-            n_trials=args.n_trials,
-            timeout=args.timeout,
-            workers=args.workers,
-            storage=args.storage,
-            study=args.study,
-            run_dir=run_dir,
-        )
-        print(f"run directory: {run_dir}", file=sys.stderr)
+        lock = RunLock.claim(args.run_dir) if args.run_dir else RunLock.new(config.output_dir, config.name)
+        with lock:
+            try:
+                _start(lock)
+                tune(
+                    config,
+                    n_trials=args.n_trials,
+                    timeout=args.timeout,
+                    workers=args.workers,
+                    storage=args.storage,
+                    study=args.study,
+                    run_dir=lock.run_dir,
+                )
+            except BaseException:
+                lock.discard()  # removes only what stayed empty: a study refused before its first trial
+                raise
+        print(f"run directory: {lock.run_dir}", file=sys.stderr)
         return 0
 
 
@@ -212,20 +262,27 @@ class FitCommand:
             )
         from lcv_core.configure import configure_all
 
-        run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(config.output_dir, config.name)
-        trainer, factory, datamodule = configure_all(config, run_dir=run_dir)
-        trainer.experiment_config_yaml = FIT_HEADER + (trainer.experiment_config_yaml or "")
-        split = HoldoutValidation(datamodule)
-        split.setup()  # bad splits fail here, before anything is written
-        _write_run_files(run_dir, config, split)
-        try:
-            result = trainer.fit_holdout(factory, split)
-        except Exception as exc:
-            (run_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
-            raise
-        lines = [f"best epoch {result.best_epoch}"] + [f"{n} {m.mean:.4f}" for n, m in result.metrics.items()]
-        text = "\n".join(lines) + "\n"
-        (run_dir / "summary.txt").write_text(text, encoding="utf-8")
+        lock = RunLock.claim(args.run_dir) if args.run_dir else RunLock.new(config.output_dir, config.name)
+        run_dir = lock.run_dir
+        with lock:
+            try:
+                _start(lock)
+                trainer, factory, datamodule = configure_all(config, run_dir=run_dir)
+                trainer.experiment_config_yaml = FIT_HEADER + (trainer.experiment_config_yaml or "")
+                split = HoldoutValidation(datamodule)
+                split.setup()  # bad splits fail here, before anything is written
+                _write_run_files(run_dir, config, split)
+            except BaseException:
+                lock.discard()
+                raise
+            try:
+                result = trainer.fit_holdout(factory, split)
+            except Exception as exc:
+                (run_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
+                raise
+            lines = [f"best epoch {result.best_epoch}"] + [f"{n} {m.mean:.4f}" for n, m in result.metrics.items()]
+            text = "\n".join(lines) + "\n"
+            (run_dir / "summary.txt").write_text(text, encoding="utf-8")
         print(text, end="")
         print(f"run directory: {run_dir}", file=sys.stderr)
         return 0

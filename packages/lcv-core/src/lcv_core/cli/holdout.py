@@ -123,6 +123,9 @@ def holdout_source(loaded: LoadedModels, what: str) -> Any:
         return HoldoutValidation(datamodule)
     if hasattr(datamodule, "setup"):
         datamodule.setup("fit")
+    from lcv_core.cli.checkpoint_models import check_fold_layout
+
+    check_fold_layout(loaded, datamodule)
     return datamodule
 
 

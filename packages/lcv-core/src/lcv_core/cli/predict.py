@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lcv_core.cli.checkpoint_models import LoadedModels, load_models
+from lcv_core.cli.checkpoint_trust import add_trust_flag
 from lcv_core.cli.holdout import HoldoutValidation, holdout_source, per_fold_loaders
 
 
@@ -117,6 +118,7 @@ class PredictCommand:
         """Add the checkpoint, data, output and ensemble options and config overrides."""
         parser.add_argument("checkpoint", help="a fold_<i>.ckpt, an epoch folder of them, last.ckpt or a run directory")
         parser.add_argument("overrides", nargs="*", help="key=value overrides of the embedded config")
+        add_trust_flag(parser)
         parser.add_argument("--data", help="features to predict: .npy or .csv (header optional); default the holdout")
         parser.add_argument("--output", default="predictions.csv", help="CSV to write (default predictions.csv)")
         parser.add_argument("--ensemble", default="mean", choices=["mean", "vote"], help="how folds combine")
@@ -129,7 +131,7 @@ class PredictCommand:
         from lcv_core.inference.api import predict
         from lcv_core.inference.ensemble import combine_folds
 
-        loaded = load_models(args.checkpoint, list(args.overrides))
+        loaded = load_models(args.checkpoint, list(args.overrides), trust_checkpoint=args.trust_checkpoint)
         if args.data:
             x = read_features(args.data)
             loaders = _feature_loaders(loaded, x, args.data)

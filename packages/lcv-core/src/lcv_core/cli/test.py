@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lcv_core.cli.checkpoint_models import LoadedModels, load_models
+from lcv_core.cli.checkpoint_trust import add_trust_flag
 from lcv_core.cli.holdout import holdout_source, per_fold_loaders
 
 
@@ -78,11 +79,12 @@ class TestCommand:
         """Add the checkpoint or run directory and config overrides."""
         parser.add_argument("checkpoint", help="a run directory, last.ckpt, an epoch folder or a fold_<i>.ckpt")
         parser.add_argument("overrides", nargs="*", help="key=value overrides of the embedded config")
+        add_trust_flag(parser)
         parser.add_argument("--output", help="write the JSON here (default <run dir>/test_metrics.json)")
 
     def run(self, args: argparse.Namespace) -> int:
         """Rebuild the models, test them, print the table and write ``test_metrics.json``."""
-        loaded = load_models(args.checkpoint, list(args.overrides))
+        loaded = load_models(args.checkpoint, list(args.overrides), trust_checkpoint=args.trust_checkpoint)
         report = evaluate(loaded)
         columns = list(report["metrics"])
         rows = [

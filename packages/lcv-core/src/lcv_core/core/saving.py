@@ -6,8 +6,11 @@ loading it never unpickles arbitrary objects.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
+import re
+import shutil
 import tempfile
 from collections.abc import Callable, Collection, Mapping
 from importlib import metadata
@@ -24,6 +27,10 @@ FORMAT = "lcv-checkpoint"
 VERSION = 1
 """The layout version of the checkpoint dict."""
 _PACKAGES = ("lcv-core", "lcv-config", "torch", "lightning")
+_TMP_TAG = "lcvtmp"
+_TMP_NAME = re.compile(rf"\..+\.{_TMP_TAG}-(?P<pid>\d+)-\w+(?:\.tmp)?")
+_LEGACY_FILE = re.compile(r"\..+\.\w{8}\.tmp")  # tempfile.mkstemp's names before lcvtmp-<pid>
+_LEGACY_DIR = re.compile(r"\..+\.\w{8}")  # tempfile.mkdtemp's names before lcvtmp-<pid>
 
 
 def package_versions() -> dict[str, str]:
@@ -98,21 +105,109 @@ def python_state(state: Any) -> Any:
     return (version, tuple(internal), gauss)
 
 
+def temp_prefix(name: str) -> str:
+    """The prefix of a temporary file or folder written before it is renamed to ``name``: hidden, with this pid.
+
+    [`remove_leftovers()`][lcv_core.core.saving.remove_leftovers] removes those whose process is gone.
+    """
+    return f".{name}.{_TMP_TAG}-{os.getpid()}-"
+
+
 def save(state: Mapping[str, Any], path: str | Path) -> Path:
-    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``."""
+    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``.
+
+    Raises:
+        OSError: The disk is full, the folder is not writable, or another system error; the message names the file,
+            says the previous file at ``path`` is unchanged, and how to continue.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
             torch.save(dict(state), fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        cause = _os_error(exc)
+        if cause is not None:
+            raise _write_error(cause, path) from exc
         raise
     return path
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The ``OSError`` behind ``exc`` (torch wraps a failed write of its zip writer in a ``RuntimeError``)."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _write_error(cause: OSError, path: Path) -> OSError:
+    if cause.errno == errno.ENOSPC:
+        why, fix = "the disk is full", f"free space on the disk that holds {path.parent}"
+    elif cause.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why, fix = "permission denied", f"make {path.parent} writable"
+    else:
+        why, fix = cause.strerror or str(cause), f"fix the problem with {path.parent}"
+    kept = f"the previous {path.name} is unchanged" if path.exists() else f"no earlier {path.name} existed"
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else "RUN_DIR"
+    message = (
+        f"Cannot write checkpoint {path}: {why}. Nothing was half-written ({kept}). {fix[0].upper()}{fix[1:]}, "
+        f"then continue the run from its last complete last.ckpt with `lcv cv --resume {run_dir}` "
+        "(Python: trainer.fit(..., ckpt_path=...))."
+    )
+    return OSError(cause.errno, message)
+
+
+def remove_leftovers(directory: str | Path) -> list[Path]:
+    """Remove the temporary checkpoint files and folders a killed process left in ``directory``; return them.
+
+    These are hidden entries named by [`temp_prefix()`][lcv_core.core.saving.temp_prefix] whose process is no longer
+    running on this host (``.last.ckpt.lcvtmp-<pid>-<random>.tmp``, ``.epoch=3.lcvtmp-<pid>-<random>/``), and the
+    unnamed temporary files and folders of earlier lcv-core versions (``.last.ckpt.<random>.tmp``,
+    ``.epoch=3.<random>/``). Anything else is left alone.
+    """
+    directory = Path(directory)
+    removed: list[Path] = []
+    if not directory.is_dir():
+        return removed
+    for entry in directory.iterdir():
+        match = _TMP_NAME.fullmatch(entry.name)
+        if match is not None:
+            if _pid_running(int(match["pid"])):
+                continue
+        elif not (_LEGACY_FILE.fullmatch(entry.name) and entry.is_file()) and not (
+            _LEGACY_DIR.fullmatch(entry.name) and entry.is_dir()
+        ):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def _pid_running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def read(

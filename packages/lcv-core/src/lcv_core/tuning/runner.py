@@ -85,9 +85,9 @@ def tune(
         )
     check_space(config)
     if run_dir is None:
-        from lcv_core.loop.run_dir import new_run_dir
+        from lcv_core.loop.run_dir import create_run_dir
 
-        run_dir = new_run_dir(config.output_dir, config.name)
+        run_dir = create_run_dir(config.output_dir, config.name)
     run_dir = Path(run_dir)
     if workers == 1:
         tuner = run_worker(config, run_dir, n_trials=n_trials, timeout=timeout, storage=storage, study=study)
