@@ -164,7 +164,9 @@ def test(session: nox.Session, package: str) -> None:
 def integration(session: nox.Session) -> None:
     """Test the packages together: they find each other only through entry points."""
     require_tests(session, "integration-tests")
-    install(session, *(local(p) for p in PACKAGES), *EXTRAS.values(), "pytest>=8", "pandas>=2.0")
+    # lcv-example-plugins: a third party's plugins of every kind, one of them clashing with lcv-data's
+    third_party = str(ROOT / "integration-tests" / "third_party_plugins")
+    install(session, *(local(p) for p in PACKAGES), third_party, *EXTRAS.values(), "pytest>=8", "pandas>=2.0")
     install_no_deps(session, *PACKAGES)
     check_installed(session, PACKAGES)
     run_pytest(session, "integration-tests")
