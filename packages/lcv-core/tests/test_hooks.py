@@ -68,14 +68,15 @@ def test_every_hook_fires_in_order_with_its_payload(data, tiny, trainer_kwargs) 
     assert counts["on_validation_end"] == 2 and counts["on_before_log_metrics"] == 2
     assert counts["on_train_batch_start_per_fold"] == 5 * 2 * 8  # 120 train samples in batches of 16
     assert counts["on_validation_batch_end_per_fold"] == 5 * 2 * 2
-    # within one batch: backward hooks, then the optimizer step, then zero_grad, then batch end
+    # within one batch, Lightning's order: zero_grad (first batch of an accumulation window), backward hooks,
+    # then the optimizer step, then batch end
     batch = names[names.index("on_train_batch_start_per_fold") : names.index("on_train_batch_end_per_fold") + 1]
     assert batch == [
         "on_train_batch_start_per_fold",
+        "on_before_zero_grad",
         "on_before_backward",
         "on_after_backward",
         "on_before_optimizer_step",
-        "on_before_zero_grad",
         "on_train_batch_end_per_fold",
     ]
     # per fold and epoch: train epoch start < train end < validation start < validation end
@@ -152,11 +153,12 @@ def test_module_hooks_fire_once_per_fold_and_epoch_for_that_module_only(data, ti
             "on_validation_epoch_end",
         ):
             assert counts[(fold, name)] == 2, (fold, name)
+    # Lightning's order: on_train_epoch_end after the epoch's validation
     assert [c for c in calls if c[0] == 3][1:5] == [
         (3, "on_train_epoch_start", 0),
-        (3, "on_train_epoch_end", 0),
         (3, "on_validation_epoch_start", 0),
         (3, "on_validation_epoch_end", 0),
+        (3, "on_train_epoch_end", 1),
     ]
 
 
@@ -202,15 +204,16 @@ def test_module_batch_and_optimizer_hooks_fire_after_the_callbacks_where_lightni
 
     kwargs = {**trainer_kwargs, "max_epochs": 1, "limit_train_batches": 1, "limit_val_batches": 1}
     CrossValidationTrainer(**kwargs, callbacks=[Cb()]).fit(Hooked, data)
+    # Lightning's order: gradients are zeroed before backward (none yet in the first batch), the step after
     assert events[:10] == [
         "cb:batch_start",
         "train_batch_start:0",
+        "before_zero_grad:False",
         "cb:before_backward",
         "before_backward:True",
         "after_backward:True",
         "cb:before_optimizer_step",
         "before_optimizer_step:True",
-        "before_zero_grad:True",
         "train_batch_end:0:True",
         "val_batch_start:0",
     ]

@@ -229,8 +229,13 @@ class _FoldZero(Callback):
         self.run.weights = _cpu_state(self.modules[0])
 
 
-def run_lcv(variant: Variant, schedule: str) -> Run:
-    """Train ``variant`` with lcv on two folds; fold 0 gets Lightning's data and initial weights."""
+def run_lcv(variant: Variant, schedule: str, record: bool = True) -> Run:
+    """Train ``variant`` with lcv on two folds; fold 0 gets Lightning's data and initial weights.
+
+    ``record=False`` leaves the module's hooks as its class defines them: the recorder wraps every hook, which
+    sends every step through lcv's Lightning path; without it a module that overrides no step hook takes the lean
+    path.
+    """
     run = Run()
     modules: dict[int, torch.nn.Module] = {}
 
@@ -238,7 +243,8 @@ def run_lcv(variant: Variant, schedule: str) -> Run:
         module = variant.build()
         if fold == 0:
             module.load_state_dict(initial_state(variant))
-            run.hooks = record_hooks(module)
+            if record:
+                run.hooks = record_hooks(module)
         modules[fold] = module
         return module
 
@@ -249,7 +255,8 @@ def run_lcv(variant: Variant, schedule: str) -> Run:
         deterministic=True,
         seed=LCV_SEED,
         schedule=schedule,
-        monitor=variant.monitor,
+        # the default monitor is left unset, as a Lightning user coming with an unchanged module would
+        **({"monitor": variant.monitor} if variant.monitor != "val_loss" else {}),
         callbacks=[_FoldZero(modules, run)],
         **variant.settings.trainer_kwargs(),
     )

@@ -47,6 +47,13 @@ class FoldState:
     """Optimizer steps taken."""
     stopped: bool = False
     """Whether this fold stopped early (per-fold early stopping)."""
+    view: Any = None
+    """What the fold's module sees as ``self.trainer`` (a ``lcv_core.loop.fold_trainer.FoldTrainer``)."""
+    lightning_steps: bool = False
+    """Whether the module overrides a step hook (``optimizer_step``, ``backward``, ...), so its training steps go
+    through Lightning's closure and hooks instead of the lean path."""
+    transfer_hooks: bool = False
+    """Whether the module overrides a batch-transfer hook, so its batches go through Lightning's three hooks."""
 
     def state_dict(self) -> dict[str, Any]:
         """Return what continues this fold exactly: weights, optimizers, schedulers, history, steps, random stream.
@@ -76,19 +83,6 @@ class FoldState:
         self.global_step = int(state["global_step"])
         self.stopped = bool(state["stopped"])
         self.rng.load_state_dict(state["rng"])
-
-
-def lr_schedulers_of(configs: list[LRSchedulerConfig]) -> Any:
-    """Return a replacement for ``LightningModule.lr_schedulers`` that serves this fold's schedulers."""
-    schedulers = [c.scheduler for c in configs]
-
-    def lr_schedulers() -> Any:
-        """Return the fold's scheduler(s) as ``LightningModule.lr_schedulers()`` does."""
-        if not schedulers:
-            return None
-        return schedulers[0] if len(schedulers) == 1 else schedulers
-
-    return lr_schedulers
 
 
 def aggregate(folds: list[FoldState], epoch: int) -> dict[str, float]:

@@ -90,3 +90,22 @@ def spawns_processes(fabric: Fabric) -> str | None:
     if isinstance(launcher, _MultiProcessingLauncher):
         return str(launcher._start_method)
     return None
+
+
+def to_lightning_optimizer(optimizer: Any, strategy: Any) -> Any:
+    """Wrap a torch optimizer as Lightning's ``LightningOptimizer`` whose ``step`` goes through ``strategy``.
+
+    ``strategy`` needs ``optimizer_step(optimizer, closure, **kwargs)``; Lightning keeps a weak reference to it.
+    """
+    from lightning.pytorch.core.optimizer import LightningOptimizer
+
+    return LightningOptimizer._to_lightning_optimizer(optimizer, strategy)
+
+
+def detach_from_fabric(module: Any) -> None:
+    """Make a LightningModule that ``fabric.setup`` saw read ``self.trainer`` again, not Fabric's stand-in.
+
+    ``fabric.setup`` sets the module's ``_fabric``, which makes ``self.trainer``, ``self.optimizers()``,
+    ``manual_backward`` and ``clip_gradients`` go to Fabric; lcv gives each fold a trainer view instead.
+    """
+    module._fabric = None

@@ -65,6 +65,17 @@ class FoldMetricLog:
         self._metrics: dict[str, Metric] = {}
         self._steps: list[tuple[int, str, torch.Tensor]] = []
         self.prog_bar: set[str] = set()
+        self.latest: dict[str, float] = {}
+        """The last epoch value of every name this fold logged (training and validation): Lightning's
+        ``callback_metrics``."""
+
+    def callback_metrics(self) -> dict[str, torch.Tensor]:
+        """Return :attr:`latest` as tensors, as ``lightning.Trainer.callback_metrics`` holds them."""
+        return {name: torch.tensor(value) for name, value in self.latest.items()}
+
+    def progress_bar_metrics(self) -> dict[str, float]:
+        """Return the latest values of the names logged with ``prog_bar=True``."""
+        return {name: value for name, value in self.latest.items() if name in self.prog_bar}
 
     def start(self, stage: str) -> None:
         """Begin collecting a new stage (``train``, ``val``, ``test``); forget the previous one."""
@@ -175,6 +186,7 @@ class FoldMetricLog:
         for name, metric in self._metrics.items():
             out[name] = float(metric.compute())
             metric.reset()
+        self.latest.update(out)
         return out
 
     def step_values(self) -> list[tuple[int, dict[str, float]]]:

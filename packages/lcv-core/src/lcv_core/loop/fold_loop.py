@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from lightning.fabric import Fabric
-from lightning.pytorch import LightningDataModule
+from lightning.pytorch import LightningDataModule, LightningModule
 from torch.utils.data import DataLoader
 
 from lcv_config import LcvError
@@ -59,6 +59,33 @@ def overridden_hook(datamodule: Any, hook: str) -> Any:
     return method
 
 
+STEP_HOOKS = (
+    "optimizer_step",
+    "optimizer_zero_grad",
+    "backward",
+    "configure_gradient_clipping",
+    "clip_gradients",
+    "lr_scheduler_step",
+    "on_before_zero_grad",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+)
+"""LightningModule hooks of a training step; a module overriding one of them trains through Lightning's path."""
+
+TRANSFER_HOOKS = ("on_before_batch_transfer", "transfer_batch_to_device", "on_after_batch_transfer")
+"""LightningModule hooks that move a batch to the device."""
+
+
+def overrides(module: Any, hooks: Sequence[str]) -> bool:
+    """Whether ``module`` (its class or the instance itself) overrides one of LightningModule's ``hooks``."""
+    for hook in hooks:
+        method = getattr(module, hook, None)
+        if getattr(method, "__func__", method) is not getattr(LightningModule, hook):
+            return True
+    return False
+
+
 def lean_steps(fabric: Fabric, profiler: Any) -> bool:
     """Whether steps may skip Fabric's wrappers: one device, full precision, no profiler (see ``_call_step``)."""
     from lightning.fabric.plugins.precision import Precision
@@ -80,6 +107,8 @@ class FoldLoop:
         """Whether a training batch is being served (Lightning's flag, read by datamodule hooks)."""
         self.validating = False
         """Whether a validation batch is being served."""
+        self.active_fold: int | None = None
+        """The fold whose batches are being served."""
         self._hook_targets: dict[str, list[tuple[Any, set[str] | None]]] = {}
         self._lean = False
 
@@ -104,13 +133,24 @@ class FoldLoop:
         return int(limit)
 
     def batches(self, f: FoldState, loader: Any, limit: int | None) -> Iterator[tuple[int, Any]]:
-        """Yield ``(batch_idx, batch)`` up to ``limit``, on the device, with the fold log's batch size set."""
+        """Yield ``(batch_idx, batch)`` up to ``limit``, on the device, with the fold log's batch size set.
+
+        A module that overrides Lightning's batch-transfer hooks gets them called in Lightning's order
+        (``on_before_batch_transfer``, ``transfer_batch_to_device``, ``on_after_batch_transfer``); a datamodule's
+        override of the first or the last takes precedence, as in Lightning.
+        """
         self.training = loader is f.train_loader
         self.validating = not self.training
-        after_transfer = overridden_hook(self.trainer.datamodule, "on_after_batch_transfer")
+        self.active_fold = f.index
+        datamodule = self.trainer.datamodule
+        after_transfer = overridden_hook(datamodule, "on_after_batch_transfer")
         action = f"[fold {f.index}] {'train' if self.training else 'val'}_dataloader_next"
         profiler, device = self.trainer.profiler, self.trainer.fabric.device
         transfer = not isinstance(loader, DataLoader)  # Fabric-wrapped DataLoaders move batches themselves
+        module = f.module
+        if f.transfer_hooks:
+            before = overridden_hook(datamodule, "on_before_batch_transfer") or module.on_before_batch_transfer
+            after = after_transfer or module.on_after_batch_transfer
         batches = iter(loader)
         for batch_idx in itertools.count():
             if limit is not None and batch_idx >= limit:
@@ -122,10 +162,15 @@ class FoldLoop:
                     batch = next(batches, _END)
             if batch is _END:
                 break
-            if transfer and not on_device(batch, device):
-                batch = self.trainer.fabric.to_device(batch)
-            if callable(after_transfer):  # a LightningDataModule's device-side batch transforms
-                batch = after_transfer(batch, 0)
+            if f.transfer_hooks:  # Lightning's three hooks; Fabric was told not to move these batches itself
+                batch = before(batch, 0)
+                batch = module.transfer_batch_to_device(batch, device, 0)
+                batch = after(batch, 0)
+            else:
+                if transfer and not on_device(batch, device):
+                    batch = self.trainer.fabric.to_device(batch)
+                if callable(after_transfer):  # a LightningDataModule's device-side batch transforms
+                    batch = after_transfer(batch, 0)
             f.log.batch_size = max(1, batch_size_of(batch))
             yield batch_idx, batch
 
@@ -164,41 +209,52 @@ class FoldLoop:
             return self._run_epoch(f, epoch)
 
     def _run_epoch(self, f: FoldState, epoch: int) -> bool:
-        cfg = self.trainer.config
-        module, call = f.module, self.call
+        # Lightning's order: training batches (the epoch-interval schedulers step with the last one), validation,
+        # then on_train_epoch_end; values the module logs there count as training metrics of the epoch.
+        cfg, trainer = self.trainer.config, self.trainer
+        module, call, view = f.module, self.call, f.view
         module.train()
         f.log.start("train")
-        call("on_train_epoch_start_per_fold", trainer=self.trainer, fold=f.index, epoch=epoch, module=module)
+        call("on_train_epoch_start_per_fold", trainer=trainer, fold=f.index, epoch=epoch, module=module)
         module.on_train_epoch_start()
         limit = self.limit(f.train_loader, cfg.limit_train_batches)
         n_batches = len(f.train_loader) if hasattr(f.train_loader, "__len__") else None
         if limit is not None and n_batches is not None:
             n_batches = min(n_batches, limit)
+        step = self.lightning_step if f.lightning_steps else self.automatic_step
+        ended = True  # the epoch ran to its last batch (on_train_batch_start did not return -1)
+        last = False
         for batch_idx, batch in self.batches(f, f.train_loader, limit):
+            last = n_batches is not None and batch_idx + 1 == n_batches
+            view.is_last_batch = last
             f.log.step = f.global_step
-            call("on_train_batch_start_per_fold", trainer=self.trainer, fold=f.index, batch=batch, batch_idx=batch_idx)
+            call("on_train_batch_start_per_fold", trainer=trainer, fold=f.index, batch=batch, batch_idx=batch_idx)
             if module.on_train_batch_start(batch, batch_idx) == -1:
+                ended = False
                 break  # as in Lightning: -1 skips the rest of the epoch
             if module.automatic_optimization:
-                last = n_batches is not None and batch_idx + 1 == n_batches
-                outputs = self.automatic_step(f, batch, batch_idx, last)
+                outputs = step(f, batch, batch_idx, last)
+                if last:
+                    self.step_epoch_schedulers(f, epoch)
             else:
                 outputs = self.call_step(f, "training_step", batch, batch_idx)
             call(
                 "on_train_batch_end_per_fold",
-                trainer=self.trainer,
+                trainer=trainer,
                 fold=f.index,
                 outputs=outputs,
                 batch=batch,
                 batch_idx=batch_idx,
             )
             module.on_train_batch_end(outputs, batch, batch_idx)
-        module.on_train_epoch_end()
+        if ended and not last and module.automatic_optimization:
+            self.step_epoch_schedulers(f, epoch)  # a loader without a length: its last batch was not known
+        self.training = False
         train_metrics = f.log.reduce()
         self.log_steps(f)
         call(
             "on_train_epoch_end_per_fold",
-            trainer=self.trainer,
+            trainer=trainer,
             fold=f.index,
             epoch=epoch,
             metrics=train_metrics,
@@ -206,10 +262,30 @@ class FoldLoop:
         )
         val_metrics: dict[str, float] = {}
         validate = (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs
+        # as Lightning: a module without validation_step has no validation loop (and no validation score)
+        validate = validate and type(module).validation_step is not LightningModule.validation_step
         if validate:
             val_metrics = self.validate(f, epoch)
+        f.log.start("train")
+        module.on_train_epoch_end()
+        train_metrics.update(f.log.reduce())
         f.history.append({**train_metrics, **val_metrics})
         return validate
+
+    def step_epoch_schedulers(self, f: FoldState, epoch: int) -> None:
+        """Step the fold's epoch-interval schedulers other than ReduceLROnPlateau, at the end of its training part.
+
+        ReduceLROnPlateau waits for the metrics (the fold's, or the fold mean): the schedule steps it after the epoch.
+        """
+        for sched in f.schedulers:
+            if sched.interval == "epoch" and not sched.reduce_on_plateau and (epoch + 1) % sched.frequency == 0:
+                f.module.lr_scheduler_step(sched.scheduler, None)
+
+    def step_step_schedulers(self, f: FoldState, batch_idx: int) -> None:
+        """Step the fold's step-interval schedulers after an optimizer step (Lightning counts batches of the epoch)."""
+        for sched in f.schedulers:
+            if sched.interval == "step" and (batch_idx + 1) % sched.frequency == 0:
+                f.module.lr_scheduler_step(sched.scheduler, None)
 
     def log_steps(self, f: FoldState) -> None:
         """Give the loggers the per-step values the fold logged with ``on_step=True`` in this stage."""
@@ -217,80 +293,120 @@ class FoldLoop:
             self.trainer.fabric.log_dict({f"fold_{f.index}/{k}_step": v for k, v in values.items()}, step=step)
 
     def automatic_step(self, f: FoldState, batch: Any, batch_idx: int, last: bool) -> Any:
-        """Run one training batch with automatic optimization: step, backward, clipping, optimizer, schedulers."""
-        cfg, call = self.trainer.config, self.call
+        """Run one training batch with automatic optimization, for a module that overrides none of the step hooks.
+
+        It calls the hooks a module without overrides can observe in Lightning's order (``on_before_zero_grad``,
+        ``on_before_backward``, ``on_after_backward``, ``on_before_optimizer_step``), straight on the optimizer; a
+        module overriding ``optimizer_step``, ``backward`` & co runs :meth:`lightning_step` instead.
+        """
+        trainer, call = self.trainer, self.call
+        accumulate = trainer.accumulate_grad_batches
         outputs = self.call_step(f, "training_step", batch, batch_idx)
         loss = outputs["loss"] if isinstance(outputs, Mapping) else outputs
-        if loss is None:
-            return outputs  # Lightning semantics: returning None skips the batch
-        accumulating = (batch_idx + 1) % self.trainer.accumulate_grad_batches != 0 and not last
-        # callbacks first, then the module's own hook, in the order Lightning calls them
-        call("on_before_backward", trainer=self.trainer, fold=f.index, loss=loss)
-        f.module.on_before_backward(loss)
-        scaled = loss / self.trainer.accumulate_grad_batches if self.trainer.accumulate_grad_batches != 1 else loss
-        if self._lean:  # what Fabric's backward comes down to on one device in full precision
-            scaled.backward()
-        else:
-            with (
-                _profiling.profile(self.trainer.profiler, f"[fold {f.index}] backward"),
-                self.trainer.fabric.no_backward_sync(f.wrapped, enabled=accumulating),
-            ):
-                self.trainer.fabric.backward(scaled)
-        call("on_after_backward", trainer=self.trainer, fold=f.index, module=f.module)
-        f.module.on_after_backward()
-        # callbacks get the loss detached, as in Lightning, so no one keeps the graph alive
-        outputs = {**outputs, "loss": loss.detach()} if isinstance(outputs, Mapping) else loss.detach()
+        accumulating = (batch_idx + 1) % accumulate != 0 and not last
+        optimizer = f.optimizers[0]
+        if batch_idx % accumulate == 0:  # the first batch of an accumulation window starts from zero gradients
+            call("on_before_zero_grad", trainer=trainer, fold=f.index, optimizer=optimizer)
+            f.module.on_before_zero_grad(optimizer)
+            (optimizer.optimizer if self._lean else optimizer).zero_grad(set_to_none=True)
+        if loss is not None:  # Lightning semantics: returning None skips backward (and the step)
+            # callbacks first, then the module's own hook, in the order Lightning calls them
+            call("on_before_backward", trainer=trainer, fold=f.index, loss=loss)
+            f.module.on_before_backward(loss)
+            scaled = loss / accumulate if accumulate != 1 else loss
+            if self._lean:  # what Fabric's backward comes down to on one device in full precision
+                scaled.backward()
+            else:
+                with (
+                    _profiling.profile(trainer.profiler, f"[fold {f.index}] backward"),
+                    trainer.fabric.no_backward_sync(f.wrapped, enabled=accumulating),
+                ):
+                    trainer.fabric.backward(scaled)
+            call("on_after_backward", trainer=trainer, fold=f.index, module=f.module)
+            f.module.on_after_backward()
+            # callbacks get the loss detached, as in Lightning, so no one keeps the graph alive
+            outputs = {**outputs, "loss": loss.detach()} if isinstance(outputs, Mapping) else loss.detach()
         if accumulating:
             return outputs
-        optimizer = f.optimizers[0]
+        call("on_before_optimizer_step", trainer=trainer, fold=f.index, optimizer=optimizer, module=f.module)
+        f.module.on_before_optimizer_step(optimizer)
+        cfg = trainer.config
         if cfg.gradient_clip_val:
             if cfg.gradient_clip_algorithm == "norm":
-                self.trainer.fabric.clip_gradients(f.wrapped, optimizer, max_norm=cfg.gradient_clip_val)
+                trainer.fabric.clip_gradients(f.wrapped, optimizer, max_norm=cfg.gradient_clip_val)
             else:
-                self.trainer.fabric.clip_gradients(f.wrapped, optimizer, clip_val=cfg.gradient_clip_val)
-        call("on_before_optimizer_step", trainer=self.trainer, fold=f.index, optimizer=optimizer, module=f.module)
-        f.module.on_before_optimizer_step(optimizer)
-        stepped = optimizer
-        if self._lean:  # what Fabric's optimizer wrapper does: the step, then its on_after_optimizer_step hook
-            stepped = optimizer.optimizer
-            stepped.step()
-            call("on_after_optimizer_step", strategy=self.trainer.fabric.strategy, optimizer=stepped)
-        else:
-            with _profiling.profile(self.trainer.profiler, f"[fold {f.index}] optimizer_step"):
-                optimizer.step()
-        call("on_before_zero_grad", trainer=self.trainer, fold=f.index, optimizer=optimizer)
-        f.module.on_before_zero_grad(optimizer)
-        stepped.zero_grad(set_to_none=True)
+                trainer.fabric.clip_gradients(f.wrapped, optimizer, clip_val=cfg.gradient_clip_val)
+        if loss is not None:
+            if self._lean:  # what Fabric's optimizer wrapper does: the step, then its on_after_optimizer_step hook
+                stepped = optimizer.optimizer
+                stepped.step()
+                call("on_after_optimizer_step", strategy=trainer.fabric.strategy, optimizer=stepped)
+            else:
+                with _profiling.profile(trainer.profiler, f"[fold {f.index}] optimizer_step"):
+                    optimizer.step()
         f.global_step += 1
-        for sched in f.schedulers:
-            if sched.interval == "step" and f.global_step % sched.frequency == 0:
-                sched.scheduler.step()  # type: ignore[call-arg]
+        if f.schedulers:
+            self.step_step_schedulers(f, batch_idx)
         return outputs
+
+    def lightning_step(self, f: FoldState, batch: Any, batch_idx: int, last: bool) -> Any:
+        """Run one training batch exactly as Lightning's automatic optimization does, overridden hooks included.
+
+        ``optimizer_step(epoch, batch_idx, optimizer, closure)`` is the module's; the closure runs ``training_step``,
+        zeroes the gradients at the start of an accumulation window (``optimizer_zero_grad``) and calls ``backward``
+        through the fold's strategy; stepping the optimizer runs the ``on_before_optimizer_step`` hooks and
+        ``configure_gradient_clipping`` (see :class:`~lcv_core.loop.fold_trainer.FoldStrategy`).
+        """
+        trainer, call, module = self.trainer, self.call, f.module
+        accumulate = trainer.accumulate_grad_batches
+        accumulating = (batch_idx + 1) % accumulate != 0 and not last
+        epoch = trainer.current_epoch
+        optimizer = f.view.strategy._lightning_optimizers[0]
+        result: dict[str, Any] = {}
+
+        def closure() -> Any:
+            outputs = self.call_step(f, "training_step", batch, batch_idx)
+            loss = outputs["loss"] if isinstance(outputs, Mapping) else outputs
+            if batch_idx % accumulate == 0:
+                call("on_before_zero_grad", trainer=trainer, fold=f.index, optimizer=optimizer)
+                module.on_before_zero_grad(optimizer)
+                module.optimizer_zero_grad(epoch, batch_idx, optimizer)
+            if loss is not None:
+                with trainer.fabric.no_backward_sync(f.wrapped, enabled=accumulating):
+                    f.view.strategy.backward(loss / accumulate if accumulate != 1 else loss, optimizer)
+                outputs = {**outputs, "loss": loss.detach()} if isinstance(outputs, Mapping) else loss.detach()
+            result["outputs"] = outputs
+            return None if loss is None else outputs
+
+        if accumulating:
+            closure()
+        else:
+            module.optimizer_step(epoch, batch_idx, optimizer, closure)
+            f.global_step += 1  # as Lightning: counted after the module's optimizer_step, whatever it did
+            if f.schedulers:
+                self.step_step_schedulers(f, batch_idx)
+        return result.get("outputs")
 
     @torch.no_grad()
     def validate(self, f: FoldState, epoch: int) -> dict[str, float]:
-        """Run the fold's validation batches; return its epoch-level validation metrics."""
-        module, call = f.module, self.call
-        module.eval()
+        """Run the fold's validation batches with Lightning's hooks; return its epoch-level validation metrics."""
+        module, call, trainer = f.module, self.call, self.trainer
+        module.on_validation_model_zero_grad()
+        module.on_validation_model_eval()
         f.log.start("val")
-        call("on_validation_start_per_fold", trainer=self.trainer, fold=f.index, epoch=epoch, module=module)
+        call("on_validation_start_per_fold", trainer=trainer, fold=f.index, epoch=epoch, module=module)
+        module.on_validation_start()
         module.on_validation_epoch_start()
-        limit = self.limit(f.val_loader, self.trainer.config.limit_val_batches)
+        limit = self.limit(f.val_loader, trainer.config.limit_val_batches)
         n_batches = 0
         for batch_idx, batch in self.batches(f, f.val_loader, limit):
             n_batches += 1
-            call(
-                "on_validation_batch_start_per_fold",
-                trainer=self.trainer,
-                fold=f.index,
-                batch=batch,
-                batch_idx=batch_idx,
-            )
+            call("on_validation_batch_start_per_fold", trainer=trainer, fold=f.index, batch=batch, batch_idx=batch_idx)
             module.on_validation_batch_start(batch, batch_idx)
             outputs = self.call_step(f, "validation_step", batch, batch_idx)
             call(
                 "on_validation_batch_end_per_fold",
-                trainer=self.trainer,
+                trainer=trainer,
                 fold=f.index,
                 outputs=outputs,
                 batch=batch,
@@ -300,19 +416,14 @@ class FoldLoop:
         if n_batches == 0:
             raise LcvError(
                 f"Fold {f.index} ran no validation batch in epoch {epoch + 1} (limit_val_batches="
-                f"{self.trainer.config.limit_val_batches!r}, loader {type(f.val_loader).__name__}); every fold needs "
+                f"{trainer.config.limit_val_batches!r}, loader {type(f.val_loader).__name__}); every fold needs "
                 "at least one to compute its score. Check the split, the batch size and limit_val_batches."
             )
         module.on_validation_epoch_end()
         metrics = f.log.reduce()
         self.log_steps(f)
+        module.on_validation_end()
+        self.validating = False
         module.train()
-        call(
-            "on_validation_end_per_fold",
-            trainer=self.trainer,
-            fold=f.index,
-            epoch=epoch,
-            metrics=metrics,
-            module=module,
-        )
+        call("on_validation_end_per_fold", trainer=trainer, fold=f.index, epoch=epoch, metrics=metrics, module=module)
         return metrics

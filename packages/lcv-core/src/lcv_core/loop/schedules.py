@@ -9,12 +9,15 @@ example :attr:`Schedule.epoch_major`) instead of comparing its name.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
+from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities.types import LRSchedulerConfig
+from torchmetrics import Metric
 
 from lcv_config import LcvError
 from lcv_core.callbacks.accumulation import GradientAccumulationScheduler
@@ -22,11 +25,21 @@ from lcv_core.core.fold import FoldState, aggregate, check_monitor, move_fold
 from lcv_core.core.saving import save
 from lcv_core.distributed import parallel
 from lcv_core.loop.checkpoint import trainer_state
-from lcv_core.loop.fold_loop import overridden_hook
+from lcv_core.loop.fold_loop import STEP_HOOKS, TRANSFER_HOOKS, overridden_hook
 
 if TYPE_CHECKING:
     from lcv_core.loop.trainer import CrossValidationTrainer
     from lcv_core.vectorized.engine import VectorizedFolds
+
+PER_BATCH_HOOKS = (
+    *STEP_HOOKS,
+    *TRANSFER_HOOKS,
+    "on_train_batch_start",
+    "on_train_batch_end",
+    "on_validation_batch_start",
+    "on_validation_batch_end",
+)
+"""LightningModule hooks the vectorized engine has no per-fold place to call; a module overriding one falls back."""
 
 VECTORIZE_PARAMETERS_CPU = 250_000
 """Above this many parameters per fold, ``schedule='vectorized'`` on the CPU says that it may not pay (measured in
@@ -82,14 +95,17 @@ class Schedule:
     # -- the folds' epochs --------------------------------------------------------------------------
 
     def start_fold(self, f: FoldState) -> None:
-        """Call the hooks that open a fold's fit."""
+        """Call the hooks that open a fold's fit (the module's ``on_fit_start``, ``on_train_start``)."""
         f.module.on_fit_start()
         self.trainer.fabric.call("on_train_fold_start", trainer=self.trainer, fold=f.index, module=f.module)
+        f.module.on_train_start()
 
     def end_fold(self, f: FoldState) -> None:
-        """Call the hooks that close a fold's fit."""
+        """Call the hooks that close a fold's fit (the module's ``on_train_end``, ``on_fit_end``, ``teardown``)."""
+        f.module.on_train_end()
         f.module.on_fit_end()
         self.trainer.fabric.call("on_train_fold_end", trainer=self.trainer, fold=f.index, module=f.module)
+        f.module.teardown("fit")
 
     # -- end of epoch: decide on the fold mean ------------------------------------------------------
 
@@ -132,11 +148,25 @@ class Schedule:
         trainer.state.checkpoint_paths["last"] = str(targets[0])
 
     def check_monitor(self, metrics: Mapping[str, float]) -> None:
-        """Refuse a monitor no fold logged, at the first validated epoch."""
+        """Refuse a monitor no fold logged, at the first validated epoch (warn, if it is only the default).
+
+        A module that logs no ``val_loss`` trains as under Lightning when the monitor was left at its default: the
+        fold models are then those of the last epoch.
+        """
         state = self.trainer.state
-        if not state.monitor_checked:
-            state.monitor_checked = True
+        if state.monitor_checked:
+            return
+        state.monitor_checked = True
+        try:
             check_monitor(self.trainer.config.monitor, metrics)
+        except LcvError as exc:
+            if self.trainer.monitor_given:
+                raise
+            warnings.warn(
+                f"{exc} Until then the best epoch of every fold is its last one (the default monitor was not set).",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         """Give the epoch's per-fold metrics and fold means to the callbacks, then to the loggers."""
@@ -145,24 +175,24 @@ class Schedule:
         trainer.fabric.log_dict({k: v for k, v in metrics.items() if not math.isnan(v)} | {"epoch": epoch}, step=epoch)
 
     def step_epoch_schedulers(self, f: FoldState, fold_metrics: Mapping[str, float]) -> None:
-        """Step a fold's epoch-interval LR schedulers (ReduceLROnPlateau with its monitor: fold mean or own metric)."""
+        """Step a fold's epoch-interval ReduceLROnPlateau schedulers on their monitor: the fold mean or its own metric.
+
+        The other epoch-interval schedulers stepped with the fold's last training batch, as in Lightning.
+        """
         if not f.module.automatic_optimization:
             return  # as in Lightning, with manual optimization the module steps its schedulers itself
         epoch = self.trainer.state.current_epoch
         for sched in f.schedulers:
-            if sched.interval != "epoch" or (epoch + 1) % sched.frequency != 0:
+            if sched.interval != "epoch" or not sched.reduce_on_plateau or (epoch + 1) % sched.frequency != 0:
                 continue
-            if sched.reduce_on_plateau:
-                name = sched.monitor or ""
-                value = self.trainer.state.epoch_metrics.get(name, fold_metrics.get(name))
-                if value is None:
-                    raise LcvError(
-                        f"ReduceLROnPlateau of fold {f.index} monitors '{name}', which was not logged. "
-                        f"Logged: {', '.join(sorted(fold_metrics))}; fold means: cv/<name>_mean."
-                    )
-                sched.scheduler.step(value)  # type: ignore[arg-type]  # ReduceLROnPlateau.step takes the metric
-            else:
-                sched.scheduler.step()  # type: ignore[call-arg]
+            name = sched.monitor or ""
+            value = self.trainer.state.epoch_metrics.get(name, fold_metrics.get(name))
+            if value is None:
+                raise LcvError(
+                    f"ReduceLROnPlateau of fold {f.index} monitors '{name}', which was not logged. "
+                    f"Logged: {', '.join(sorted(fold_metrics))}; fold means: cv/<name>_mean."
+                )
+            f.module.lr_scheduler_step(sched.scheduler, value)
 
 
 class InterleavedSchedule(Schedule):
@@ -273,7 +303,17 @@ class VectorizedSchedule(InterleavedSchedule):
             reason = "a GradientAccumulationScheduler changes the accumulation (only 1 batch is vectorized)"
         if overridden_hook(trainer.datamodule, "on_after_batch_transfer") is not None:
             reason = "the datamodule transforms batches on the device (on_after_batch_transfer), one fold's at a time"
+        hooks = [h for h in PER_BATCH_HOOKS if getattr(type(modules[0]), h) is not getattr(LightningModule, h)]
+        if hooks:
+            reason = (
+                f"{type(modules[0]).__name__} overrides {', '.join(hooks)}, which Lightning calls per batch and per "
+                "optimizer step; one computation for all folds has no such step to call them in"
+            )
         if reason is not None:
+            for module in modules:  # the trial ran training_step under vmap: drop what it left in metric states
+                for sub in module.modules():
+                    if isinstance(sub, Metric):
+                        sub.reset()
             trainer.fabric.print(f"schedule='vectorized' falls back to 'interleaved': {reason}")
             return None
         n_params = sum(p.numel() for p in modules[0].parameters())
@@ -309,6 +349,7 @@ class VectorizedSchedule(InterleavedSchedule):
             for i, f in enumerate(trainer.folds):
                 f.history.append({**train[i], **val[i]})
                 f.global_step = int(engine.global_steps[i])
+                trainer.fold_loop.step_epoch_schedulers(f, epoch)
             engine.write_back()
             self.end_epoch(epoch, validate)
             state.best.update(epoch, state.epoch_metrics, [f.module for f in trainer.folds])

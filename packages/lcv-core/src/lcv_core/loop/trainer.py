@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from lcv_config import LcvError, TrainerConfig
 from lcv_core.callbacks.checkpoint import ModelCheckpoint
 from lcv_core.callbacks.progress import RichProgressBar
 from lcv_core.core import profiling
-from lcv_core.core.fold import FoldState, lr_schedulers_of
+from lcv_core.core.fold import FoldState
 from lcv_core.core.fold_models import (
     BestWeights,
     ModelSpec,
@@ -33,13 +34,14 @@ from lcv_core.core.fold_models import (
     fold_stream_seeds,
     make_fold_model,
 )
-from lcv_core.core.lightning_compat import forget_callback, unwrap_loader, with_sampler
+from lcv_core.core.lightning_compat import detach_from_fabric, forget_callback, unwrap_loader, with_sampler
 from lcv_core.core.optimizers import configure_optimizers
 from lcv_core.core.rng import FoldRNG
 from lcv_core.core.saving import load, save
 from lcv_core.distributed import parallel
 from lcv_core.loop import checkpoint
-from lcv_core.loop.fold_loop import FoldLoop
+from lcv_core.loop.fold_loop import STEP_HOOKS, TRANSFER_HOOKS, FoldLoop, overrides
+from lcv_core.loop.fold_trainer import FoldTrainer
 from lcv_core.loop.schedules import Schedule, make_schedule
 from lcv_core.loop.state import RunState
 from lcv_core.results.cv_result import CVResult
@@ -69,7 +71,10 @@ class CrossValidationTrainer:
 
     def __init__(self, config: TrainerConfig | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         base = config.model_dump() if isinstance(config, TrainerConfig) else dict(config or {})
+        given = config.model_fields_set if isinstance(config, TrainerConfig) else set(base)
         self.config = TrainerConfig(**{**base, **kwargs})
+        self.monitor_given = "monitor" in given or "monitor" in kwargs
+        """Whether ``monitor`` was set (if not, a module that logs no ``val_loss`` trains with a warning)."""
         cfg = self.config
         self.callbacks: list[Any] = _as_list(cfg.callbacks)
         if cfg.enable_progress_bar and not any(isinstance(c, RichProgressBar) for c in self.callbacks):
@@ -385,24 +390,47 @@ class CrossValidationTrainer:
         return loaders
 
     def setup_fold(self, index: int, module: LightningModule, train: Any, val: Any, rng: FoldRNG) -> FoldState:
-        """Set up one fold as ``fit`` does: its optimizers, Fabric, its loaders, its metric log and random stream."""
+        """Set up one fold as ``fit`` does, calling the module's setup hooks in Lightning's order.
+
+        The module gets its per-fold trainer view (``module.trainer``), then ``setup("fit")`` and ``configure_model``
+        (in the fold's random stream, so layers built there differ per fold and not per schedule), then
+        ``configure_optimizers``; then Fabric sets it up with its loaders, and its ``self.log`` lands in the fold's
+        metric log.
+        """
+        view = FoldTrainer(self, index, train, val)
+        module.trainer = view  # type: ignore[assignment]  # answers what a LightningModule reads from its trainer
+        if module.configure_callbacks():
+            warnings.warn(
+                f"{type(module).__name__}.configure_callbacks() returned callbacks; lcv runs the callbacks given to "
+                "the CrossValidationTrainer (callbacks=...) for every fold, so pass them there.",
+                UserWarning,
+                stacklevel=2,
+            )
+        with rng.active():
+            module.setup("fit")
+            if type(module).configure_model is not LightningModule.configure_model:  # as Lightning: only if overridden
+                module.configure_model()
         optimizers, schedulers = configure_optimizers(module)
         self.schedule.check_fold_schedulers(index, schedulers)
         wrapped, *fab_optimizers = self.fabric.setup(module, *optimizers)
         # Fabric registers a LightningModule as a callback of its own; lcv calls each fold's module
         # hooks itself, for that fold only, so remove it from Fabric's dispatch list.
         forget_callback(self.fabric, module)
+        # The module reads its trainer (the view), not Fabric, for self.trainer, self.optimizers(), manual_backward.
+        detach_from_fabric(module)
+        transfer_hooks = overrides(module, TRANSFER_HOOKS)  # then the module moves its batches, not Fabric
         if isinstance(train, DataLoader):
-            train = self.fabric.setup_dataloaders(train)
+            train = self.fabric.setup_dataloaders(train, move_to_device=not transfer_hooks)
         if isinstance(val, DataLoader):
-            val = self.fabric.setup_dataloaders(val)
-        fold = FoldState(index, module, wrapped, list(fab_optimizers), schedulers, train, val, rng)
+            val = self.fabric.setup_dataloaders(val, move_to_device=not transfer_hooks)
+        fold = FoldState(index, module, wrapped, list(fab_optimizers), schedulers, train, val, rng, view=view)
+        fold.lightning_steps = overrides(module, STEP_HOOKS)
+        fold.transfer_hooks = transfer_hooks
+        view.attach(fold)
         # several processes: metrics reduced over ranks (DDP)
         parallel.setup_fold(self.fabric, fold, self.schedule.whole_folds_per_process)
         self.schedule.prepare_fold(fold)  # offload: only the fold in training lives on the accelerator
         # self.log / self.log_dict of the user's module land in this fold's log, on device.
         module.log = fold.log.log  # type: ignore[method-assign]
-        # self.lr_schedulers() (manual optimization) reads self.trainer, which Fabric does not provide.
-        module.lr_schedulers = lr_schedulers_of(schedulers)  # type: ignore[method-assign]
         module.log_dict = fold.log.log_dict  # type: ignore[method-assign, assignment]  # same keywords as Lightning's
         return fold

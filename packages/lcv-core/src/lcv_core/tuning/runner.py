@@ -9,6 +9,8 @@ the best epoch's fold mean. The study's best parameters are written as a ready-t
 from __future__ import annotations
 
 import subprocess
+import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +43,9 @@ class TuneResult:
     """The trials run from this run directory: ``number``, ``params``, ``value``, ``state``, ``epochs``."""
     tuner: Any = None
     """The backend's tuner object (e.g. ``OptunaTuner``, whose ``study`` holds every trial)."""
+    problems: list[str] = field(default_factory=list)
+    """What went wrong although a best config was found: fewer trials finished than asked for, a worker that died
+    for good. Empty when the study ran as asked; ``lcv tune`` exits 1 when it is not."""
 
 
 def tune(
@@ -69,7 +74,9 @@ def tune(
 
     Raises:
         ConfigError: No search space, a space key not in the config, a trial config that is invalid, bad settings.
-        LcvError: A worker process failed, or no trial finished.
+        LcvError: No trial finished. A worker that dies is started again for the trials it had left (up to 3
+            times); a trial that failed or a worker that stayed dead is listed in `TuneResult.problems`, and
+            ``best.yaml`` is still written from the trials that finished.
     """
     if not isinstance(config, ExperimentConfig):
         config = load_config(config)
@@ -89,23 +96,19 @@ def tune(
 
         run_dir = create_run_dir(config.output_dir, config.name)
     run_dir = Path(run_dir)
+    problems: list[str] = []
     if workers == 1:
-        tuner = run_worker(config, run_dir, n_trials=n_trials, timeout=timeout, storage=storage, study=study)
+        try:
+            tuner = run_worker(config, run_dir, n_trials=n_trials, timeout=timeout, storage=storage, study=study)
+        except (ConfigError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a trial that raised: keep what the other trials found
+            problems.append(f"the worker stopped: {type(exc).__name__}: {exc}")
+            tuner = make_tuner(config, run_dir, storage=storage, study=study)
     else:
         prepare_run_dir(config, run_dir)
         tuner = make_tuner(config, run_dir, storage=storage, study=study)  # creates the study once, before workers
-        config_path = run_dir / "config.yaml"
-        procs = [
-            subprocess.Popen(worker_command(config_path, run_dir, i, n, timeout, storage, study))
-            for i, n in enumerate(split_trials(n_trials, workers))
-        ]
-        codes = [p.wait() for p in procs]
-        failed = [i for i, c in enumerate(codes) if c != 0]
-        if failed:
-            raise LcvError(
-                f"Tuning worker(s) {', '.join(map(str, failed))} of {workers} exited with code(s) "
-                f"{', '.join(str(codes[i]) for i in failed)}; see their output above."
-            )
+        problems += _run_local_workers(run_dir, split_trials(n_trials, workers), timeout, storage, study)
     trials = read_trials(run_dir)
     try:
         best_params, best_value = tuner.best_params, tuner.best_value
@@ -113,14 +116,69 @@ def tune(
         if print_summary:
             print_table(trials, {}, None, run_dir)
         states = ", ".join(f"{r['number']}: {r['state']}" for r in trials) or "none ran"
+        lost = f" {'; '.join(problems)}." if problems else ""
         raise LcvError(
-            f"No trial finished, so there is no best config and no {BEST_FILE} ({exc}). Trials: {states}."
+            f"No trial finished, so there is no best config and no {BEST_FILE} ({exc}). Trials: {states}.{lost}"
         ) from None
     best_config = apply_params(config, best_params)
     (run_dir / BEST_FILE).write_text(dump_config(best_config), encoding="utf-8")
     if print_summary:
         print_table(trials, best_params, best_value, run_dir)
-    return TuneResult(best_params, best_value, best_config, run_dir, trials, tuner)
+    finished = sum(r["state"] in ("COMPLETE", "PRUNED") for r in trials)
+    failed = sum(r["state"] == "FAIL" for r in trials)
+    if n_trials is not None and finished < n_trials:
+        problems.insert(0, f"{finished} of {n_trials} trials finished ({failed} failed)")
+    return TuneResult(best_params, best_value, best_config, run_dir, trials, tuner, problems)
+
+
+_MAX_RESTARTS = 3
+"""How often a local worker that died (killed, out of memory, a trial that raised) is started again."""
+
+
+def _run_local_workers(
+    run_dir: Path, shares: list[int | None], timeout: float | None, storage: str | None, study: str | None
+) -> list[str]:
+    """Run one process per share; start a worker that dies again for the trials it has left; return what was lost.
+
+    A killed worker's trial in progress stays RUNNING in the study until its heartbeat is stale; then the next
+    trial any worker starts marks it FAILED and the study retries it with the same parameters (Optuna's heartbeat
+    and retry callback), so the replacement only runs the trials the dead one had not finished.
+    """
+    config_path = run_dir / "config.yaml"
+    started = time.monotonic()
+
+    def start(i: int, n: int | None) -> subprocess.Popen[bytes]:
+        left = None if timeout is None else max(1.0, timeout - (time.monotonic() - started))
+        return subprocess.Popen(worker_command(config_path, run_dir, i, n, left, storage, study))
+
+    running = {i: start(i, n) for i, n in enumerate(shares)}
+    restarts = dict.fromkeys(running, 0)
+    problems: list[str] = []
+    while running:
+        time.sleep(0.2)
+        for i, proc in list(running.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del running[i]
+            if code == 0:
+                continue
+            done = sum(r.get("worker") == i for r in read_trials(run_dir))
+            left = None if shares[i] is None else shares[i] - done  # type: ignore[operator]  # checked
+            how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+            out_of_time = timeout is not None and time.monotonic() - started >= timeout
+            if (left is None or left > 0) and restarts[i] < _MAX_RESTARTS and not out_of_time:
+                restarts[i] += 1
+                print(
+                    f"lcv tune: worker {i} died ({how}) after {done} trial(s); starting it again for the "
+                    f"{'remaining' if left is None else left} trial(s) (restart {restarts[i]} of {_MAX_RESTARTS}). "
+                    "A trial it left running is retried with the same parameters once its heartbeat is stale.",
+                    file=sys.stderr,
+                )
+                running[i] = start(i, left)
+            elif left is None or left > 0:
+                problems.append(f"worker {i} died ({how}) with {'its' if left is None else left} trial(s) left")
+    return problems
 
 
 def print_table(
