@@ -104,7 +104,6 @@ def test_a_setup_function_without_a_splitter_trains_its_train_dev_fold_with_fit_
     assert result.history[0][-1]["val_loss"] < result.history[0][0]["val_loss"]
 
 
-@pytest.mark.xfail(reason="the wording belongs to the trainer's fold check (loop/trainer.py), changed by its owner")
 def test_fit_on_one_fold_points_to_fit_holdout_and_lcv_fit() -> None:
     from lcv_data.adapters import from_setup_function
 

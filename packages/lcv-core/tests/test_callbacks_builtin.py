@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
-import re
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +10,6 @@ from typing import Any
 
 import pytest
 import torch
-from rich.console import Console
 
 from lcv_config import LcvError
 from lcv_core.callbacks.lr_monitor import LearningRateMonitor
@@ -77,19 +74,6 @@ def test_progress_bar_prints_plain_lines_when_not_a_tty(data, tiny, trainer_kwar
         assert line.startswith(f"epoch {epoch + 1}/2  train_loss ")
         assert f"val_loss {loss.mean:.4f} ± {loss.std:.4f}" in line
         assert f"val_acc {acc.mean:.4f} ± {acc.std:.4f}" in line
-
-
-def test_progress_bar_live_on_a_terminal(data, tiny, trainer_kwargs) -> None:
-    out = io.StringIO()
-    bar = RichProgressBar(console=Console(file=out, force_terminal=True, width=200))
-    result = _fit(tiny, data, trainer_kwargs, bar, limit_train_batches=2)
-    text = out.getvalue()
-    assert "10/10" in text  # 2 epochs x 5 folds, all done
-    plain = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", text)
-    assert re.search(r"fold 5 batches\s+\S+\s+2/2 ", plain)  # limit_train_batches=2 of 8 batches
-    final = result.metric("val_loss", 1)
-    assert f"val_loss {final.mean:.4f} ± {final.std:.4f}" in text
-    assert len(bar.lines) == 2 and not bar.is_live
 
 
 def test_progress_bar_reports_an_early_stop(data, tiny, trainer_kwargs, capsys) -> None:

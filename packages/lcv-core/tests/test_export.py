@@ -46,11 +46,6 @@ def test_a_fold_model_goes_through_torch_export(fold_model: Any) -> None:
 
 
 @pytest.mark.skipif(not HAS_ONNX, reason="needs the onnx extra: pip install 'lcv-core[onnx]'")
-@pytest.mark.xfail(
-    reason="LightningModule.to_onnx runs the batch hooks through trainer._data_connector, which the per-fold "
-    "trainer view does not answer yet (loop)",
-    strict=False,
-)
 def test_a_fold_model_exports_to_onnx(fold_model: Any, tmp_path: Path) -> None:
     import onnxruntime
 

@@ -102,6 +102,16 @@ def to_lightning_optimizer(optimizer: Any, strategy: Any) -> Any:
     return LightningOptimizer._to_lightning_optimizer(optimizer, strategy)
 
 
+def datahook_selector(module: Any, datamodule: Any) -> Any:
+    """Return Lightning's choice of who answers a batch hook (``to_onnx`` reads it from the trainer)."""
+    from lightning.pytorch import LightningDataModule
+    from lightning.pytorch.trainer.connectors.data_connector import _DataHookSelector
+
+    return _DataHookSelector(
+        model=module, datamodule=datamodule if isinstance(datamodule, LightningDataModule) else None
+    )
+
+
 def detach_from_fabric(module: Any) -> None:
     """Make a LightningModule that ``fabric.setup`` saw read ``self.trainer`` again, not Fabric's stand-in.
 

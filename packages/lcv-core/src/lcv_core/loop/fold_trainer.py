@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -18,7 +19,7 @@ from lightning.pytorch.utilities.enums import GradClipAlgorithmType
 from lightning.pytorch.utilities.types import LRSchedulerConfig
 
 from lcv_config import LcvError
-from lcv_core.core.lightning_compat import to_lightning_optimizer, unwrap_optimizer
+from lcv_core.core.lightning_compat import datahook_selector, to_lightning_optimizer, unwrap_optimizer
 
 if TYPE_CHECKING:
     from lightning.pytorch import LightningModule
@@ -381,6 +382,20 @@ class FoldTrainer:
     def callbacks(self) -> list[Any]:
         """The run's callbacks."""
         return list(self.cv_trainer.callbacks)
+
+    @property
+    def profiler(self) -> Any:
+        """The run's profiler (a pass-through one without profiling)."""
+        if self.cv_trainer.profiler is not None:
+            return self.cv_trainer.profiler
+        from lightning.pytorch.profilers import PassThroughProfiler
+
+        return PassThroughProfiler()
+
+    @property
+    def _data_connector(self) -> Any:
+        """What ``LightningModule.to_onnx`` & co read to call batch hooks (module or datamodule, as in Lightning)."""
+        return SimpleNamespace(_datahook_selector=datahook_selector(self.fold_state.module, self.datamodule))
 
     @property
     def progress_bar_callback(self) -> None:

@@ -262,16 +262,32 @@ class CrossValidationTrainer:
             checkpoints=dict(state.checkpoint_paths),
         )
         result.models = state.best.load_best([f.module for f in self.folds], result.best_epoch)
-        result.oof_predictions = self._out_of_fold(result, datamodule)
-        if self.run_dir is not None and self.fabric.is_global_zero:
+        writes = self.run_dir is not None and self.fabric.is_global_zero
+        if writes:  # the trained run is on disk before anything that could still fail
+            assert self.run_dir is not None
             self.run_dir.mkdir(parents=True, exist_ok=True)
             result.to_json(self.run_dir / "metrics.json")
             result.write_csv(self.run_dir / "metrics.csv")
-            if result.n_epochs > 0:
-                result.checkpoints["plot"] = str(result.plot())
+        result.oof_predictions = self._after_training("out-of-fold predictions", self._out_of_fold, result, datamodule)
+        if writes and result.n_epochs > 0:
+            plot = self._after_training("the learning-curve plot", result.plot)
+            if plot is not None:
+                result.checkpoints["plot"] = str(plot)
         self._finalize_loggers(result)
         profiling.finish(self.profiler, self.run_dir, self.fabric)
         return result
+
+    def _after_training(self, what: str, step: Any, *args: Any) -> Any:
+        """Run ``step`` on a finished fit; a failure is a warning (and ``error.txt``), never a lost run."""
+        try:
+            return step(*args)
+        except Exception as exc:
+            message = f"The fit finished and its results are saved, but {what} failed: {type(exc).__name__}: {exc}"
+            warnings.warn(message, UserWarning, stacklevel=3)
+            if self.run_dir is not None and self.fabric.is_global_zero:
+                with (self.run_dir / "error.txt").open("a", encoding="utf-8") as fh:
+                    fh.write(message + "\n")
+            return None
 
     def _debug_loaders(self, loaders: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
         """Apply ``fast_dev_run`` / ``overfit_batches`` (each says so in one line) to the fold loaders."""
@@ -375,7 +391,12 @@ class CrossValidationTrainer:
                 "that method (e.g. lcv_data.CrossValDataModule) or a list of (train_loader, val_loader) pairs."
             )
         if len(loaders) < min_folds:
-            raise LcvError(f"Cross-validation needs at least {min_folds} folds; the datamodule gave {len(loaders)}.")
+            raise LcvError(
+                f"Cross-validation needs at least {min_folds} folds; the datamodule gave {len(loaders)}. To train one "
+                "model on a single (train, val) split (e.g. from_setup_function(fn) without a splitter), use "
+                "trainer.fit_holdout(model, datamodule) in Python or `lcv fit CONFIG`; to cross-validate, give the "
+                "datamodule a splitter with n_splits >= 2."
+            )
         if self.config.limit_val_batches == 0:
             raise LcvError(
                 "limit_val_batches=0 leaves every fold without validation batches, so no fold has a score; "
