@@ -202,7 +202,7 @@ class TuneCommand:
         with lock:
             try:
                 _start(lock)
-                tune(
+                result = tune(
                     config,
                     n_trials=args.n_trials,
                     timeout=args.timeout,
@@ -215,6 +215,12 @@ class TuneCommand:
                 lock.discard()  # removes only what stayed empty: a study refused before its first trial
                 raise
         print(f"run directory: {lock.run_dir}", file=sys.stderr)
+        if result.problems:  # best.yaml is written, but the study did not run as asked
+            print(
+                f"lcv: error: {'; '.join(result.problems)}; best.yaml is from the trials that finished.",
+                file=sys.stderr,
+            )
+            return 1
         return 0
 
 

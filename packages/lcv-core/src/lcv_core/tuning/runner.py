@@ -147,12 +147,14 @@ def _run_local_workers(
     config_path = run_dir / "config.yaml"
     started = time.monotonic()
 
+    restarts = dict.fromkeys(range(len(shares)), 0)
+
     def start(i: int, n: int | None) -> subprocess.Popen[bytes]:
         left = None if timeout is None else max(1.0, timeout - (time.monotonic() - started))
-        return subprocess.Popen(worker_command(config_path, run_dir, i, n, left, storage, study))
+        index = i + restarts[i] * len(shares)  # a new index (so a new sampler seed) for a started-again worker
+        return subprocess.Popen(worker_command(config_path, run_dir, index, n, left, storage, study))
 
     running = {i: start(i, n) for i, n in enumerate(shares)}
-    restarts = dict.fromkeys(running, 0)
     problems: list[str] = []
     while running:
         time.sleep(0.2)
@@ -163,8 +165,10 @@ def _run_local_workers(
             del running[i]
             if code == 0:
                 continue
-            done = sum(r.get("worker") == i for r in read_trials(run_dir))
-            left = None if shares[i] is None else shares[i] - done  # type: ignore[operator]  # checked
+            done = sum(
+                isinstance(r.get("worker"), int) and r["worker"] % len(shares) == i for r in read_trials(run_dir)
+            )
+            left = None if shares[i] is None else shares[i] - done
             how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
             out_of_time = timeout is not None and time.monotonic() - started >= timeout
             if (left is None or left > 0) and restarts[i] < _MAX_RESTARTS and not out_of_time:
