@@ -13,6 +13,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities.types import LRSchedulerConfig
 
 from lcv_config import LcvError
+from lcv_core.core.lightning_compat import unwrap_loader
 from lcv_core.core.metric_log import FoldMetricLog
 from lcv_core.core.rng import FoldRNG
 from lcv_core.core.saving import cpu_state, cpu_tree, plain
@@ -52,6 +53,8 @@ class FoldState:
     lightning_steps: bool = False
     """Whether the module overrides a step hook (``optimizer_step``, ``backward``, ...), so its training steps go
     through Lightning's closure and hooks instead of the lean path."""
+    lightning_callbacks: list[Any] = field(default_factory=list)
+    """The run's Lightning callbacks (``lightning.pytorch.Callback``), called with this fold's view and module."""
     transfer_hooks: bool = False
     """Whether the module overrides a batch-transfer hook, so its batches go through Lightning's three hooks."""
 
@@ -70,6 +73,7 @@ class FoldState:
             "history": [dict(row) for row in self.history],
             "stopped": self.stopped,
             "rng": plain(self.rng.state_dict()),
+            "loaders": [_loader_state(self.train_loader), _loader_state(self.val_loader)],
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -83,6 +87,18 @@ class FoldState:
         self.global_step = int(state["global_step"])
         self.stopped = bool(state["stopped"])
         self.rng.load_state_dict(state["rng"])
+        for loader, loader_state in zip((self.train_loader, self.val_loader), state.get("loaders", ()), strict=False):
+            if loader_state is not None:
+                unwrap_loader(loader).load_state_dict(loader_state)
+
+
+def _loader_state(loader: Any) -> Any:
+    """Return a loader's position and generator state (``state_dict()``, as lcv-data's loaders have), else ``None``.
+
+    A loader without one (a plain ``DataLoader``) is resumed through the fold's random stream instead.
+    """
+    state_dict = getattr(unwrap_loader(loader), "state_dict", None)
+    return cpu_tree(state_dict()) if callable(state_dict) else None
 
 
 def aggregate(folds: list[FoldState], epoch: int) -> dict[str, float]:

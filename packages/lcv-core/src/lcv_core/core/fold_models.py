@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,10 +35,13 @@ def make_fold_model(
     """Return fold ``fold``'s model: a copy of an instance, or a new one built under the fold's seed.
 
     A class is called with ``model_kwargs``; a factory is called with ``fold=`` when it accepts it. A
-    ``torch.nn.Module`` among ``model_kwargs`` (a network, a loss with weights) is copied for each fold, so the
-    folds never train one shared network; each fold starts from its weights.
+    ``torch.nn.Module`` among ``model_kwargs`` (the ``LitAutoEncoder(encoder, decoder)`` pattern) is copied for each
+    fold and re-initialised under the fold's seed (``reset_parameters`` of every layer that has one), so folds train
+    networks of their own from different initial weights and ``seed`` decides them; a layer with parameters but no
+    ``reset_parameters`` keeps the instance's values, with a warning naming it. A LightningModule instance is copied
+    as it is: every fold starts from its weights.
     """
-    kwargs = {k: copy.deepcopy(v) if isinstance(v, torch.nn.Module) else v for k, v in (model_kwargs or {}).items()}
+    kwargs = dict(model_kwargs or {})
     if isinstance(model, LightningModule):
         if kwargs:
             raise LcvError("model_kwargs are for a model class or factory, not an instance.")
@@ -45,6 +49,9 @@ def make_fold_model(
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
+            for name, value in kwargs.items():
+                if isinstance(value, torch.nn.Module):
+                    kwargs[name] = _reinitialised_copy(name, value)
             if not inspect.isclass(model) and _accepts(model, "fold"):
                 kwargs["fold"] = fold
             built = model(**kwargs)
@@ -54,6 +61,29 @@ def make_fold_model(
         )
     check_module(built)
     return built
+
+
+def _reinitialised_copy(name: str, network: torch.nn.Module) -> torch.nn.Module:
+    """Return a copy of ``network`` with every layer's parameters drawn anew (``reset_parameters``)."""
+    network = copy.deepcopy(network)
+    kept = []
+    for path, layer in network.named_modules():
+        if not any(True for _ in layer.parameters(recurse=False)):
+            continue
+        reset = getattr(layer, "reset_parameters", None)
+        if callable(reset):
+            reset()
+        else:
+            kept.append(f"{name}.{path}" if path else name)
+    if kept:
+        warnings.warn(
+            f"model_kwargs: {', '.join(kept)} has parameters but no reset_parameters(), so every fold starts from the "
+            "values you passed there; give it reset_parameters() (or build the network in the model) to draw them per "
+            "fold.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return network
 
 
 def _accepts(fn: Callable[..., Any], name: str) -> bool:

@@ -112,6 +112,12 @@ def datahook_selector(module: Any, datamodule: Any) -> Any:
     )
 
 
+def release_from_fabric(module: Any) -> None:
+    """Drop what ``fabric.setup`` left on a module (its optimizer wrappers), so it pickles like any LightningModule."""
+    module._fabric = None
+    module._fabric_optimizers = []
+
+
 def detach_from_fabric(module: Any) -> None:
     """Make a LightningModule that ``fabric.setup`` saw read ``self.trainer`` again, not Fabric's stand-in.
 

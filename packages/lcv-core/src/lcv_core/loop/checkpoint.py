@@ -65,7 +65,7 @@ def trainer_state(trainer: CrossValidationTrainer) -> dict[str, Any]:
     seen: dict[str, int] = {}
     callbacks = {
         _callback_key(cb, seen): plain(cb.state_dict())
-        for cb in trainer.callbacks
+        for cb in [*trainer.callbacks, *trainer.lightning_callbacks]
         if callable(getattr(cb, "state_dict", None))
     }
     loggers = [
@@ -94,7 +94,7 @@ def restore_trainer_state(trainer: CrossValidationTrainer, state: Mapping[str, A
     for f, saved in zip(trainer.folds, state["folds"], strict=True):
         f.load_state_dict(saved)
     seen: dict[str, int] = {}
-    for cb in trainer.callbacks:
+    for cb in [*trainer.callbacks, *trainer.lightning_callbacks]:
         if callable(getattr(cb, "load_state_dict", None)):
             key = _callback_key(cb, seen)
             if key in state["callbacks"]:

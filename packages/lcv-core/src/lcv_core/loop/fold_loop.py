@@ -203,6 +203,15 @@ class FoldLoop:
             for method, accepted in targets:
                 method(**(kwargs if accepted is None else {k: v for k, v in kwargs.items() if k in accepted}))
 
+    def hook(self, f: FoldState, name: str, *args: Any) -> Any:
+        """Call LightningModule hook ``name`` for fold ``f``: the Lightning callbacks' first, then the module's.
+
+        Lightning callbacks get ``(fold trainer view, fold module, *args)``, as ``lightning.Trainer`` calls them.
+        """
+        for callback in f.lightning_callbacks:
+            getattr(callback, name)(f.view, f.module, *args)
+        return getattr(f.module, name)(*args)
+
     def run_epoch(self, f: FoldState, epoch: int) -> bool:
         """Train and (when due) validate a fold for one epoch in its own random stream; return whether it validated."""
         with f.rng.active():
@@ -216,7 +225,7 @@ class FoldLoop:
         module.train()
         f.log.start("train")
         call("on_train_epoch_start_per_fold", trainer=trainer, fold=f.index, epoch=epoch, module=module)
-        module.on_train_epoch_start()
+        self.hook(f, "on_train_epoch_start")
         limit = self.limit(f.train_loader, cfg.limit_train_batches)
         n_batches = len(f.train_loader) if hasattr(f.train_loader, "__len__") else None
         if limit is not None and n_batches is not None:
@@ -229,7 +238,7 @@ class FoldLoop:
             view.is_last_batch = last
             f.log.step = f.global_step
             call("on_train_batch_start_per_fold", trainer=trainer, fold=f.index, batch=batch, batch_idx=batch_idx)
-            if module.on_train_batch_start(batch, batch_idx) == -1:
+            if self.hook(f, "on_train_batch_start", batch, batch_idx) == -1:
                 ended = False
                 break  # as in Lightning: -1 skips the rest of the epoch
             if module.automatic_optimization:
@@ -246,7 +255,7 @@ class FoldLoop:
                 batch=batch,
                 batch_idx=batch_idx,
             )
-            module.on_train_batch_end(outputs, batch, batch_idx)
+            self.hook(f, "on_train_batch_end", outputs, batch, batch_idx)
         if ended and not last and module.automatic_optimization:
             self.step_epoch_schedulers(f, epoch)  # a loader without a length: its last batch was not known
         self.training = False
@@ -267,7 +276,7 @@ class FoldLoop:
         if validate:
             val_metrics = self.validate(f, epoch)
         f.log.start("train")
-        module.on_train_epoch_end()
+        self.hook(f, "on_train_epoch_end")
         train_metrics.update(f.log.reduce())
         f.history.append({**train_metrics, **val_metrics})
         return validate
@@ -307,12 +316,12 @@ class FoldLoop:
         optimizer = f.optimizers[0]
         if batch_idx % accumulate == 0:  # the first batch of an accumulation window starts from zero gradients
             call("on_before_zero_grad", trainer=trainer, fold=f.index, optimizer=optimizer)
-            f.module.on_before_zero_grad(optimizer)
+            self.hook(f, "on_before_zero_grad", optimizer)
             (optimizer.optimizer if self._lean else optimizer).zero_grad(set_to_none=True)
         if loss is not None:  # Lightning semantics: returning None skips backward (and the step)
             # callbacks first, then the module's own hook, in the order Lightning calls them
             call("on_before_backward", trainer=trainer, fold=f.index, loss=loss)
-            f.module.on_before_backward(loss)
+            self.hook(f, "on_before_backward", loss)
             scaled = loss / accumulate if accumulate != 1 else loss
             if self._lean:  # what Fabric's backward comes down to on one device in full precision
                 scaled.backward()
@@ -323,13 +332,13 @@ class FoldLoop:
                 ):
                     trainer.fabric.backward(scaled)
             call("on_after_backward", trainer=trainer, fold=f.index, module=f.module)
-            f.module.on_after_backward()
+            self.hook(f, "on_after_backward")
             # callbacks get the loss detached, as in Lightning, so no one keeps the graph alive
             outputs = {**outputs, "loss": loss.detach()} if isinstance(outputs, Mapping) else loss.detach()
         if accumulating:
             return outputs
         call("on_before_optimizer_step", trainer=trainer, fold=f.index, optimizer=optimizer, module=f.module)
-        f.module.on_before_optimizer_step(optimizer)
+        self.hook(f, "on_before_optimizer_step", optimizer)
         cfg = trainer.config
         if cfg.gradient_clip_val:
             if cfg.gradient_clip_algorithm == "norm":
@@ -369,7 +378,7 @@ class FoldLoop:
             loss = outputs["loss"] if isinstance(outputs, Mapping) else outputs
             if batch_idx % accumulate == 0:
                 call("on_before_zero_grad", trainer=trainer, fold=f.index, optimizer=optimizer)
-                module.on_before_zero_grad(optimizer)
+                self.hook(f, "on_before_zero_grad", optimizer)
                 module.optimizer_zero_grad(epoch, batch_idx, optimizer)
             if loss is not None:
                 with trainer.fabric.no_backward_sync(f.wrapped, enabled=accumulating):
@@ -395,14 +404,14 @@ class FoldLoop:
         module.on_validation_model_eval()
         f.log.start("val")
         call("on_validation_start_per_fold", trainer=trainer, fold=f.index, epoch=epoch, module=module)
-        module.on_validation_start()
-        module.on_validation_epoch_start()
+        self.hook(f, "on_validation_start")
+        self.hook(f, "on_validation_epoch_start")
         limit = self.limit(f.val_loader, trainer.config.limit_val_batches)
         n_batches = 0
         for batch_idx, batch in self.batches(f, f.val_loader, limit):
             n_batches += 1
             call("on_validation_batch_start_per_fold", trainer=trainer, fold=f.index, batch=batch, batch_idx=batch_idx)
-            module.on_validation_batch_start(batch, batch_idx)
+            self.hook(f, "on_validation_batch_start", batch, batch_idx)
             outputs = self.call_step(f, "validation_step", batch, batch_idx)
             call(
                 "on_validation_batch_end_per_fold",
@@ -412,17 +421,17 @@ class FoldLoop:
                 batch=batch,
                 batch_idx=batch_idx,
             )
-            module.on_validation_batch_end(outputs, batch, batch_idx)
+            self.hook(f, "on_validation_batch_end", outputs, batch, batch_idx)
         if n_batches == 0:
             raise LcvError(
                 f"Fold {f.index} ran no validation batch in epoch {epoch + 1} (limit_val_batches="
                 f"{trainer.config.limit_val_batches!r}, loader {type(f.val_loader).__name__}); every fold needs "
                 "at least one to compute its score. Check the split, the batch size and limit_val_batches."
             )
-        module.on_validation_epoch_end()
+        self.hook(f, "on_validation_epoch_end")
         metrics = f.log.reduce()
         self.log_steps(f)
-        module.on_validation_end()
+        self.hook(f, "on_validation_end")
         self.validating = False
         module.train()
         call("on_validation_end_per_fold", trainer=trainer, fold=f.index, epoch=epoch, metrics=metrics, module=module)

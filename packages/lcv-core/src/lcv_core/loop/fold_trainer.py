@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 # What a Lightning user may read from ``self.trainer`` that has no meaning for one fold, and what to use instead.
 _NOT_PER_FOLD = {
-    "fit_loop": "the fold's progress is trainer.current_epoch and trainer.global_step",
     "checkpoint_callback": "lcv's ModelCheckpoint is a callback of the whole CV run: trainer.cv_trainer.callbacks",
     "checkpoint_callbacks": "lcv's ModelCheckpoint is a callback of the whole CV run: trainer.cv_trainer.callbacks",
     "early_stopping_callback": "lcv's EarlyStopping acts on the fold mean: trainer.cv_trainer.callbacks",
@@ -83,20 +82,37 @@ class FoldStrategy:
         """Gradient clipping for this fold."""
         return self._view.precision_plugin
 
+    def broadcast(self, obj: Any, src: int = 0) -> Any:
+        """Send ``obj`` from rank ``src`` to every rank (itself on one process)."""
+        return self._view.cv_trainer.fabric.broadcast(obj, src=src)
+
+    def reduce_boolean_decision(self, decision: bool, all: bool = True) -> bool:  # noqa: A002  # Lightning's name
+        """Combine a decision over ranks: all of them (or any of them) must agree."""
+        fabric = self._view.cv_trainer.fabric
+        if fabric.world_size == 1:
+            return decision
+        votes = fabric.all_gather(torch.tensor(int(decision), device=fabric.device))
+        assert isinstance(votes, torch.Tensor)
+        return bool(votes.all() if all else votes.any())
+
+    def barrier(self, name: str | None = None) -> None:
+        """Wait for every rank."""
+        self._view.cv_trainer.fabric.barrier(name)
+
     def backward(self, closure_loss: torch.Tensor, optimizer: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Run backward with ``on_before_backward``/``on_after_backward`` and the module's ``backward`` hook."""
         view = self._view
         fold, cv = view.fold_state, view.cv_trainer
         module = fold.module
         cv.fold_loop.call("on_before_backward", trainer=cv, fold=fold.index, loss=closure_loss)
-        module.on_before_backward(closure_loss)
+        cv.fold_loop.hook(fold, "on_before_backward", closure_loss)
         precision = cv.fabric.strategy.precision  # what Fabric's backward does, with the module's own backward
         precision.pre_backward(closure_loss, module)
         scaler = getattr(precision, "scaler", None)  # mixed precision on CUDA scales the loss
         module.backward(closure_loss if scaler is None else scaler.scale(closure_loss), *args, **kwargs)
         precision.post_backward(closure_loss, module)
         cv.fold_loop.call("on_after_backward", trainer=cv, fold=fold.index, module=module)
-        module.on_after_backward()
+        cv.fold_loop.hook(fold, "on_after_backward")
         return closure_loss
 
     def optimizer_step(self, optimizer: Any, closure: Callable[[], Any], model: Any = None, **kwargs: Any) -> Any:
@@ -106,7 +122,7 @@ class FoldStrategy:
         module = fold.module
         closure_result = closure()
         cv.fold_loop.call("on_before_optimizer_step", trainer=cv, fold=fold.index, optimizer=optimizer, module=module)
-        module.on_before_optimizer_step(optimizer)
+        cv.fold_loop.hook(fold, "on_before_optimizer_step", optimizer)
         if module.automatic_optimization:
             module.configure_gradient_clipping(
                 optimizer,
@@ -120,6 +136,21 @@ class FoldStrategy:
         if not module.automatic_optimization:
             fold.global_step += 1  # automatic optimization counts the step once the module's optimizer_step returned
         return output
+
+
+class FoldLogger:
+    """A logger of the run as one fold's module and callbacks see it: metric names get the fold's ``fold_<i>/``."""
+
+    def __init__(self, logger: Any, fold: int) -> None:
+        self._logger = logger
+        self._prefix = f"fold_{fold}/"
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        """Log ``metrics`` under this fold's names."""
+        self._logger.log_metrics({self._prefix + name: value for name, value in metrics.items()}, step=step)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger, name)
 
 
 class FoldTrainer:
@@ -154,6 +185,10 @@ class FoldTrainer:
         """Whether ``lcv_core.inference.test`` is running."""
         self.predicting = False
         """Whether ``lcv_core.inference.predict`` is running."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FoldTrainer:
+        """Return the view itself: a copied module points at its fold's trainer, not at a copy of the run."""
+        return self
 
     def attach(self, fold: FoldState) -> None:
         """Bind the view to its fold once the fold is set up (optimizers, schedulers, loaders)."""
@@ -264,8 +299,32 @@ class FoldTrainer:
 
     @property
     def accumulate_grad_batches(self) -> int:
-        """Batches per optimizer step in this epoch."""
+        """Batches per optimizer step in this epoch (Lightning's GradientAccumulationScheduler sets it)."""
         return int(self.cv_trainer.accumulate_grad_batches)
+
+    @accumulate_grad_batches.setter
+    def accumulate_grad_batches(self, value: int) -> None:
+        self.cv_trainer.accumulate_grad_batches = int(value)
+
+    @property
+    def log_every_n_steps(self) -> int:
+        """How often step-level values go to the loggers (Lightning's default, 50)."""
+        return 50
+
+    @property
+    def fit_loop(self) -> Any:
+        """The parts of Lightning's fit loop callbacks read: ``max_epochs`` and the fold's optimizer steps."""
+        steps = self.global_step
+        return SimpleNamespace(
+            max_epochs=self.max_epochs,
+            epoch_loop=SimpleNamespace(_batches_that_stepped=steps, global_step=steps),
+        )
+
+    @property
+    def _logger_connector(self) -> Any:
+        """What Lightning callbacks ask before logging a step: whether this step's values go to the loggers."""
+        due = (self.global_step + 1) % self.log_every_n_steps == 0 or self.should_stop
+        return SimpleNamespace(should_update_logs=due)
 
     @property
     def gradient_clip_val(self) -> float | None:
@@ -369,19 +428,19 @@ class FoldTrainer:
 
     @property
     def loggers(self) -> list[Any]:
-        """The run's loggers (each fold logs under ``fold_<i>/``)."""
-        return list(self.cv_trainer.fabric.loggers)
+        """The run's loggers, seen through this fold: what is logged to them lands under ``fold_<i>/<name>``."""
+        return [FoldLogger(logger, self.fold) for logger in self.cv_trainer.fabric.loggers]
 
     @property
     def logger(self) -> Any:
-        """The run's first logger, or ``None`` without one (as in Lightning)."""
-        loggers = self.cv_trainer.fabric.loggers
+        """The run's first logger seen through this fold, or ``None`` without one (as in Lightning)."""
+        loggers = self.loggers
         return loggers[0] if loggers else None
 
     @property
     def callbacks(self) -> list[Any]:
-        """The run's callbacks."""
-        return list(self.cv_trainer.callbacks)
+        """The run's callbacks: lcv's, then Lightning's."""
+        return [*self.cv_trainer.callbacks, *self.cv_trainer.lightning_callbacks]
 
     @property
     def profiler(self) -> Any:

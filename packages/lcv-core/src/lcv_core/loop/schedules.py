@@ -95,17 +95,19 @@ class Schedule:
     # -- the folds' epochs --------------------------------------------------------------------------
 
     def start_fold(self, f: FoldState) -> None:
-        """Call the hooks that open a fold's fit (the module's ``on_fit_start``, ``on_train_start``)."""
-        f.module.on_fit_start()
+        """Call the hooks that open a fold's fit (``on_fit_start``, ``on_train_start``: Lightning callbacks, module)."""
+        hook = self.trainer.fold_loop.hook
+        hook(f, "on_fit_start")
         self.trainer.fabric.call("on_train_fold_start", trainer=self.trainer, fold=f.index, module=f.module)
-        f.module.on_train_start()
+        hook(f, "on_train_start")
 
     def end_fold(self, f: FoldState) -> None:
-        """Call the hooks that close a fold's fit (the module's ``on_train_end``, ``on_fit_end``, ``teardown``)."""
-        f.module.on_train_end()
-        f.module.on_fit_end()
+        """Call the hooks that close a fold's fit (``on_train_end``, ``on_fit_end``, ``teardown``)."""
+        hook = self.trainer.fold_loop.hook
+        hook(f, "on_train_end")
+        hook(f, "on_fit_end")
         self.trainer.fabric.call("on_train_fold_end", trainer=self.trainer, fold=f.index, module=f.module)
-        f.module.teardown("fit")
+        hook(f, "teardown", "fit")
 
     # -- end of epoch: decide on the fold mean ------------------------------------------------------
 
@@ -304,7 +306,10 @@ class VectorizedSchedule(InterleavedSchedule):
         if overridden_hook(trainer.datamodule, "on_after_batch_transfer") is not None:
             reason = "the datamodule transforms batches on the device (on_after_batch_transfer), one fold's at a time"
         hooks = [h for h in PER_BATCH_HOOKS if getattr(type(modules[0]), h) is not getattr(LightningModule, h)]
-        if hooks:
+        if trainer.lightning_callbacks:
+            names = ", ".join(type(c).__name__ for c in trainer.lightning_callbacks)
+            reason = f"Lightning callbacks ({names}) are called per fold and per batch"
+        elif hooks:
             reason = (
                 f"{type(modules[0]).__name__} overrides {', '.join(hooks)}, which Lightning calls per batch and per "
                 "optimizer step; one computation for all folds has no such step to call them in"

@@ -34,7 +34,13 @@ from lcv_core.core.fold_models import (
     fold_stream_seeds,
     make_fold_model,
 )
-from lcv_core.core.lightning_compat import detach_from_fabric, forget_callback, unwrap_loader, with_sampler
+from lcv_core.core.lightning_compat import (
+    detach_from_fabric,
+    forget_callback,
+    release_from_fabric,
+    unwrap_loader,
+    with_sampler,
+)
 from lcv_core.core.optimizers import configure_optimizers
 from lcv_core.core.rng import FoldRNG
 from lcv_core.core.saving import load, save
@@ -42,6 +48,7 @@ from lcv_core.distributed import parallel
 from lcv_core.loop import checkpoint
 from lcv_core.loop.fold_loop import STEP_HOOKS, TRANSFER_HOOKS, FoldLoop, overrides
 from lcv_core.loop.fold_trainer import FoldTrainer
+from lcv_core.loop.lightning_callbacks import split_callbacks
 from lcv_core.loop.schedules import Schedule, make_schedule
 from lcv_core.loop.state import RunState
 from lcv_core.results.cv_result import CVResult
@@ -76,7 +83,9 @@ class CrossValidationTrainer:
         self.monitor_given = "monitor" in given or "monitor" in kwargs
         """Whether ``monitor`` was set (if not, a module that logs no ``val_loss`` trains with a warning)."""
         cfg = self.config
-        self.callbacks: list[Any] = _as_list(cfg.callbacks)
+        self.callbacks, self.lightning_callbacks = split_callbacks(_as_list(cfg.callbacks))
+        """The lcv callbacks (keyword payloads, dispatched through Fabric) and, apart, the Lightning callbacks (called
+        per fold with the fold's trainer view and module)."""
         if cfg.enable_progress_bar and not any(isinstance(c, RichProgressBar) for c in self.callbacks):
             self.callbacks.append(RichProgressBar())
         if cfg.fast_dev_run:  # as Lightning: one epoch, no checkpoints or other files, no loggers
@@ -250,6 +259,10 @@ class CrossValidationTrainer:
             self.fabric.call("on_train_end", trainer=self)
         except BaseException as exc:
             self.fabric.call("on_exception", trainer=self, exception=exc)
+            active = self.fold_loop.active_fold
+            fold = self.folds[active if active is not None else 0]
+            for callback in self.lightning_callbacks:
+                callback.on_exception(fold.view, fold.module, exc)
             raise
         result = CVResult(
             history=[f.history for f in self.folds],
@@ -262,6 +275,10 @@ class CrossValidationTrainer:
             checkpoints=dict(state.checkpoint_paths),
         )
         result.models = state.best.load_best([f.module for f in self.folds], result.best_epoch)
+        for module in result.models:  # plain modules again: they pickle, deep-copy and torch.save
+            release_from_fabric(module)
+            for name in ("log", "log_dict"):  # lcv's redirection into the fold's metric log
+                module.__dict__.pop(name, None)
         writes = self.run_dir is not None and self.fabric.is_global_zero
         if writes:  # the trained run is on disk before anything that could still fail
             assert self.run_dir is not None
@@ -420,6 +437,8 @@ class CrossValidationTrainer:
         """
         view = FoldTrainer(self, index, train, val)
         module.trainer = view  # type: ignore[assignment]  # answers what a LightningModule reads from its trainer
+        for callback in self.lightning_callbacks:  # as Lightning: the callbacks' setup before the module's
+            callback.setup(view, module, "fit")
         if module.configure_callbacks():
             warnings.warn(
                 f"{type(module).__name__}.configure_callbacks() returned callbacks; lcv runs the callbacks given to "
@@ -445,6 +464,7 @@ class CrossValidationTrainer:
         if isinstance(val, DataLoader):
             val = self.fabric.setup_dataloaders(val, move_to_device=not transfer_hooks)
         fold = FoldState(index, module, wrapped, list(fab_optimizers), schedulers, train, val, rng, view=view)
+        fold.lightning_callbacks = self.lightning_callbacks
         fold.lightning_steps = overrides(module, STEP_HOOKS)
         fold.transfer_hooks = transfer_hooks
         view.attach(fold)
