@@ -1,10 +1,12 @@
 """The PyTorch Lightning tutorial's autoencoder, cross-validated on scikit-learn's 8x8 digits.
 
 The ``LitAutoEncoder`` is the tutorial's (an encoder and a decoder of ``nn.Linear`` layers, trained on the
-reconstruction error); lcv trains one per fold with early stopping and checkpoints on the fold mean, TensorBoard logs,
-gradient accumulation, bf16 mixed precision on the CPU and gradient clipping. Afterwards: test on a holdout split,
-predict with the fold ensemble, use a fold's checkpoint as a plain ``nn.Module``, resume training, and run the
-learning-rate finder on one fold. Run it with ``python examples/lightning_tutorial_autoencoder/run.py``.
+reconstruction error), the data a plain ``LightningDataModule`` as in the tutorial, split into folds by
+``LightningFolds``; lcv trains one model per fold with early stopping and checkpoints on the fold mean, TensorBoard
+logs, gradient accumulation, bf16 mixed precision on the CPU and gradient clipping. Afterwards: test on the
+datamodule's test set, predict with the fold ensemble, use a fold's checkpoint as a plain ``nn.Module``, resume
+training, and run the learning-rate finder on one fold. Run it with
+``python examples/lightning_tutorial_autoencoder/run.py``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from typing import Any
 
 import torch
 from lightning.fabric.loggers.tensorboard import TensorBoardLogger
-from lightning.pytorch import LightningModule
+from lightning.pytorch import LightningDataModule, LightningModule
 from sklearn.datasets import load_digits
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset, random_split
 
 from lcv_core.callbacks.accumulation import GradientAccumulationScheduler
 from lcv_core.callbacks.checkpoint import ModelCheckpoint
@@ -24,7 +27,7 @@ from lcv_core.callbacks.early_stopping import EarlyStopping
 from lcv_core.inference import predict, test
 from lcv_core.lr_finder import lr_find
 from lcv_core.trainer import CrossValidationTrainer
-from lcv_data.datamodule import CrossValDataModule
+from lcv_data import LightningFolds
 
 
 def make_encoder(latent: int = 3) -> nn.Sequential:
@@ -79,17 +82,38 @@ class LitAutoEncoder(LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.lr)
 
 
-def make_datamodule(n_splits: int, subset: int | None, seed: int = 0) -> CrossValDataModule:
-    """Digits scaled to 0..1, a stratified 20% holdout for testing, stratified folds over the rest."""
-    x, y = load_digits(return_X_y=True)
-    x, y = x[:subset], y[:subset]
-    return CrossValDataModule(
-        X=torch.tensor(x / 16.0, dtype=torch.float32),
-        y=torch.tensor(y),
-        splitter="stratified_kfold",
+class DigitsDataModule(LightningDataModule):
+    """The tutorial's ``MNISTDataModule`` on digits scaled to 0..1: a training set, a 20% test set, its own loaders.
+
+    A plain LightningDataModule, as you would write it for ``lightning.Trainer``; lcv splits its training set into
+    folds (``LightningFolds``) without changing it.
+    """
+
+    def __init__(self, batch_size: int = 32, subset: int | None = None) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.subset = subset
+
+    def setup(self, stage: str) -> None:
+        x, y = load_digits(return_X_y=True)
+        full = TensorDataset(torch.tensor(x[: self.subset] / 16.0, dtype=torch.float32), torch.tensor(y[: self.subset]))
+        self.digits_train, self.digits_test = random_split(
+            full, [0.8, 0.2], generator=torch.Generator().manual_seed(42)
+        )
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        return DataLoader(self.digits_train, batch_size=self.batch_size, shuffle=True)
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        return DataLoader(self.digits_test, batch_size=256)
+
+
+def make_datamodule(n_splits: int, subset: int | None, seed: int = 0) -> LightningFolds:
+    """Stratified folds of the datamodule's training set (each fold keeps its loader settings); its test set as is."""
+    return LightningFolds(
+        DigitsDataModule(batch_size=32, subset=subset),
+        "stratified_kfold",
         splitter_kwargs={"n_splits": n_splits, "shuffle": True},
-        holdout=0.2,
-        dataloaders={"default": {"batch_size": 32}, "val": {"batch_size": 256}},
         seed=seed,
     )
 

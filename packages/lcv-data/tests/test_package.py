@@ -18,6 +18,7 @@ def test_public_api_is_pinned() -> None:
         "DictTensorDataset",
         "FittedTransformBase",
         "LabelEncode",
+        "LightningFolds",
         "MinMaxScale",
         "OuterFold",
         "PCA",
@@ -48,7 +49,7 @@ def test_bundled_datasets_load_by_name(name: str, n_samples: int, n_features: in
 
 
 def test_entry_points_are_registered() -> None:
-    datamodules = {"cross_val", "setup_function", "digits", "iris", "wine", "breast_cancer"}
+    datamodules = {"cross_val", "setup_function", "lightning", "digits", "iris", "wine", "breast_cancer"}
     assert datamodules <= {p.name for p in list_plugins(DATAMODULES)}
     transforms = {"standardize", "min_max_scale", "robust_scale", "pca", "label_encode", "sklearn"}
     assert transforms <= {p.name for p in list_plugins(TRANSFORMS)}

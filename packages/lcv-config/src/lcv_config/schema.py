@@ -311,7 +311,7 @@ class DataConfig(_Strict):
     datamodule: str = "cross_val"
     """The ``lcv.datamodules`` plugin that builds the datamodule from this section."""
     dataset: Component | None = None
-    """The dataset: a source in ``lcv.datamodules`` (``digits``), a dotted path, or an object."""
+    """The dataset: an ``lcv.datamodules`` source (``digits``), a dotted path or an object; ``lightning``: its class."""
     splitter: Component = Field(default_factory=lambda: Component(name="stratified_kfold", cfg={"n_splits": 5}))
     """The splitter: a name in ``lcv.splitters`` (``kfold``) with its arguments."""
     holdout: float | int | None = None
@@ -338,6 +338,8 @@ class DataConfig(_Strict):
     """The DataFrame column used as target."""
     fold: int = 0
     """The fold a plain ``lightning.Trainer`` trains on (``train_dataloader()``/``val_dataloader()``)."""
+    pool_validation: bool = False
+    """With ``datamodule: lightning``: split the LightningDataModule's training and validation datasets together."""
 
     @field_validator("transforms", "target_transforms")
     @classmethod

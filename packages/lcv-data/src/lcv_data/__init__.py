@@ -4,6 +4,7 @@ from lcv_data.__about__ import __version__
 from lcv_data.adapters import SetupFunctionDataModule, from_setup_function
 from lcv_data.datamodule import CrossValDataModule, OuterFold
 from lcv_data.datasets import load_breast_cancer, load_digits, load_iris, load_wine
+from lcv_data.lightning_folds import LightningFolds
 from lcv_data.loaders import ResumableDataLoader, TensorBatchLoader
 from lcv_data.sources import DictTensorDataset
 from lcv_data.transforms import (
@@ -23,6 +24,7 @@ __all__ = [
     "DictTensorDataset",
     "FittedTransformBase",
     "LabelEncode",
+    "LightningFolds",
     "MinMaxScale",
     "OuterFold",
     "RobustScale",

@@ -91,7 +91,7 @@ class SetupFunctionDataModule(CrossValDataModule):
         # What differs from the schema's defaults counts as given (a tuning trial's config has every key written).
         defaults = type(config)()
         given = {key for key in type(config).model_fields if getattr(config, key) != getattr(defaults, key)}
-        unused = sorted(given & {"test_dataset", "labels", "groups", "features", "target"})
+        unused = sorted(given & {"test_dataset", "labels", "groups", "features", "target", "pool_validation"})
         if unused:
             raise ConfigError(
                 f"data.{unused[0]} is not used with datamodule: setup_function: the setup function returns the "

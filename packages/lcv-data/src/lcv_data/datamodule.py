@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import warnings
 from collections.abc import Mapping, Sequence
@@ -14,10 +13,11 @@ from typing import Any
 import numpy as np
 from lightning.pytorch import LightningDataModule
 
-from lcv_config import ConfigError, DataConfig, LcvError, build, resolve
+from lcv_config import ConfigError, DataConfig, LcvError, build
 from lcv_data._checks import check_before_split, unseen_classes_message
 from lcv_data._fold_files import read_folds, restore_transforms, write_folds, write_transforms
 from lcv_data._holdout import carve_holdout
+from lcv_data._splitting import make_splitter, split_pool
 from lcv_data.loaders import SplitDataset, SplitLoader
 from lcv_data.loaders._build import check_loader_settings, make_loader, split_settings
 from lcv_data.sources import Source, column, default_labels, make_source
@@ -144,20 +144,20 @@ class CrossValDataModule(LightningDataModule):
 
     @staticmethod
     def _make_splitter(splitter: Any, kwargs: dict[str, Any], seed: int) -> Any:
-        if not isinstance(splitter, str) and not inspect.isclass(splitter) and hasattr(splitter, "split"):
-            return splitter  # an instance, used as given
-        cls = resolve("splitter", splitter, "data.splitter.name")
-        params = inspect.signature(cls).parameters
-        seeded = kwargs.get("shuffle") or "shuffle" not in params  # sklearn rejects random_state without shuffle
-        if "random_state" in params and "random_state" not in kwargs and seeded:
-            kwargs["random_state"] = seed  # frozen folds: the same split on every call and every trial
-        return build("splitter", {"name": cls, "cfg": kwargs}, "data.splitter")
+        return make_splitter(splitter, kwargs, seed)
 
     @classmethod
     def from_config(cls, config: DataConfig, seed: int = 0) -> CrossValDataModule:
         """Build the datamodule a config's ``data`` section describes."""
         if config.dataset is None:
             raise ConfigError("The data section needs a dataset (e.g. 'digits').", "data.dataset")
+        if getattr(config, "pool_validation", False):
+            raise ConfigError(
+                "data.pool_validation applies to datamodule: lightning (a LightningDataModule's training and "
+                "validation datasets split together); with this datamodule every sample of data.dataset is split: "
+                "remove it.",
+                "data.pool_validation",
+            )
         keys = ("labels", "groups", "features", "target", "fold", "strict")
         extra = {k: getattr(config, k, None) for k in keys}
         test = getattr(config, "test_dataset", None)
@@ -210,15 +210,7 @@ class CrossValDataModule(LightningDataModule):
             pool, self.test_indices = carve_holdout(self.holdout, n, labels, groups, self.seed)
         else:
             pool = np.arange(n, dtype=np.int64)
-        sub_labels = None if labels is None else labels[pool]
-        sub_groups = None if groups is None else groups[pool]
-        check_before_split(self.splitter, len(pool), sub_labels, sub_groups)
-        try:
-            extra = {} if sub_groups is None else {"groups": sub_groups}
-            splits = list(self.splitter.split(np.zeros(len(pool)), sub_labels, **extra))
-        except (ValueError, TypeError) as exc:
-            raise LcvError(f"{type(self.splitter).__name__} cannot split this dataset: {exc}") from exc
-        return [(pool[np.asarray(tr, dtype=np.int64)], pool[np.asarray(va, dtype=np.int64)]) for tr, va in splits]
+        return split_pool(self.splitter, pool, labels, groups)
 
     def _check_folds(self, folds: list[tuple[np.ndarray, np.ndarray]]) -> None:
         labels = self.labels
