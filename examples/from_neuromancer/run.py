@@ -37,12 +37,10 @@ def make_problem(lr: float = 3e-3) -> LossReturningLearner:
 
 
 def load_plain_model(checkpoint: str | Path) -> SystemNet:
-    """Load a fold's best weights from its checkpoint into the plain ``SystemNet`` (no lcv needed to use it)."""
-    state = torch.load(checkpoint, weights_only=True)["state_dict"]
-    model = SystemNet()
-    prefix = "model.system."  # the learner's module is the Problem, whose network is `system`
-    model.load_state_dict({k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)})
-    return model.eval()
+    """Load a fold's best weights from its checkpoint and keep the plain ``SystemNet`` (no lcv needed to use it)."""
+    learner = make_problem()
+    learner.load_state_dict(torch.load(checkpoint, weights_only=True)["state_dict"])
+    return learner.model.system.eval()  # type: ignore[no-any-return]  # the Problem's network
 
 
 def main(

@@ -140,12 +140,9 @@ def make_trainer(run_dir: Path, max_epochs: int, patience: int) -> tuple[CrossVa
 
 
 def plain_autoencoder(checkpoint: str | Path) -> nn.Sequential:
-    """Load a fold's checkpoint into plain ``nn.Module``s: encoder then decoder, no Lightning needed."""
-    state = torch.load(checkpoint, weights_only=True)["state_dict"]
-    encoder, decoder = make_encoder(), make_decoder()
-    encoder.load_state_dict({k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")})
-    decoder.load_state_dict({k.removeprefix("decoder."): v for k, v in state.items() if k.startswith("decoder.")})
-    return nn.Sequential(encoder, decoder).eval()
+    """Load a fold's checkpoint as the tutorial does (``load_from_checkpoint``) and keep the plain networks."""
+    model = LitAutoEncoder.load_from_checkpoint(checkpoint)  # a fold checkpoint is a Lightning checkpoint
+    return nn.Sequential(model.encoder, model.decoder).eval()
 
 
 def main(

@@ -166,3 +166,13 @@ def test_invalid_trainer_setting_names_the_field() -> None:
 
     with pytest.raises(ValidationError, match="max_epochs"):
         CrossValidationTrainer(max_epochs=0)
+
+
+def test_a_plain_lightning_datamodule_is_pointed_to_lightning_folds(tiny, trainer_kwargs, tmp_path: Path) -> None:
+    from lightning.pytorch import LightningDataModule
+
+    class MNISTDataModule(LightningDataModule):
+        def train_dataloader(self) -> None: ...
+
+    with pytest.raises(LcvError, match=r"MNISTDataModule is a LightningDataModule.*lcv_data\.LightningFolds\(dm, "):
+        _fit(tiny, MNISTDataModule(), trainer_kwargs, tmp_path)

@@ -9,12 +9,63 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import torch
+
 from lcv_config import LcvError
 from lcv_core.callbacks.base import Callback
 from lcv_core.core import saving
+from lcv_core.core.lightning_compat import unwrap_optimizer
 
 if TYPE_CHECKING:
     from lcv_core.loop.trainer import CrossValidationTrainer
+
+
+def lightning_checkpoint(trainer: CrossValidationTrainer, fold: int, epoch: int) -> dict[str, Any]:
+    """Return fold ``fold``'s state after ``epoch`` as a Lightning checkpoint of its module.
+
+    ``MyModule.load_from_checkpoint(path)`` rebuilds the fold's model (``hyper_parameters`` from
+    ``save_hyperparameters``); ``lightning.Trainer.fit(model, ckpt_path=path)`` continues that fold alone at the next
+    epoch (weights, optimizers, schedulers, steps, loops). Everything loads with ``torch.load(weights_only=True)``.
+    """
+    from lightning.pytorch.utilities.migration.utils import migrate_checkpoint
+
+    state = trainer.folds[fold]
+    module = state.module
+    checkpoint: dict[str, Any] = {
+        "epoch": epoch,
+        "global_step": state.global_step,
+        "pytorch-lightning_version": "1.5.0",  # the loops below are derived from epoch and global_step (migration)
+        "state_dict": saving.cpu_state(module.state_dict()),
+        "optimizer_states": [saving.cpu_tree(unwrap_optimizer(o).state_dict()) for o in state.optimizers],
+        "lr_schedulers": [s.scheduler.state_dict() for s in state.schedulers],
+        "callbacks": {
+            cb.state_key: saving.plain(cb.state_dict()) for cb in trainer.lightning_callbacks if cb.state_dict()
+        },
+    }
+    checkpoint, _ = migrate_checkpoint(checkpoint)
+    checkpoint.pop("legacy_pytorch-lightning_version", None)
+    progress = checkpoint["loops"]["fit_loop"]["epoch_progress"]
+    for part in ("current", "total"):  # epoch + 1 epochs done: Lightning continues with the next one
+        progress[part] = dict.fromkeys(progress[part], epoch + 1)
+    hparams = dict(module.hparams)
+    if hparams and _plain(hparams):
+        checkpoint[module.CHECKPOINT_HYPER_PARAMS_KEY] = hparams
+        name = getattr(module, "_hparams_name", None)
+        if name:
+            checkpoint[module.CHECKPOINT_HYPER_PARAMS_NAME] = name
+    module.on_save_checkpoint(checkpoint)
+    return checkpoint
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` holds only what ``torch.load(weights_only=True)`` reads (no arbitrary objects)."""
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return True
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return False
 
 
 class ModelCheckpoint(Callback):
@@ -170,18 +221,18 @@ class ModelCheckpoint(Callback):
         return score < worst if self.mode == "min" else score > worst
 
     def _write_fold(self, trainer: CrossValidationTrainer, fold: int, epoch: int, path: Path, score: float) -> None:
-        module = trainer.folds[fold].module
-        state = {
-            "format": "lcv-fold-weights",
-            "state_dict": saving.cpu_state(module.state_dict()),
-            "fold": fold,
-            "epoch": epoch,
-            "monitor": self.monitor,
-            "score": score,
-            "config": saving.config_dict(trainer.config),
-            "experiment_config": getattr(trainer, "experiment_config_yaml", None),
-            "versions": saving.package_versions(),
-        }
+        state = lightning_checkpoint(trainer, fold, epoch)
+        state.update(
+            {
+                "format": "lcv-fold-weights",
+                "fold": fold,
+                "monitor": self.monitor,
+                "score": score,
+                "config": saving.config_dict(trainer.config),
+                "experiment_config": getattr(trainer, "experiment_config_yaml", None),
+                "versions": saving.package_versions(),
+            }
+        )
         saving.save(state, path)
 
     def _write_epoch(self, trainer: CrossValidationTrainer, epoch: int, score: float, name: str) -> None:

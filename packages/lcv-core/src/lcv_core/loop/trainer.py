@@ -403,9 +403,19 @@ class CrossValidationTrainer:
         elif isinstance(datamodule, Sequence) and not isinstance(datamodule, (str, bytes)):
             loaders = list(datamodule)
         else:
+            from lightning.pytorch import LightningDataModule
+
+            if isinstance(datamodule, LightningDataModule):
+                raise LcvError(
+                    f"{type(datamodule).__name__} is a LightningDataModule: it has training data but no folds. Wrap it "
+                    'unchanged with a splitter: lcv_data.LightningFolds(dm, "stratified_kfold", splitter_kwargs='
+                    '{"n_splits": 5}) in Python, or in a config data.datamodule: lightning with data.dataset: '
+                    "{name: <your class>, cfg: {...}} (pip install lcv-data)."
+                )
             raise LcvError(
                 f"The datamodule ({type(datamodule).__name__}) has no train_val_dataloaders(); pass an object with "
-                "that method (e.g. lcv_data.CrossValDataModule) or a list of (train_loader, val_loader) pairs."
+                "that method (e.g. lcv_data.CrossValDataModule or lcv_data.LightningFolds) or a list of "
+                "(train_loader, val_loader) pairs."
             )
         if len(loaders) < min_folds:
             raise LcvError(
