@@ -20,7 +20,7 @@ from sklearn.model_selection import StratifiedKFold
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lcv_config import TrainerConfig, TrialPruned
+from lcv_config import TrainerConfig
 from lcv_core.callbacks.base import Callback
 from lcv_core.callbacks.pruning import TunerPruning
 from lcv_core.trainer import CrossValidationTrainer
@@ -114,22 +114,15 @@ def trainer_config(max_epochs: int, run_dir: Path | None) -> TrainerConfig:
     )
 
 
-def tune_lr(
-    datamodule: DigitsCVDataModule, *, n_trials: int, max_epochs: int, storage: str
-) -> tuple[optuna.Study, dict[int, int]]:
+def tune_lr(datamodule: DigitsCVDataModule, *, n_trials: int, max_epochs: int, storage: str) -> optuna.Study:
     """Search the learning rate with Optuna; trials report the fold mean each epoch and bad ones are pruned."""
-    pruned_after: dict[int, int] = {}
 
     def objective(trial: optuna.Trial) -> float:
         lr = trial.suggest_float("lr", 1e-5, 1e-1, log=True)
-        pruning = TunerPruning(trial, monitor="val_loss")  # an Optuna trial is an lcv Trial as it is
+        # An Optuna trial is an lcv Trial as it is; a prune raises optuna.TrialPruned, so Optuna records it as PRUNED.
+        pruning = TunerPruning(trial, monitor="val_loss")
         trainer = CrossValidationTrainer(trainer_config(max_epochs, None), callbacks=[pruning])
-        try:
-            result = trainer.fit(DigitsClassifier, datamodule, model_kwargs={"lr": lr})
-        except TrialPruned as exc:
-            pruned_after[trial.number] = int(pruning.pruned_epoch or 0)
-            raise optuna.TrialPruned(str(exc)) from exc
-        return result.metric("val_loss").mean
+        return trainer.fit(DigitsClassifier, datamodule, model_kwargs={"lr": lr}).metric("val_loss").mean
 
     study = optuna.create_study(
         study_name="lr",
@@ -143,7 +136,7 @@ def tune_lr(
     study.enqueue_trial({"lr": 1e-2})
     study.enqueue_trial({"lr": 1e-5})
     study.optimize(objective, n_trials=n_trials)
-    return study, pruned_after
+    return study
 
 
 def main(
@@ -165,9 +158,7 @@ def main(
     print(result.summary(print_table=False))
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    study, pruned_after = tune_lr(
-        datamodule, n_trials=n_trials, max_epochs=tune_epochs, storage=f"sqlite:///{run_dir / 'study.db'}"
-    )
+    study = tune_lr(datamodule, n_trials=n_trials, max_epochs=tune_epochs, storage=f"sqlite:///{run_dir / 'study.db'}")
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     print(f"best lr {study.best_params['lr']:.2e}: fold-mean val_loss {study.best_value:.4f}; {len(pruned)} pruned")
     return {
@@ -184,7 +175,7 @@ def main(
         "best_value": float(study.best_value),
         "n_trials": len(study.trials),
         "pruned_trials": {t.number: t.params["lr"] for t in pruned},
-        "pruned_after_epoch": pruned_after,
+        "pruned_after_epoch": {t.number: max(t.intermediate_values) for t in pruned},  # the last epoch reported
         "intermediate_values": {t.number: dict(t.intermediate_values) for t in study.trials},
         "per_fold_user_attr": {t.number: t.user_attrs.get("per_fold") for t in study.trials},
         "finite": math.isfinite(study.best_value),

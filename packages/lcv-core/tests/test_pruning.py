@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,29 @@ def test_unknown_monitor_names_what_was_logged(tiny, data, trainer_kwargs) -> No
 def test_bad_mode_is_rejected() -> None:
     with pytest.raises(LcvError, match="expected 'min' or 'max'"):
         TunerPruning(FakeTrial(), mode="lowest")
+
+
+class BackendPruned(Exception):  # noqa: N818 - named as a backend names it
+    """A backend's own pruned exception."""
+
+
+class BackendTrial(FakeTrial):
+    """A trial whose backend names its pruned exception."""
+
+    pruned_exception = BackendPruned
+
+
+def test_prune_raises_the_backends_exception_that_is_also_lcvs(tiny, data, trainer_kwargs) -> None:
+    trainer = CrossValidationTrainer(**{**trainer_kwargs, "max_epochs": 4}, callbacks=[TunerPruning(BackendTrial(1))])
+    with pytest.raises(BackendPruned, match="Trial 7 pruned") as caught:
+        trainer.fit(tiny, data)
+    assert isinstance(caught.value, TrialPruned)
+    copy = pickle.loads(pickle.dumps(caught.value))  # a class made at run time still crosses processes
+    assert type(copy) is type(caught.value) and copy.args == caught.value.args
+
+
+def test_a_trial_without_a_backend_exception_gets_lcvs(tiny, data, trainer_kwargs) -> None:
+    trainer = CrossValidationTrainer(**{**trainer_kwargs, "max_epochs": 4}, callbacks=[TunerPruning(FakeTrial(1))])
+    with pytest.raises(TrialPruned) as caught:
+        trainer.fit(tiny, data)
+    assert type(caught.value) is TrialPruned

@@ -43,6 +43,9 @@ class OptunaTrial:
         params: The parameters suggested for it, keyed by config path, with their real (decoded) values.
     """
 
+    pruned_exception: type[BaseException] = optuna.TrialPruned
+    """The exception that ends this trial as pruned; lcv's `TunerPruning` raises one that is also lcv's."""
+
     def __init__(self, trial: optuna.Trial, params: Mapping[str, Any], prunable: bool = True) -> None:
         self._trial = trial
         self._params = dict(params)
@@ -211,6 +214,8 @@ class OptunaTuner:
             try:
                 value: Any = objective(wrapped)
             except TrialPruned as exc:
+                if isinstance(exc, optuna.TrialPruned):
+                    raise
                 raise optuna.TrialPruned(str(exc)) from exc
             if self.multi_objective:
                 return [float(v) for v in value]  # type: ignore[return-value]  # Optuna takes a sequence here

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import TYPE_CHECKING, Any
 
 from lcv_config import LcvError, TrialPruned
@@ -18,15 +19,19 @@ if TYPE_CHECKING:
 class TunerPruning(Callback):
     """Report ``cv/<monitor>_mean`` to ``trial`` after every validated epoch; prune when the tuner says so.
 
-    A pruned fit stops after the current epoch: the trainer is stopped, its loggers are finalized, and
-    :class:`lcv_config.TrialPruned` propagates out of ``fit`` so the tuner records the trial as pruned. Under DDP
-    only rank 0 talks to the tuner's storage and the decision is broadcast to every rank.
+    A pruned fit stops after the current epoch: the trainer is stopped, its loggers are finalized, and the backend's
+    own pruned exception propagates out of ``fit`` so the tuner records the trial as pruned. That exception is
+    always an [`lcv_config.TrialPruned`][lcv_config.TrialPruned] too; with an Optuna trial (a raw `optuna.Trial`
+    or lcv-tune-optuna's wrapper) it is also an `optuna.TrialPruned`, so a hand-written `study.optimize(objective)`
+    counts the trial as PRUNED with no `try`/`except`. Another backend's trial names its exception class in a
+    `pruned_exception` attribute. Under DDP only rank 0 talks to the tuner's storage and the decision is broadcast
+    to every rank.
 
     At the end (finished or pruned) the trial gets the user attributes ``per_fold`` (each fold's ``monitor`` at the
     best epoch so far), ``mean``, ``std``, ``best_epoch`` and ``epochs`` (the number of epochs trained).
 
     Args:
-        trial: A trial of any backend (:class:`lcv_config.protocols.Trial`).
+        trial: A trial of any backend ([`Trial`][lcv_config.Trial]), or a raw `optuna.Trial`.
         monitor: The validation metric whose fold mean is reported (``val_loss``).
         mode: ``min`` or ``max``: which epoch is the best; default the trainer's ``mode``.
     """
@@ -60,11 +65,11 @@ class TunerPruning(Callback):
     def on_validation_end(
         self, *, trainer: CrossValidationTrainer, epoch: int, metrics: dict[str, float], **kwargs: Any
     ) -> None:
-        """Report the fold mean; stop the trainer and raise :class:`lcv_config.TrialPruned` when pruned.
+        """Report the fold mean; stop the trainer and raise the backend's pruned exception when pruned.
 
         Raises:
             LcvError: ``monitor`` was not logged by the folds; the message lists what was.
-            TrialPruned: The tuner pruned the trial.
+            TrialPruned: The tuner pruned the trial; also the backend's own exception (`pruned_exception`).
         """
         key = f"cv/{self.monitor}_mean"
         if key not in metrics:
@@ -90,7 +95,7 @@ class TunerPruning(Callback):
         self.pruned_epoch = epoch
         reason = f"pruned by the tuner after epoch {epoch + 1} (fold mean of {self.monitor} {value:.4g})"
         trainer.stop(reason)
-        self._raised = TrialPruned(f"Trial {self.trial.number} {reason}.")
+        self._raised = pruned_exception(self.trial)(f"Trial {self.trial.number} {reason}.")
         raise self._raised
 
     def on_train_end(self, *, trainer: CrossValidationTrainer, **kwargs: Any) -> None:
@@ -106,7 +111,7 @@ class TunerPruning(Callback):
             logger.finalize("success")
 
     def best_index(self, mode: str = "min") -> int | None:
-        """Return the index (into :attr:`means`) of the best finite report, or ``None``."""
+        """Return the index (into `means`) of the best finite report, or ``None``."""
         finite = [(v, i) for i, v in enumerate(self.means) if math.isfinite(v)]
         if not finite:
             return None
@@ -125,3 +130,52 @@ class TunerPruning(Callback):
         self.trial.set_user_attr("std", std)
         self.trial.set_user_attr("best_epoch", self.epochs[index])
         self.trial.set_user_attr("epochs", self.epochs[-1] + 1)
+
+
+_COMBINED: dict[type[BaseException], type[TrialPruned]] = {}
+
+
+def pruned_exception(trial: Any) -> type[TrialPruned]:
+    """Return the exception that stops `trial` as pruned: lcv's `TrialPruned`, also the backend's own when it has one.
+
+    The backend's class comes from the trial's `pruned_exception` attribute, or, for a raw Optuna trial, is
+    `optuna.TrialPruned` (taken from the already imported `optuna`: lcv-core never imports a backend). The result
+    derives from both, so `except lcv_config.TrialPruned` and the backend's own handling each see it.
+    """
+    backend = getattr(trial, "pruned_exception", None)
+    if backend is None:
+        backend = _optuna_pruned(trial)
+    if not isinstance(backend, type) or not issubclass(backend, BaseException):
+        return TrialPruned
+    if issubclass(backend, TrialPruned):
+        return backend
+    return _combined(backend)
+
+
+def _combined(backend: type[BaseException]) -> type[TrialPruned]:
+    if backend not in _COMBINED:
+        name = f"{backend.__module__}.{backend.__qualname__}"
+        _COMBINED[backend] = type(
+            "TrialPruned",
+            (TrialPruned, backend),
+            {
+                "__doc__": f"lcv's `TrialPruned` that is also `{name}`.",
+                "__module__": __name__,
+                # a class made at run time is not importable by name: pickle rebuilds it from the backend's class
+                "__reduce__": lambda self: (_rebuild, (backend, self.args)),
+            },
+        )
+    return _COMBINED[backend]
+
+
+def _rebuild(backend: type[BaseException], args: tuple[Any, ...]) -> TrialPruned:
+    return _combined(backend)(*args)
+
+
+def _optuna_pruned(trial: Any) -> type[BaseException] | None:
+    optuna = sys.modules.get("optuna")  # an Optuna trial exists only once optuna was imported
+    base = getattr(getattr(optuna, "trial", None), "BaseTrial", None)
+    if isinstance(base, type) and isinstance(trial, base):
+        exc = getattr(optuna, "TrialPruned", None)
+        return exc if isinstance(exc, type) and issubclass(exc, BaseException) else None
+    return None
