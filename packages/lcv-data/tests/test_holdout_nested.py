@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from lcv_config import LcvError
+from lcv_config import ConfigError, LcvError
 from lcv_data.datamodule import CrossValDataModule
 from lcv_data.transforms import Standardize
 
@@ -93,3 +94,31 @@ def test_nested_cv_splits_each_outer_training_part_again(digits: TensorDataset) 
         assert inner_all == sorted(o.train_indices.tolist())  # inner folds partition the outer training part
         assert sum(len(b[0]) for b in inner.test_dataloader()) == len(o.test_indices)
     assert dm.folds is None, "the outer datamodule itself is untouched"
+
+
+def test_data_outer_keeps_an_outer_folds_test_rows_out_of_every_fold(digits: Any) -> None:
+    from lcv_config.schema import DataConfig
+
+    base = {"dataset": "digits", "splitter": {"name": "stratified_kfold", "cfg": {"n_splits": 3}}}
+    outer = {"splitter": "stratified_kfold", "cfg": {"n_splits": 4, "shuffle": True}}
+    expected = CrossValDataModule(digits, splitter="stratified_kfold", splitter_kwargs={"n_splits": 3}, seed=7)
+    splits = expected.outer_folds("stratified_kfold", {"n_splits": 4, "shuffle": True})
+    for j in range(4):
+        dm = CrossValDataModule.from_config(DataConfig.model_validate({**base, "outer": {**outer, "fold": j}}), seed=7)
+        dm.setup("fit")
+        assert dm.folds is not None and dm.test_indices is not None
+        assert dm.test_indices.tolist() == splits[j].test_indices.tolist()
+        seen = {i for tr, va in dm.folds for part in (tr, va) for i in part.tolist()}
+        assert seen == set(splits[j].train_indices.tolist())
+        assert not seen & set(dm.test_indices.tolist())
+
+
+def test_data_outer_refuses_a_second_test_set_and_a_missing_fold() -> None:
+    from lcv_config.schema import DataConfig
+
+    outer = {"splitter": "kfold", "cfg": {"n_splits": 3}, "fold": 0}
+    with pytest.raises(ConfigError, match="data.holdout would be a second test set"):
+        CrossValDataModule.from_config(DataConfig.model_validate({"dataset": "digits", "holdout": 0.2, "outer": outer}))
+    dm_cfg = DataConfig.model_validate({"dataset": "digits", "outer": {**outer, "fold": 3}})
+    with pytest.raises(LcvError, match=r"data.outer.fold=3 does not exist: .* folds 0..2"):
+        CrossValDataModule.from_config(dm_cfg)

@@ -305,6 +305,22 @@ _DATALOADER_COUNTS: tuple[tuple[str, int, str], ...] = (
 _DATALOADER_FLAGS: tuple[str, ...] = ("shuffle", "pin_memory", "drop_last", "persistent_workers", "in_order")
 
 
+class OuterConfig(_Strict):
+    """One outer fold of nested cross-validation (written by ``lcv tune --nested`` into each outer fold's config).
+
+    The datamodule splits the whole dataset with this splitter and keeps outer fold ``fold``: its training rows are
+    split again into the inner folds, its test rows are only the test data (``test_dataloader()``), never seen by a
+    fold's training or validation.
+    """
+
+    splitter: str = "stratified_kfold"
+    """The outer splitter: a name in ``lcv.splitters`` (``kfold``)."""
+    cfg: dict[str, Any] = Field(default_factory=lambda: {"n_splits": 5, "shuffle": True})
+    """The outer splitter's arguments (its ``random_state`` comes from the experiment's ``seed``)."""
+    fold: int = Field(default=0, ge=0)
+    """The outer fold served."""
+
+
 class DataConfig(_Strict):
     """The data of an experiment: one dataset, a splitter, transforms and dataloader settings."""
 
@@ -340,6 +356,9 @@ class DataConfig(_Strict):
     """The fold a plain ``lightning.Trainer`` trains on (``train_dataloader()``/``val_dataloader()``)."""
     pool_validation: bool = False
     """With ``datamodule: lightning``: split the LightningDataModule's training and validation datasets together."""
+    outer: OuterConfig | None = None
+    """Set per outer fold by ``lcv tune --nested``: ``{splitter, cfg, fold}``; folds from its training rows only,
+    its test rows as test data (``cross_val``)."""
 
     @field_validator("transforms", "target_transforms")
     @classmethod
@@ -394,6 +413,20 @@ class DataConfig(_Strict):
         return value
 
 
+class NestedConfig(_Strict):
+    """Nested cross-validation (``lcv tune --nested``): tune inside each outer fold, score on its outer test rows."""
+
+    splitter: str = "stratified_kfold"
+    """The outer splitter: a name in ``lcv.splitters``; the inner folds are ``data.splitter``'s."""
+    cfg: dict[str, Any] = Field(default_factory=lambda: {"n_splits": 5, "shuffle": True})
+    """The outer splitter's arguments (its ``random_state`` comes from the experiment's ``seed``)."""
+    final: Literal["ensemble", "refit"] = "ensemble"
+    """What is scored on an outer test part: the inner fold models of the best config (``ensemble``: each fold model
+    and their ensemble) or one model refitted on the whole outer training part for the best epoch count (``refit``)."""
+    non_nested: bool = True
+    """Also tune once on all the data and report that (optimistic) estimate beside the nested one."""
+
+
 class TuneConfig(_Strict):
     """How ``lcv tune`` searches: backend, search space and study settings."""
 
@@ -430,6 +463,9 @@ class TuneConfig(_Strict):
     """Sampler by name with arguments."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Backend-specific options."""
+    nested: NestedConfig | None = None
+    """Nested CV (``lcv tune --nested``): ``{splitter, cfg, final: ensemble | refit, non_nested: true}``; default
+    5 stratified outer folds."""
 
 
 class ExperimentConfig(_Strict):

@@ -86,6 +86,12 @@ class SetupFunctionDataModule(CrossValDataModule):
         """Call the setup function that ``config.dataset`` names and build its datamodule."""
         if config.dataset is None:
             raise ConfigError("The data section needs dataset: {name: <setup function>, cfg: {...}}.", "data.dataset")
+        if getattr(config, "outer", None) is not None:
+            raise ConfigError(
+                "data.outer (nested cross-validation, lcv tune --nested) needs datamodule: cross_val; with "
+                "datamodule: setup_function, return the whole dataset from a dataset function and use cross_val.",
+                "data.outer",
+            )
         name, cfg = split_component(config.dataset, "data.dataset")
         fn = resolve("dataset", name, "data.dataset.name")
         # What differs from the schema's defaults counts as given (a tuning trial's config has every key written).

@@ -161,7 +161,15 @@ class CrossValDataModule(LightningDataModule):
         keys = ("labels", "groups", "features", "target", "fold", "strict")
         extra = {k: getattr(config, k, None) for k in keys}
         test = getattr(config, "test_dataset", None)
-        return cls(
+        outer = getattr(config, "outer", None)
+        if outer is not None and (config.holdout is not None or test is not None):
+            key = "holdout" if config.holdout is not None else "test_dataset"
+            raise ConfigError(
+                f"data.outer makes the outer fold's test rows the test data; data.{key} would be a second test "
+                f"set: remove data.{key}.",
+                f"data.{key}",
+            )
+        datamodule = cls(
             build("dataset", config.dataset, "data.dataset"),
             splitter=config.splitter.name,
             splitter_kwargs=config.splitter.cfg,
@@ -175,6 +183,9 @@ class CrossValDataModule(LightningDataModule):
             seed=seed,
             **{k: v for k, v in extra.items() if v is not None},
         )
+        if outer is not None:
+            datamodule.restrict_to_outer_fold(outer.splitter, outer.cfg, outer.fold)
+        return datamodule
 
     @property
     def labels(self) -> np.ndarray | None:
@@ -334,6 +345,40 @@ class CrossValDataModule(LightningDataModule):
             One :class:`OuterFold` per outer split, whose ``datamodule`` serves the inner folds and whose
             ``test_dataloader()`` serves the outer test part.
         """
+        result = []
+        for i, split in enumerate(self._outer_splits(splitter, splitter_kwargs)):
+            inner = copy.copy(self)
+            inner._fixed = split
+            inner.folds, inner.fitted, inner.test_indices = None, [], None
+            result.append(OuterFold(i, split[0], split[1], inner))
+        return result
+
+    def restrict_to_outer_fold(
+        self, splitter: Any, splitter_kwargs: Mapping[str, Any] | None, fold: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Serve only outer fold ``fold``: its training rows are split into the folds, its test rows are the test data.
+
+        The outer split is the one :meth:`outer_folds` computes (same splitter, same seed), so the outer test rows
+        never enter a fold's training or validation part or a fitted transform. This is what ``data.outer`` does.
+
+        Returns:
+            The outer fold's ``(train_indices, test_indices)``.
+
+        Raises:
+            LcvError: The outer splitter cannot split the data, or ``fold`` does not exist.
+        """
+        splits = self._outer_splits(splitter, splitter_kwargs)
+        if not 0 <= fold < len(splits):
+            raise LcvError(
+                f"data.outer.fold={fold} does not exist: the outer splitter makes folds 0..{len(splits) - 1}."
+            )
+        self._fixed = splits[fold]
+        self.folds, self.fitted, self.test_indices = None, [], None
+        return splits[fold]
+
+    def _outer_splits(
+        self, splitter: Any, splitter_kwargs: Mapping[str, Any] | None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         outer = self._make_splitter(splitter, dict(splitter_kwargs or {}), self.seed)
         n = len(self.dataset)  # type: ignore[arg-type]
         labels, groups = self.labels, self.groups
@@ -342,13 +387,7 @@ class CrossValDataModule(LightningDataModule):
             splits = list(outer.split(np.zeros(n), labels, **({} if groups is None else {"groups": groups})))
         except (ValueError, TypeError) as exc:
             raise LcvError(f"Outer {type(outer).__name__} cannot split this dataset: {exc}") from exc
-        result = []
-        for i, (tr, te) in enumerate(splits):
-            inner = copy.copy(self)
-            inner._fixed = (np.asarray(tr, dtype=np.int64), np.asarray(te, dtype=np.int64))
-            inner.folds, inner.fitted, inner.test_indices = None, [], None
-            result.append(OuterFold(i, inner._fixed[0], inner._fixed[1], inner))
-        return result
+        return [(np.asarray(tr, dtype=np.int64), np.asarray(te, dtype=np.int64)) for tr, te in splits]
 
     # ------------------------------------------------------------------------------------- saving
     def save_folds(self, path: str | Path) -> None:

@@ -262,6 +262,12 @@ class LightningFolds(LightningDataModule):
                 "cfg: {<its __init__ arguments>}}.",
                 "data.dataset",
             )
+        if getattr(config, "outer", None) is not None:
+            raise ConfigError(
+                "data.outer (nested cross-validation, lcv tune --nested) needs datamodule: cross_val, which splits "
+                "the outer folds itself; datamodule: lightning cannot keep an outer fold's test rows out yet.",
+                "data.outer",
+            )
         defaults = type(config)()
         given = {key for key in type(config).model_fields if getattr(config, key) != getattr(defaults, key)}
         unused = sorted(
