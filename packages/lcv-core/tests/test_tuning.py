@@ -197,3 +197,53 @@ def test_conditional_param_may_add_a_cfg_keyword() -> None:
 def test_worker_seeds_differ() -> None:
     assert worker_seed(0, 0) == 0
     assert len({worker_seed(5, i) for i in range(8)}) == 8
+
+
+class LabellingTuner(FakeTuner):
+    """A backend whose storage keeps list choices as their string labels, as Optuna's does."""
+
+    def optimize(self, objective: Any, n_trials: int | None = None, timeout: float | None = None) -> None:
+        real_choice = self.rng.choice
+
+        def labelled(choices: Any) -> Any:
+            value = real_choice(choices)
+            return str(value) if isinstance(value, list) else value
+
+        self.rng.choice = labelled  # type: ignore[method-assign]  # every categorical comes back as a label
+        super().optimize(objective, n_trials, timeout)
+
+
+def test_list_choices_stored_as_labels_come_back_as_lists(tmp_path: Path) -> None:
+    register("tuner", "labelling")(LabellingTuner)
+    try:
+        space = {"model.cfg.hidden": {"type": "categorical", "choices": [[16, 16], [8]]}}
+        cfg = config(backend="labelling", space=space)
+        result = tune(cfg, n_trials=2, run_dir=tmp_path, print_summary=False)
+    finally:
+        unregister("tuner", "labelling")
+    assert result.best_params["model.cfg.hidden"] in ("[16, 16]", "[8]")  # the backend's own value, as it gave it
+    best = load_config(tmp_path / "best.yaml")
+    assert best.model.cfg["hidden"] in ([16, 16], [8])  # type: ignore[union-attr]
+    assert result.best_config.model.cfg["hidden"] == best.model.cfg["hidden"]  # type: ignore[union-attr]
+    for n in (0, 1):
+        trial_cfg = load_config(tmp_path / f"trial_{n}" / "config.yaml")
+        assert isinstance(trial_cfg.model.cfg["hidden"], list)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        ("[128, 128]", [128, 128]),  # str() of a list, as Optuna shows it
+        ('{"a": 1, "b": [2]}', {"a": 1, "b": [2]}),  # JSON of a mapping
+        ("{'b': [2], 'a': 1}", {"b": [2], "a": 1}),  # repr of a mapping
+        ([64], [64]),  # already the choice
+        ("[64]", "[64]"),  # a string choice that looks like a list stays a string
+        ("relu", "relu"),
+    ],
+)
+def test_decode_choices_gives_the_choice_back(stored: Any, expected: Any) -> None:
+    from lcv_core.tuning.params import decode_choices
+
+    space = {"x": {"type": "categorical", "choices": [[128, 128], [64], {"a": 1, "b": [2]}, "[64]", "relu"]}}
+    decoded = decode_choices(space, {"x": stored, "other": "[1]"})
+    assert decoded == {"x": expected, "other": "[1]"} and type(decoded["x"]) is type(expected)

@@ -152,6 +152,26 @@ def test_conditional_parameters_are_sampled_only_when_active(tmp_path: Path) -> 
     assert tuner.best_params["model.cfg.hidden"] in ([16, 16], [32])
 
 
+def test_list_and_mapping_choices_round_trip_as_themselves_from_the_storage(tmp_path: Path) -> None:
+    choices = [[128, 128], [64], {"width": 32, "depth": 2}, "[64]"]
+    space = {"model.cfg.hidden": {"type": "categorical", "choices": choices}}
+    tuner = OptunaTuner(space=space, workdir=tmp_path, sampler="random", seed=0, heartbeat_interval=None)
+    seen: list[Any] = []
+
+    def objective(trial: Trial) -> float:
+        seen.append(trial.params["model.cfg.hidden"])
+        return float(choices.index(trial.params["model.cfg.hidden"]))  # the first choice is the best
+
+    tuner.study.enqueue_trial({"model.cfg.hidden": "[128, 128]"})
+    tuner.optimize(objective, n_trials=8)
+    assert all(value in choices for value in seen)
+    assert isinstance(tuner.study.best_params["model.cfg.hidden"], str)  # Optuna keeps primitives only
+    # A second tuner on the same storage (another worker, a later lcv tune) reads the stored labels back.
+    again = OptunaTuner(space=space, workdir=tmp_path, heartbeat_interval=None)
+    assert again.best_params == {"model.cfg.hidden": [128, 128]}
+    assert again.best_value == 0.0
+
+
 def test_grid_sampler_takes_its_grid_from_the_space(tmp_path: Path) -> None:
     space = {"a": {"type": "categorical", "choices": ["x", "y"]}, "b": {"type": "int", "low": 1, "high": 3}}
     tuner = OptunaTuner(space=space, workdir=tmp_path, sampler="grid")

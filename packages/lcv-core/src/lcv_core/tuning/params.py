@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import copy
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -81,12 +84,72 @@ def check_space_paths(config: ExperimentConfig, space: Mapping[str, Any]) -> Non
             ) from None
 
 
+def _labels(choice: Any) -> set[str]:
+    """Return the strings a backend may have stored for a non-primitive choice (JSON, Python's repr)."""
+    labels = {str(choice), repr(choice)}
+    with contextlib.suppress(TypeError):  # not JSON-serialisable: only its repr can have been stored
+        labels |= {json.dumps(choice), json.dumps(choice, sort_keys=True)}
+    return labels
+
+
+def _same(value: Any, choice: Any) -> bool:
+    return type(value) is type(choice) and bool(value == choice)
+
+
+def _read(label: str) -> list[Any]:
+    """Return what ``label`` reads as in JSON and as a Python literal (never code: `ast.literal_eval`)."""
+    out = []
+    for read in (json.loads, ast.literal_eval):
+        try:
+            out.append(read(label))
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
+    return out
+
+
+def decode_choices(space: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``params`` with each categorical value a backend stored as a label (`'[128, 128]'`) as its choice.
+
+    Backends whose storage keeps only primitive values (Optuna keeps `None`, `bool`, `int`, `float` and `str`) may
+    hand back a list or mapping choice as its string; the config needs the list. A value that is one of the choices
+    is kept as it is, so a string choice that looks like a list stays a string. A label is matched by the strings a
+    backend writes (JSON, `str`) and by what it reads as (JSON or a Python literal, so key order does not matter).
+
+    Args:
+        space: The search space (a config's raw `tune.space` or parsed parameters).
+        params: Parameters keyed by config path, as a backend returns them.
+    """
+    is_parsed = all(isinstance(p, CategoricalParam | FloatParam | IntParam) for p in space.values())
+    parsed = space if is_parsed else parse_space(space)
+    out = dict(params)
+    for key, value in params.items():
+        param = parsed.get(key)
+        if not isinstance(param, CategoricalParam) or not isinstance(value, str):
+            continue
+        if any(_same(value, c) for c in param.choices):
+            continue
+        read = _read(value)
+        matches = [
+            c
+            for c in param.choices
+            if not isinstance(c, str) and (value in _labels(c) or any(_same(r, c) for r in read))
+        ]
+        if matches:
+            out[key] = copy.deepcopy(matches[0])
+    return out
+
+
 def apply_params(config: ExperimentConfig, params: Mapping[str, Any]) -> ExperimentConfig:
     """Return a validated copy of ``config`` with each ``params`` value set at its config path.
+
+    A list or mapping choice that the backend returned as its string label is set as the list or mapping
+    ([`decode_choices`][lcv_core.tuning.params.decode_choices]).
 
     Raises:
         ConfigError: A path is not in the config, or the result is not a valid config (message names the path).
     """
+    if config.tune is not None and config.tune.space:
+        params = decode_choices(config.tune.space, params)
     data = _data_of(config)
     for key, value in params.items():
         try:
