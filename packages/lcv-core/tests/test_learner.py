@@ -211,9 +211,20 @@ def test_named_classification_metrics_infer_num_classes(data, trainer_kwargs) ->
     result = CrossValidationTrainer(**trainer_kwargs).fit(
         lambda: SupervisedLearner(model=MLP, metrics=["accuracy", "top2_accuracy", "f1", {"name": "auroc"}]), data
     )
-    acc, top2 = result.metric("val_accuracy").per_fold, result.metric("val_top2_accuracy").per_fold
+    acc, top2 = result.metric("val_acc").per_fold, result.metric("val_top2_accuracy").per_fold
     assert all(t >= a for a, t in zip(acc, top2, strict=True)) and any(t > a for a, t in zip(acc, top2, strict=True))
     assert all(0.0 <= v <= 1.0 for v in result.metric("val_auroc").per_fold + result.metric("val_f1").per_fold)
+
+
+def test_accuracy_is_logged_under_one_name(data, trainer_kwargs) -> None:
+    plain = CrossValidationTrainer(**trainer_kwargs).fit(
+        lambda: SupervisedLearner(model=MLP, metrics=["accuracy"]), data
+    )
+    names = {k for row in plain.history[0] for k in row}
+    assert "val_acc" in names and "val_accuracy" not in names
+    macro = {"name": "accuracy", "cfg": {"average": "macro"}}  # another number: it keeps its own name
+    result = CrossValidationTrainer(**trainer_kwargs).fit(lambda: SupervisedLearner(model=MLP, metrics=[macro]), data)
+    assert {"val_acc", "val_accuracy"} <= {k for row in result.history[0] for k in row}
 
 
 def test_regression_task_inferred_from_the_loss_and_named_metrics(fold_data, trainer_kwargs) -> None:

@@ -35,6 +35,15 @@ def metric_spec(component: Any, index: int, task: Task) -> tuple[str, Any, bool]
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_"), component, False
 
 
+def repeats_acc(name: str, component: Any, named: bool) -> bool:
+    """Return whether a metric is the plain accuracy a classification learner logs as ``<stage>_acc`` anyway.
+
+    ``metrics: [accuracy]`` would otherwise log the same number twice, as ``val_acc`` and ``val_accuracy``; an
+    ``accuracy`` with a ``cfg`` (``average: macro``, ``top_k``) is another number and keeps its own name.
+    """
+    return named and name == "accuracy" and not split_component(component, "metrics")[1]
+
+
 def _top_k(name: str) -> int | None:
     if name.startswith("top") and name.endswith("_accuracy") and name[3:-9].isdigit():
         return int(name[3:-9])

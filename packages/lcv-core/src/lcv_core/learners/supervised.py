@@ -21,7 +21,13 @@ import lcv_core.learners.networks  # noqa: F401  # registers the built-in models
 from lcv_config import ConfigError, LcvError, build
 from lcv_config.errors import did_you_mean
 from lcv_config.registry import split_component
-from lcv_core.learners.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS, metric_spec, named_metric
+from lcv_core.learners.metrics import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
+    metric_spec,
+    named_metric,
+    repeats_acc,
+)
 from lcv_core.learners.optimizers import configure_from_specs
 
 Stage = Literal["train", "val", "test", "predict"]
@@ -66,7 +72,9 @@ class SupervisedLearner(LightningModule):
         metrics: Metrics logged in validation and test: names from :data:`CLASSIFICATION_METRICS`
             (``accuracy``, ``top5_accuracy``, ``f1``, ``auroc``) or :data:`REGRESSION_METRICS` (``mse``,
             ``mae``, ``r2``), whose task and ``num_classes`` come from the model's output, or any
-            torchmetrics component, logged by its class name in snake case.
+            torchmetrics component, logged by its class name in snake case. A classification learner logs its
+            accuracy as ``val_acc`` in any case, so ``accuracy`` without a ``cfg`` adds no second name; with one
+            (``average: macro``) it is another number, logged as ``val_accuracy``.
         task: ``classification`` logs ``acc`` besides the loss and predicts probabilities; ``regression``
             does not. Default: ``regression`` for a regression loss (``MSELoss``, ``L1Loss``, ...).
         input_key: The input's key when batches are dicts.
@@ -114,15 +122,12 @@ class SupervisedLearner(LightningModule):
         elif not isinstance(self._modules.get("model"), nn.Module):
             raise LcvError(f"{type(self).__name__}.configure_model() must return an nn.Module or set self.model.")
         self.criterion = self.configure_criteria()
-        self._metric_specs = [metric_spec(m, i, self.task) for i, m in enumerate(metrics)]
+        specs = [metric_spec(m, i, self.task) for i, m in enumerate(metrics)]
         # Named metrics need num_classes from the first batch; component metrics are built now, to fail early.
         self.val_metrics = nn.ModuleDict(
-            {
-                name: build("metric", spec, f"metrics[{i}]")
-                for i, (name, spec, named) in enumerate(self._metric_specs)
-                if not named
-            }
+            {name: build("metric", spec, f"metrics[{i}]") for i, (name, spec, named) in enumerate(specs) if not named}
         )
+        self._metric_specs = [s for s in specs if not repeats_acc(*s)]  # one name per metric: val_acc, not both
         self.stage_metrics = nn.ModuleDict()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
