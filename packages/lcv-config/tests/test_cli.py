@@ -125,6 +125,33 @@ def test_components_filters_names_with_a_glob_without_importing(capsys: pytest.C
     assert "fake_split_never" not in sys.modules
 
 
+LONG_TARGET = "fake_split_never.a_rather_long_module_path.of_a_plugin:EveryOtherSampleSplitter"
+
+
+def test_piped_components_print_whole_targets(
+    capsys: pytest.CaptureFixture[str], fake_dist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    fake_dist("fake-split", {"lcv.splitters": {"every_other": LONG_TARGET}})
+    assert main(["components", "splitters", "every_o*"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "every_other" in line]
+    assert len(rows) == 1 and rows[0].split("│")[-1].strip() == LONG_TARGET  # one line, nothing cut or folded
+
+
+def test_a_target_cut_to_the_width_ends_with_an_ellipsis(
+    capsys: pytest.CaptureFixture[str], fake_dist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "70")
+    fake_dist("fake-split", {"lcv.splitters": {"every_other": LONG_TARGET}})
+    assert main(["components", "splitters", "every_o*"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line for line in lines if "every_other" in line]
+    assert len(rows) == 1 and all(len(line.rstrip()) <= 70 for line in lines)
+    shown = rows[0].split("│")[-1].strip()
+    assert shown.endswith("…") and LONG_TARGET.startswith(shown[:-1]) and len(shown) > 12
+    assert rows[0].split("│")[0].strip() == "every_other" and "fake-split" in rows[0]  # names stay whole
+
+
 def test_components_unknown_group_exits_2_with_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["components", "splitter"]) == 2
     err = capsys.readouterr().err

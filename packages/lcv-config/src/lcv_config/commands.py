@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
 
 from lcv_config.groups import GROUPS, resolve_group, short_name
 from lcv_config.plugins import PluginInfo, clashes, display_name, list_all_plugins, preferred, qualified_name
@@ -14,6 +15,9 @@ class ComponentsCommand:
 
     A name several distributions register is listed bare for the plugin it means (lcv's own) and as
     ``distribution:name`` for the others, with a ``clash:`` line under the table.
+
+    Each row is one line. On a terminal narrower than a row, a cut value ends with ``…``; piped (and no
+    ``COLUMNS`` set) the table is as wide as its longest row, so ``lcv components | grep`` sees whole targets.
     """
 
     help = "List installed plugins (name, distribution, version) per group, without importing them."
@@ -34,23 +38,38 @@ class ComponentsCommand:
         listing = list_all_plugins(groups)
         pattern = args.pattern
         console = Console(highlight=False)
+        if not console.is_terminal and "COLUMNS" not in os.environ:
+            console = Console(highlight=False, width=_PIPED_WIDTH)  # the table keeps its natural width
         for group in groups:
-            table = Table(title=group, title_justify="left", show_edge=False)
-            for column in ("name", "distribution", "version"):
-                table.add_column(column, no_wrap=True)
-            table.add_column("target", overflow="fold")
             plugins = listing[group]
-            for p in plugins:
-                if fnmatch.fnmatchcase(p.name, pattern):
-                    table.add_row(display_name(p, plugins), p.distribution, p.version, p.value)
-            if not table.row_count:
+            rows = [
+                (display_name(p, plugins), p.distribution, p.version, p.value)
+                for p in plugins
+                if fnmatch.fnmatchcase(p.name, pattern)
+            ]
+            if not rows:
                 none = "none installed" if pattern == "*" else f"none matches {pattern!r}"
-                table.add_row(f"({none}: {short_name(group)})", "", "", "")
+                rows = [(f"({none}: {short_name(group)})", "", "", "")]
+            widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(_COLUMNS[:3])]
+            # names stay whole; the target gives way on a narrow terminal, and a cut target ends with "…"
+            room = max(_MIN_TARGET, console.width - sum(w + 3 for w in widths) - 2)
+            table = Table(title=group, title_justify="left", show_edge=False)
+            for column in _COLUMNS:
+                table.add_column(column, no_wrap=True)
+            for *cells, target in rows:
+                table.add_row(*cells, target if len(target) <= room else target[: room - 1] + "…")
             console.print(table)
             for name, sharing in clashes(plugins).items():
                 if fnmatch.fnmatchcase(name, pattern):
                     console.print(f"  clash: {_clash_note(name, sharing)}", soft_wrap=True)
         return 0
+
+
+_PIPED_WIDTH = 1000
+"""Console width when piped: wider than any row, so no value is cut."""
+_COLUMNS = ("name", "distribution", "version", "target")
+_MIN_TARGET = 12
+"""The fewest characters of a target shown, however narrow the terminal."""
 
 
 def _clash_note(name: str, sharing: list[PluginInfo]) -> str:
