@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from lcv_core.lr_finder import LRFinderResult, lr_find
     from lcv_core.results.cv_result import CVResult, MetricSummary
     from lcv_core.tuning.batch_size import scale_batch_size
+    from lcv_core.tuning.nested import NestedResult, nested_tune
     from lcv_core.tuning.runner import TuneResult, tune
 
 _LAZY: dict[str, str] = {
@@ -67,6 +68,8 @@ _LAZY: dict[str, str] = {
     "CVResult": "lcv_core.results.cv_result",
     "MetricSummary": "lcv_core.results.cv_result",
     "CrossValidationTrainer": "lcv_core.loop.trainer",
+    "NestedResult": "lcv_core.tuning.nested",
+    "nested_tune": "lcv_core.tuning.nested",
     "TuneResult": "lcv_core.tuning.runner",
     "scale_batch_size": "lcv_core.tuning.batch_size",
     "tune": "lcv_core.tuning.runner",
@@ -88,6 +91,7 @@ __all__ = [
     "MetricSummary",
     "ModelCheckpoint",
     "ModelSummary",
+    "NestedResult",
     "PredictResult",
     "RichProgressBar",
     "SupervisedLearner",
@@ -99,6 +103,7 @@ __all__ = [
     "__version__",
     "configure_all",
     "lr_find",
+    "nested_tune",
     "out_of_fold_predictions",
     "predict",
     "refit",

@@ -168,6 +168,12 @@ class TuneCommand:
         parser.add_argument("--storage", help="study storage URL, e.g. postgresql+psycopg://user:pw@host/db")
         parser.add_argument("--study", help="study name; machines with the same storage and study share it")
         parser.add_argument("--run-dir", help="write the study here instead of runs/<name>/<timestamp>/")
+        parser.add_argument(
+            "--nested",
+            action="store_true",
+            help="nested cross-validation: tune inside each outer fold (tune.nested) and score on its test rows; "
+            "with --run-dir of a stopped nested run, continue it",
+        )
         parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # internal: index of a local worker
 
     def run(self, args: argparse.Namespace) -> int:
@@ -199,6 +205,8 @@ class TuneCommand:
             )
             return 0
         lock = RunLock.claim(args.run_dir) if args.run_dir else RunLock.new(config.output_dir, config.name)
+        if args.nested or (config.tune is not None and config.tune.nested is not None):
+            return _run_nested(args, config, lock)
         with lock:
             try:
                 _start(lock)
@@ -222,6 +230,34 @@ class TuneCommand:
             )
             return 1
         return 0
+
+
+def _run_nested(args: argparse.Namespace, config: Any, lock: RunLock) -> int:
+    """Run (or continue) ``lcv tune --nested`` in the locked run directory; exit 1 when a study lost trials."""
+    from lcv_core.tuning.nested import nested_tune
+
+    with lock:
+        try:
+            _start(lock)
+            result = nested_tune(
+                config,
+                n_trials=args.n_trials,
+                timeout=args.timeout,
+                workers=args.workers,
+                storage=args.storage,
+                study=args.study,
+                run_dir=lock.run_dir,
+            )
+        except BaseException:
+            lock.discard()  # removes only what stayed empty
+            raise
+    print(f"run directory: {lock.run_dir}", file=sys.stderr)
+    if result.problems:
+        print(
+            f"lcv: error: {'; '.join(result.problems)}; the estimate is from the trials that finished.", file=sys.stderr
+        )
+        return 1
+    return 0
 
 
 def _write_run_files(run_dir: Path, config: Any, datamodule: Any) -> None:
