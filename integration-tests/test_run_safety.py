@@ -49,7 +49,7 @@ def test_two_runs_on_one_directory_one_wins_and_the_files_are_its_own(lcv_cli, t
     seed = yaml.safe_load((shared / "config.yaml").read_text(encoding="utf-8"))["seed"]
     assert f"seed={seed}" in " ".join(winner.args)
     metrics = json.loads((shared / "metrics.json").read_text(encoding="utf-8"))
-    rows = (shared / "logs" / "metrics.csv").read_text(encoding="utf-8").splitlines()
+    rows = (shared / "logs" / "csv" / "metrics.csv").read_text(encoding="utf-8").splitlines()
     assert len([r for r in rows[1:] if r.strip()]) > 0
     assert metrics and not (shared / ".lock").exists() and not (shared / "error.txt").exists()
 
@@ -79,13 +79,11 @@ def test_a_refused_resume_writes_nothing(lcv_cli, run: Path) -> None:
     assert not (run / ".lock").exists()
 
 
+# Through real processes for os.system; subprocess.call and builtins.exec go through the same check in lcv-core's
+# tests (in one process: every crafted checkpoint here costs a process that imports torch).
 @pytest.mark.parametrize(
     ("name", "payload"),
-    [
-        ("os.system", "model: {{name: os.system, cfg: {{command: 'touch {marker}'}}}}"),
-        ("subprocess.call", "model: {{name: subprocess.call, cfg: {{args: [touch, '{marker}']}}}}"),
-        ("builtins.exec", "model: {{name: builtins.exec, cfg: {{__source: \"open(r'{marker}', 'w')\"}}}}"),
-    ],
+    [("os.system", "model: {{name: os.system, cfg: {{command: 'touch {marker}'}}}}")],
 )
 @pytest.mark.parametrize("command", ["test", "predict", "resume"])
 def test_a_crafted_checkpoint_runs_nothing_without_the_trust_flag(

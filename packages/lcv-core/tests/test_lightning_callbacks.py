@@ -10,11 +10,25 @@ from typing import Any
 import lightning.pytorch as pl
 import pytest
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, LambdaCallback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import (
+    BackboneFinetuning,
+    BatchSizeFinder,
+    EarlyStopping,
+    GradientAccumulationScheduler,
+    LambdaCallback,
+    LearningRateFinder,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ModelSummary,
+    OnExceptionCheckpoint,
+    StochasticWeightAveraging,
+    Timer,
+)
 from lightning.pytorch.callbacks import RichProgressBar as LightningRichProgressBar
 
 from lcv_config import LcvError
 from lcv_core import CrossValidationTrainer
+from lcv_core.demos import TinyClassifier
 
 # Every hook of lightning.pytorch.Callback a fit can call (not test/predict/sanity-check/checkpoint ones).
 FIT_HOOKS = sorted(
@@ -78,7 +92,7 @@ def test_a_lightning_callback_sees_lightnings_hook_sequence_on_every_fold(data, 
 def test_lightnings_learning_rate_monitor_logs_every_folds_rate(data, tiny, trainer_kwargs, tmp_path: Path) -> None:
     kwargs = {**trainer_kwargs, "default_root_dir": str(tmp_path)}
     CrossValidationTrainer(**kwargs, callbacks=[LearningRateMonitor(logging_interval="epoch")]).fit(tiny, data)
-    with (tmp_path / "logs" / "metrics.csv").open() as fh:
+    with (tmp_path / "logs" / "csv" / "metrics.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     for fold in range(5):
         values = [float(r[f"fold_{fold}/lr-SGD"]) for r in rows if r.get(f"fold_{fold}/lr-SGD")]
@@ -100,6 +114,9 @@ def test_lambda_callback_runs_per_fold(data, tiny, trainer_kwargs) -> None:
         (EarlyStopping(monitor="val_loss"), "lcv_core.EarlyStopping"),
         (ModelCheckpoint(monitor="val_loss"), "lcv_core.ModelCheckpoint"),
         (LightningRichProgressBar(), "enable_progress_bar"),
+        (BatchSizeFinder(), r"lcv_core\.scale_batch_size"),
+        (LearningRateFinder(), r"lcv_core\.lr_find"),
+        (OnExceptionCheckpoint(dirpath="."), r"last\.ckpt"),
     ],
 )
 def test_lightning_callbacks_with_a_fold_mean_counterpart_are_refused(callback: Any, instead: str) -> None:
@@ -140,3 +157,27 @@ def test_a_module_can_deep_copy_itself_in_a_callback(data, tiny, trainer_kwargs)
     assert len(copies) == 5
     x = torch.randn(3, 8)
     assert copies[0](x).shape == (3, 3)
+
+
+class WithBackbone(TinyClassifier):
+    """A classifier whose first layer is the ``backbone`` BackboneFinetuning freezes, then releases."""
+
+    @property
+    def backbone(self) -> Any:
+        return self.net[0]
+
+
+def test_lightnings_built_in_callbacks_run_per_fold(data, trainer_kwargs, capsys) -> None:
+    timer = Timer(duration="00:00:10:00")
+    swa = StochasticWeightAveraging(swa_lrs=0.01, swa_epoch_start=1)
+    frozen: list[bool] = []
+    probe = LambdaCallback(
+        on_train_epoch_start=lambda trainer, module: frozen.append(module.net[0].weight.requires_grad)
+    )
+    accumulation = GradientAccumulationScheduler(scheduling={0: 1, 1: 2})
+    callbacks = [timer, ModelSummary(max_depth=2), swa, BackboneFinetuning(unfreeze_backbone_at_epoch=1), probe]
+    trainer = CrossValidationTrainer(**{**trainer_kwargs, "max_epochs": 3}, callbacks=[*callbacks, accumulation])
+    trainer.fit(WithBackbone, data)
+    assert timer.time_elapsed("train") > 0
+    assert frozen == [False] * 5 + [True] * 10  # the backbone trains from epoch 1 on, in every fold
+    assert [f.global_step for f in trainer.folds] == [8 + 4 + 4] * 5  # 8 batches, then 2 per step

@@ -11,12 +11,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lcv_core.cli.checkpoint_models import read_checkpoint
 from lcv_core.cli.checkpoint_trust import add_trust_flag, check_trusted
 from lcv_core.cli.holdout import FIT_HEADER, HOLDOUT_FIX, HoldoutValidation, has_test_data
 from lcv_core.loop.run_dir import RunLock, create_run_dir
+
+if TYPE_CHECKING:
+    from lcv_core.loop.trainer import CrossValidationTrainer
 
 
 def check_plugin_names(config: Any, files: list[str]) -> None:
@@ -110,7 +113,7 @@ def _start(lock: RunLock) -> None:
     remove_leftovers(lock.run_dir / "checkpoints")
 
 
-def _check_resume(resume: Path, trainer: Any, datamodule: Any) -> None:
+def _check_resume(resume: Path, trainer: CrossValidationTrainer, datamodule: Any) -> None:
     """Refuse, before anything is written, a checkpoint whose folds or schedule differ from this run's."""
     from lcv_core.loop import checkpoint
 

@@ -46,8 +46,6 @@ class FoldState:
     """Per epoch, the fold's epoch-level metrics."""
     global_step: int = 0
     """Optimizer steps taken."""
-    stopped: bool = False
-    """Whether this fold stopped early (per-fold early stopping)."""
     view: Any = None
     """What the fold's module sees as ``self.trainer`` (a ``lcv_core.loop.fold_trainer.FoldTrainer``)."""
     lightning_steps: bool = False
@@ -71,7 +69,6 @@ class FoldState:
             "epoch": len(self.history) - 1,
             "global_step": self.global_step,
             "history": [dict(row) for row in self.history],
-            "stopped": self.stopped,
             "rng": plain(self.rng.state_dict()),
             "loaders": [_loader_state(self.train_loader), _loader_state(self.val_loader)],
         }
@@ -85,7 +82,6 @@ class FoldState:
             sched.scheduler.load_state_dict(sched_state)
         self.history = [dict(row) for row in state["history"]]
         self.global_step = int(state["global_step"])
-        self.stopped = bool(state["stopped"])
         self.rng.load_state_dict(state["rng"])
         for loader, loader_state in zip((self.train_loader, self.val_loader), state.get("loaders", ()), strict=False):
             if loader_state is not None:
@@ -104,10 +100,10 @@ def _loader_state(loader: Any) -> Any:
 def aggregate(folds: list[FoldState], epoch: int) -> dict[str, float]:
     """Return every fold's metrics of ``epoch`` as ``fold_<i>/<name>``, with ``cv/<name>_mean`` and ``_std``.
 
-    A fold that stopped before ``epoch`` contributes its last epoch.
+    Folds stop together (decisions are taken on the fold mean), so every fold has a row for ``epoch``.
     """
     metrics: dict[str, float] = {}
-    rows = [f.history[epoch] if epoch < len(f.history) else f.history[-1] for f in folds]
+    rows = [f.history[epoch] for f in folds]
     for f, row in zip(folds, rows, strict=True):
         metrics.update({f"fold_{f.index}/{k}": v for k, v in row.items()})
     for name in sorted(set.intersection(*(set(r) for r in rows))):

@@ -31,14 +31,34 @@ _REFUSED = {
         "lcv's own progress display (TrainerConfig.enable_progress_bar, lcv_core.RichProgressBar), which shows every "
         "fold and the fold means"
     ),
+    "BatchSizeFinder": "lcv_core.scale_batch_size(...) before the fit, whose result every fold then uses",
+    "LearningRateFinder": "lcv_core.lr_find(...) before the fit, whose suggestion every fold then uses",
+    "OnExceptionCheckpoint": (
+        "the checkpoint lcv writes after every epoch (checkpoints/last.ckpt), which `lcv cv --resume` or "
+        "fit(ckpt_path='last') continues"
+    ),
 }
 
 
 def _refused(callback: Any) -> str | None:
     """Return the lcv counterpart of a Lightning callback lcv refuses, else ``None``."""
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
+    from lightning.pytorch.callbacks import (
+        BatchSizeFinder,
+        EarlyStopping,
+        LearningRateFinder,
+        ModelCheckpoint,
+        OnExceptionCheckpoint,
+        ProgressBar,
+    )
 
-    for base in (EarlyStopping, ModelCheckpoint, ProgressBar):
+    for base in (
+        EarlyStopping,
+        ModelCheckpoint,
+        ProgressBar,
+        BatchSizeFinder,
+        LearningRateFinder,
+        OnExceptionCheckpoint,
+    ):
         if isinstance(callback, base):
             return _REFUSED[base.__name__]
     return None

@@ -63,6 +63,7 @@ class Schedule:
 
     def __init__(self, trainer: CrossValidationTrainer) -> None:
         self.trainer = trainer
+        self._non_finite: set[str] = set()
 
     # -- what the trainer asks of a schedule --------------------------------------------------------
 
@@ -116,13 +117,28 @@ class Schedule:
         trainer, state = self.trainer, self.trainer.state
         metrics = aggregate(trainer.folds, epoch)
         state.epoch_metrics = metrics
+        self.warn_non_finite(epoch)
         for f in trainer.folds:
-            if not f.stopped:
-                self.step_epoch_schedulers(f, f.history[-1])
+            self.step_epoch_schedulers(f, f.history[-1])
         self.log_epoch(epoch, metrics)
         if validated:  # as in Lightning, decisions on validation metrics are taken on epochs that validated
             self.check_monitor(metrics)
             trainer.fabric.call("on_validation_end", trainer=trainer, epoch=epoch, metrics=metrics)
+
+    def warn_non_finite(self, epoch: int) -> None:
+        """Warn, once per fold and metric, the first time a fold's epoch value is NaN or infinite."""
+        for f in self.trainer.folds:
+            for name, value in f.history[epoch].items():
+                key = f"{f.index}/{name}"
+                if not math.isfinite(value) and key not in self._non_finite:
+                    self._non_finite.add(key)
+                    warnings.warn(
+                        f"Fold {f.index} logged {name} = {value} in epoch {epoch + 1}; its fold mean cv/{name}_mean is "
+                        f"{value} from then on, and the best epoch is chosen among epochs whose fold mean is finite "
+                        "(lower the learning rate, clip gradients, or check the data of that fold).",
+                        UserWarning,
+                        stacklevel=2,
+                    )
 
     def decide_stop(self, epoch: int) -> None:
         """Honour a stop asked for during ``epoch`` once ``min_epochs`` are done (on every process alike)."""
@@ -226,7 +242,7 @@ class InterleavedSchedule(Schedule):
             state.current_epoch = epoch
             validated = False
             for f in trainer.folds:
-                if not f.stopped and self.runs_here(f):
+                if self.runs_here(f):
                     with self.active(f):
                         validated = trainer.fold_loop.run_epoch(f, epoch) or validated
             self.after_folds()
@@ -389,7 +405,7 @@ class SequentialSchedule(Schedule):
         if state.finished:
             return
         for f in trainer.folds:
-            if len(f.history) >= trainer.config.max_epochs or f.stopped:
+            if len(f.history) >= trainer.config.max_epochs:
                 continue  # finished before the checkpoint this run resumed from
             self.start_fold(f)
             for epoch in range(len(f.history), trainer.config.max_epochs):
@@ -409,6 +425,7 @@ class SequentialSchedule(Schedule):
         for epoch in range(min(len(f.history) for f in trainer.folds)):
             state.current_epoch = epoch
             state.epoch_metrics = metrics = aggregate(trainer.folds, epoch)
+            self.warn_non_finite(epoch)
             self.log_epoch(epoch, metrics)
             if (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs:
                 self.check_monitor(metrics)

@@ -94,7 +94,7 @@ class CrossValidationTrainer:
         self.run_dir = Path(cfg.default_root_dir) if cfg.default_root_dir and not cfg.fast_dev_run else None
         loggers = [] if cfg.fast_dev_run else _as_list(cfg.loggers)
         if not loggers and self.run_dir is not None:
-            loggers = [CSVLogger(root_dir=str(self.run_dir), name="logs", version="")]
+            loggers = [CSVLogger(root_dir=str(self.run_dir / "logs"), name="csv", version="")]  # <run>/logs/csv/
         self.schedule: Schedule = make_schedule(cfg.schedule, self)
         """How the folds' epochs are ordered (``TrainerConfig.schedule``), chosen once."""
         self.fabric = Fabric(
