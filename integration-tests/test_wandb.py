@@ -47,7 +47,7 @@ def test_cv_with_the_wandb_logger_writes_one_offline_run(tmp_path: Path, offline
     run_dir = tmp_path / "run"
     result = lcv_cli.run(["cv", str(path), "--run-dir", str(run_dir)], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    (offline_run,) = (run_dir / "wandb").glob("offline-run-*")
+    (offline_run,) = (run_dir / "logs" / "wandb" / "wandb").glob("offline-run-*")  # the logger's folder: logs/wandb/
     run = read_offline_run(offline_run, wait=30)
     assert run.exit_code == 0
     epochs = [row for row in run.history if "cv/val_loss_mean" in row]

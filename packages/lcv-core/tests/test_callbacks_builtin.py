@@ -36,7 +36,7 @@ def test_lr_monitor_per_epoch_logs_to_history_and_csv(data, tiny, trainer_kwargs
     _fit(Decaying, data, trainer_kwargs, monitor, max_epochs=3, limit_train_batches=1, default_root_dir=str(tmp_path))
     assert monitor.history["fold_0/lr-SGD"] == pytest.approx([0.1, 0.05, 0.025])
     assert monitor.history["fold_4/lr-SGD"] == pytest.approx([0.1, 0.05, 0.025])
-    with (tmp_path / "logs" / "metrics.csv").open() as fh:
+    with (tmp_path / "logs" / "csv" / "metrics.csv").open() as fh:
         rows = [r for r in csv.DictReader(fh) if r.get("fold_2/lr-SGD")]
     assert [float(r["fold_2/lr-SGD"]) for r in rows] == pytest.approx([0.1, 0.05, 0.025])
     assert monitor.state_dict()["history"]["fold_1/lr-SGD"] == pytest.approx([0.1, 0.05, 0.025])

@@ -79,6 +79,15 @@ class TestTensorBoardLogger(LoggerContract):
         return TensorBoardLogger(root_dir=str(root_dir))
 
 
+class TestTensorBoardCVLogger(LoggerContract):
+    """lcv's `tensorboard` logger, built as a config builds it."""
+
+    def make_logger(self, root_dir: Path) -> Any:
+        from lcv_core.loggers import TensorBoardCVLogger
+
+        return TensorBoardCVLogger(root_dir=root_dir, name="", version="")
+
+
 @pytest.mark.parametrize("plugin", [p for p in list_plugins(COMMANDS) if p.distribution == "lcv-core"], ids=str)
 def test_commands_pass_the_command_suite(plugin: Any) -> None:
     class Contract(CommandContract):

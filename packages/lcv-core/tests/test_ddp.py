@@ -185,7 +185,7 @@ def test_only_rank_zero_writes_files(ddp_run: tuple[Path, list[dict[str, Any]]])
     out, _ = ddp_run
     rank0 = out / "run_rank0"
     written = {p.relative_to(rank0).as_posix() for p in rank0.rglob("*") if p.is_file()}
-    assert {"metrics.json", "metrics.csv", "checkpoints/last.ckpt", "logs/metrics.csv"} <= written
+    assert {"metrics.json", "metrics.csv", "checkpoints/last.ckpt", "logs/csv/metrics.csv"} <= written
     assert {f"fold_{i}.ckpt" for i in range(3)} <= {Path(p).name for p in written if "epoch=" in p}
     assert sorted(p for p in (out / "run_rank1").rglob("*") if p.is_file()) == []
 

@@ -126,7 +126,7 @@ def test_log_on_step_log_dict_reduce_fx_and_metric_objects(data, tiny, trainer_k
     assert result.history[0][0]["val_metric_acc"] == pytest.approx(computed[0])
     assert result.history[0][1]["val_metric_acc"] == pytest.approx(computed[5])
     assert row["val_metric_acc"] == pytest.approx(row["val_acc"], abs=1e-6)
-    logged = (tmp_path / "logs" / "metrics.csv").read_text()
+    logged = (tmp_path / "logs" / "csv" / "metrics.csv").read_text()
     assert "fold_0/lr_step_only_step" in logged
 
 

@@ -61,7 +61,7 @@ def test_pruned_fit_stops_raises_and_finalizes_logs(tiny, data, trainer_kwargs, 
     assert trainer.should_stop and "pruned" in (trainer.stop_reason or "")
     assert pruning.pruned and pruning.pruned_epoch == 1
     assert trial.user_attrs["epochs"] == 2 and len(trial.user_attrs["per_fold"]) == 5
-    csv = (tmp_path / "logs" / "metrics.csv").read_text()  # the CSV logger was flushed
+    csv = (tmp_path / "logs" / "csv" / "metrics.csv").read_text()  # the CSV logger was flushed
     assert "cv/val_loss_mean" in csv.splitlines()[0]
     assert len(csv.strip().splitlines()) >= 3
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -90,17 +91,44 @@ def build_callbacks(config: ExperimentConfig) -> list[Any]:
 
 
 def build_loggers(config: ExperimentConfig, run_dir: Path | None) -> list[Any]:
-    """Build the ``loggers`` section; a logger without ``root_dir``/``save_dir`` writes into the run directory."""
+    """Build the ``loggers`` section; each logger writes into its own folder, ``<run>/logs/<logger name>/``.
+
+    The folder goes to the constructor's ``root_dir`` or ``save_dir`` (unless the config sets it). A logger that
+    takes ``root_dir``, ``name`` and ``version`` (Fabric's) gets ``name=""`` and ``version=""`` unless the config
+    sets them, so it writes into that folder itself, not into ``lightning_logs/version_<n>/`` below it.
+    """
     loggers = []
+    folders: set[str] = set()
     for i, c in enumerate(config.loggers):
         target = resolve("logger", c.name, f"loggers[{i}].name")
         cfg = dict(c.cfg)
         params = inspect.signature(target).parameters
+        folder = logger_folder(c.name, folders)
         for key in ("root_dir", "save_dir"):
             if key in params and key not in cfg and run_dir is not None:
-                cfg[key] = str(run_dir)
+                cfg[key] = str(run_dir / "logs" / folder)
+                if key == "root_dir" and "name" in params and "version" in params:
+                    cfg.setdefault("name", "")
+                    cfg.setdefault("version", "")
         loggers.append(build("logger", {"name": target, "cfg": cfg}, f"loggers[{i}]"))
     return loggers
+
+
+def logger_folder(name: Any, taken: set[str]) -> str:
+    """Return the folder under ``<run>/logs/`` of a logger named ``name`` in a config (``csv``, a dotted path).
+
+    A registered name is its own folder (``csv``, ``tensorboard``; ``dist:name`` drops ``dist:``), a dotted path its
+    last part, a class its name; a second logger with the same folder gets ``_1`` (``csv_1``). The folder is added
+    to ``taken``.
+    """
+    text = name if isinstance(name, str) else str(getattr(name, "__name__", "logger"))
+    base = re.sub(r"[^A-Za-z0-9_.-]", "_", text.rsplit(":", 1)[-1].rsplit(".", 1)[-1]) or "logger"
+    folder, n = base, 0
+    while folder in taken:
+        n += 1
+        folder = f"{base}_{n}"
+    taken.add(folder)
+    return folder
 
 
 def configure_all(
