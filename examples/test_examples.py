@@ -268,3 +268,16 @@ def test_exploring_lightning_debug_tools_callbacks_and_optuna_sweep(tmp_path: Pa
     assert stopped["n_epochs"] == early[0]["epochs"]
     assert out["sweep"].best_value == min(t["value"] for t in finished)
     assert "lr:" in (tmp_path / "sweep" / "best.yaml").read_text(encoding="utf-8")
+
+
+def test_nested_example_reports_both_estimates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``lcv tune examples/nested/config.yaml --nested`` with 2 outer folds, 1 trial and 1 epoch writes its report."""
+    run_dir = tmp_path / "run"
+    overrides = ["trainer.max_epochs=1", "tune.n_trials=1", "tune.nested.cfg.n_splits=2"]
+    code = main(["tune", str(EXAMPLES / "nested" / "config.yaml"), *overrides, "--nested", "--run-dir", str(run_dir)])
+    out, err = capsys.readouterr()
+    assert code == 0, err[-3000:]
+    report = json.loads((run_dir / "nested.json").read_text(encoding="utf-8"))
+    assert len(report["outer"]) == 2 and report["metric"] == "test_acc"
+    assert report["nested"]["mean"] > 0.5 and report["non_nested"] > 0.5
+    assert "nested estimate     test_acc" in out and "non-nested estimate val_acc" in out

@@ -132,6 +132,14 @@ class NestedResult:
             out[key] = row
         return out
 
+    @property
+    def ensemble(self) -> dict[str, Any]:
+        """Per ensemble score every outer fold has (``acc``...), its outer folds' values as a ``MetricSummary``."""
+        from lcv_core.results.cv_result import MetricSummary
+
+        names = sorted(set.intersection(*(set(r.ensemble) for r in self.outer))) if self.outer else []
+        return {n: MetricSummary(n, [r.ensemble[n] for r in self.outer]) for n in names}
+
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form written as ``nested.json``."""
         est = self.estimate
@@ -142,6 +150,9 @@ class NestedResult:
             "metric": self.metric,
             "nested": {"mean": est.mean, "std": est.std, "ci95": list(ci), "per_outer_fold": est.per_fold},
             "inner_mean": statistics.fmean(r.inner_value for r in self.outer),
+            "ensemble": {
+                n: {"mean": m.mean, "std": m.std, "per_outer_fold": m.per_fold} for n, m in self.ensemble.items()
+            },
             "non_nested": self.non_nested,
             "non_nested_params": self.non_nested_params,
             "difference": self.difference,
@@ -176,6 +187,10 @@ class NestedResult:
             f"nested estimate     {self.metric} {est.mean:.4f} ± {est.std:.4f} (95% CI {low:.4f} .. {high:.4f}, "
             f"{len(self.outer)} outer folds)"
         )
+        for name, summary in self.ensemble.items():
+            lines.append(
+                f"fold ensemble       {name} {summary.mean:.4f} ± {summary.std:.4f}  (inner fold models' ensemble)"
+            )
         inner = statistics.fmean(r.inner_value for r in self.outer)
         lines.append(f"inner best (mean)   {self.monitor} {inner:.4f}  (each outer fold's tuning, on its own folds)")
         if self.non_nested is not None and self.difference is not None:
