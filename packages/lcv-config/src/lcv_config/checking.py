@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from lcv_config._components import is_component
 from lcv_config._static_names import STATIC_NAMES
 from lcv_config.errors import ConfigError, ConfigProblem, did_you_mean
 from lcv_config.groups import KNOWN_PROVIDERS, MODELS, short_name
 from lcv_config.plugins import PluginInfo, list_all_plugins, match_qualified, preferred, qualified_name
 from lcv_config.registry import _REGISTERED, KINDS, _kind_of_argument, resolve
+from lcv_config.registry.components import is_component
 from lcv_config.schema import Component, ExperimentConfig
 
 MODELS_GROUP = MODELS

@@ -17,8 +17,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from lcv_config._arguments import check_arguments, data_arguments, positional_params
-from lcv_config._components import is_component, split_component
 from lcv_config.errors import ConfigError, DuplicatePluginError, LcvError, closest, did_you_mean
 from lcv_config.groups import (
     CALLBACKS,
@@ -32,6 +30,8 @@ from lcv_config.groups import (
     TUNERS,
 )
 from lcv_config.plugins import list_plugins, match_qualified, select_plugin
+from lcv_config.registry.arguments import check_arguments, data_arguments, positional_params
+from lcv_config.registry.components import is_component, split_component
 
 T = TypeVar("T")
 
