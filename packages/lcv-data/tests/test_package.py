@@ -27,12 +27,14 @@ def test_public_api_is_pinned() -> None:
         "SetupFunctionDataModule",
         "SklearnTransform",
         "Standardize",
+        "TableDataset",
         "TensorBatchLoader",
         "__version__",
         "from_setup_function",
         "load_breast_cancer",
         "load_digits",
         "load_iris",
+        "load_table",
         "load_wine",
     ]
 

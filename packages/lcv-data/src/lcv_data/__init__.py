@@ -7,6 +7,7 @@ from lcv_data.datasets import load_breast_cancer, load_digits, load_iris, load_w
 from lcv_data.lightning_folds import LightningFolds
 from lcv_data.loaders import ResumableDataLoader, TensorBatchLoader
 from lcv_data.sources import DictTensorDataset
+from lcv_data.table import TableDataset, load_table
 from lcv_data.transforms import (
     PCA,
     FittedTransformBase,
@@ -31,11 +32,13 @@ __all__ = [
     "SetupFunctionDataModule",
     "SklearnTransform",
     "Standardize",
+    "TableDataset",
     "TensorBatchLoader",
     "__version__",
     "from_setup_function",
     "load_breast_cancer",
     "load_digits",
     "load_iris",
+    "load_table",
     "load_wine",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from lcv_config import LcvError, build
+from lcv_data.table import TableDataset
 
 INPUT_KEYS = ("x", "X", "input", "inputs", "features")
 """Keys of a dict-shaped sample taken as its input, in this order, when ``input_key`` is not given."""
@@ -61,6 +62,8 @@ class Source:
     """Where a sample keeps its target, or ``None`` when samples have none."""
     frame: Any = None
     """The DataFrame the source came from, if any (labels and groups may name its columns)."""
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per-sample ``labels``/``groups`` the source brings itself (a table's columns), used when none are given."""
 
 
 def _is_dataframe(value: Any) -> bool:
@@ -150,6 +153,16 @@ def make_source(
         return _from_frame(dataset, features, target)
     if isinstance(dataset, Mapping):
         dataset = DictTensorDataset(dataset)
+    if isinstance(dataset, TableDataset):
+        own = {"labels": dataset.labels, "groups": dataset.groups}
+        return Source(
+            dataset,
+            tuple(dataset.tensors),
+            feature_names=dataset.feature_names,
+            target_key=1 if dataset.target is not None else None,
+            frame=dataset.frame,
+            columns={k: v for k, v in own.items() if v is not None},
+        )
     if isinstance(dataset, TensorDataset):
         tensors_t = tuple(dataset.tensors)
         return Source(dataset, tensors_t, target_key=1 if len(tensors_t) > 1 else None)
@@ -174,13 +187,14 @@ def column(spec: Any, source: Source, what: str) -> np.ndarray | None:
     """Return one value per sample (labels or groups) from ``spec``.
 
     ``spec`` may be an array, an attribute name of the dataset, a DataFrame column, a key of dict samples,
-    or a callable applied to every sample.
+    or a callable applied to every sample; ``None`` gives the source's own column for ``what`` (a table's
+    ``labels``/``groups``), if it has one.
 
     Raises:
         LcvError: ``spec`` names nothing the dataset has, or gives a number of values other than the samples'.
     """
     if spec is None:
-        return None
+        return source.columns.get(what)
     n = len(source.dataset)  # type: ignore[arg-type]  # map-style datasets have __len__ (checked in make_source)
     values: Any
     if isinstance(spec, str):
