@@ -209,40 +209,21 @@ class TuneCommand:
             return 0
         lock = RunLock.claim(args.run_dir) if args.run_dir else RunLock.new(config.output_dir, config.name)
         if args.nested or (config.tune is not None and config.tune.nested is not None):
-            return _run_nested(args, config, lock)
-        with lock:
-            try:
-                _start(lock)
-                result = tune(
-                    config,
-                    n_trials=args.n_trials,
-                    timeout=args.timeout,
-                    workers=args.workers,
-                    storage=args.storage,
-                    study=args.study,
-                    run_dir=lock.run_dir,
-                )
-            except BaseException:
-                lock.discard()  # removes only what stayed empty: a study refused before its first trial
-                raise
-        print(f"run directory: {lock.run_dir}", file=sys.stderr)
-        if result.problems:  # best.yaml is written, but the study did not run as asked
-            print(
-                f"lcv: error: {'; '.join(result.problems)}; best.yaml is from the trials that finished.",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
+            from lcv_core.tuning.nested import nested_tune
+
+            return _run_study(args, config, lock, nested_tune, "the estimate is from the trials that finished")
+        return _run_study(args, config, lock, tune, "best.yaml is from the trials that finished")
 
 
-def _run_nested(args: argparse.Namespace, config: Any, lock: RunLock) -> int:
-    """Run (or continue) ``lcv tune --nested`` in the locked run directory; exit 1 when a study lost trials."""
-    from lcv_core.tuning.nested import nested_tune
+def _run_study(args: argparse.Namespace, config: Any, lock: RunLock, run: Any, partial: str) -> int:
+    """Run (or continue) a study with ``run`` (``tune`` or ``nested_tune``) in the locked run directory.
 
+    Returns 0, or 1 when fewer trials finished than asked (``partial`` says what the results are then).
+    """
     with lock:
         try:
             _start(lock)
-            result = nested_tune(
+            result = run(
                 config,
                 n_trials=args.n_trials,
                 timeout=args.timeout,
@@ -252,13 +233,11 @@ def _run_nested(args: argparse.Namespace, config: Any, lock: RunLock) -> int:
                 run_dir=lock.run_dir,
             )
         except BaseException:
-            lock.discard()  # removes only what stayed empty
+            lock.discard()  # removes only what stayed empty: a study refused before its first trial
             raise
     print(f"run directory: {lock.run_dir}", file=sys.stderr)
-    if result.problems:
-        print(
-            f"lcv: error: {'; '.join(result.problems)}; the estimate is from the trials that finished.", file=sys.stderr
-        )
+    if result.problems:  # the results are written, but the study did not run as asked
+        print(f"lcv: error: {'; '.join(result.problems)}; {partial}.", file=sys.stderr)
         return 1
     return 0
 
