@@ -67,7 +67,7 @@ loggers: [example_jsonl]
     result = lcv_cli.run(["cv", str(config), "--run-dir", str(run_dir)], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "lcv: warning:" not in result.stderr
-    lines = (run_dir / "example_jsonl" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (run_dir / "logs" / "example_jsonl" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
     records = [json.loads(line) for line in lines]
     assert any("cv/val_loss_mean" in r for r in records) and records[-1] == {"status": "success"}
 

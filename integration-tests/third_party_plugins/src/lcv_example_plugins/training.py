@@ -29,11 +29,11 @@ class EpochCounter:
 
 
 class JsonLinesLogger:
-    """Write one JSON line per call to ``<root_dir>/example_jsonl/metrics.jsonl``."""
+    """Write one JSON line per call to ``<root_dir>/metrics.jsonl`` (lcv gives each logger ``<run>/logs/<name>``)."""
 
     def __init__(self, root_dir: str | Path = ".") -> None:
         self.root_dir = Path(root_dir)
-        self.path = self.root_dir / "example_jsonl" / "metrics.jsonl"
+        self.path = self.root_dir / "metrics.jsonl"
 
     @property
     def name(self) -> str:
