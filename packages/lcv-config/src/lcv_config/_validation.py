@@ -16,7 +16,7 @@ from lcv_config.schema import Component, ExperimentConfig, FieldError, TrainerCo
 
 
 class ConfigValidationError(ConfigError, ValidationError):
-    """A pydantic model of lcv_config refused its input: a :class:`ConfigError` that is also pydantic's error.
+    """A pydantic model of lcv_config refused its input: a `ConfigError` that is also pydantic's error.
 
     ``str()`` is lcv's message (path, fix, closest names); ``errors()`` is pydantic's list, so code written against
     pydantic's ``ValidationError`` keeps working.
@@ -119,7 +119,7 @@ def _unknown_key(key: str, path: str, parent: type[BaseModel] | None, root: type
 
 
 def validation_error(exc: ValidationError, data: Any = None, root: type[BaseModel] = ExperimentConfig) -> ConfigError:
-    """Turn pydantic's errors into one :class:`ConfigError` naming the path, what was expected and the closest keys.
+    """Turn pydantic's errors into one `ConfigError` naming the path, what was expected and the closest keys.
 
     Args:
         exc: The validation error.
@@ -161,7 +161,7 @@ def _describe(exc: ValidationError, data: Any, root: type[BaseModel]) -> tuple[s
 
 
 def config_validation_error(exc: ValidationError, data: Any, root: type[BaseModel]) -> ConfigError:
-    """Return lcv's error for a refused model: a :class:`ConfigValidationError` keeping pydantic's ``errors()``."""
+    """Return lcv's error for a refused model: a `ConfigValidationError` keeping pydantic's ``errors()``."""
     message, path = _describe(exc, data, root)
     try:
         error: ConfigError = ConfigValidationError.from_exception_data(

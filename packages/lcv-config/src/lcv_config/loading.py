@@ -33,7 +33,7 @@ MAX_NODES = 200_000
 
 
 class _TooDeepError(yaml.MarkedYAMLError):
-    """YAML nested deeper than :data:`MAX_DEPTH`, found while composing (before Python's recursion limit)."""
+    """YAML nested deeper than `MAX_DEPTH`, found while composing (before Python's recursion limit)."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -77,7 +77,7 @@ def parse_yaml(text: str) -> Any:
     """Parse YAML safely (no arbitrary objects), reading ``1e-3`` as a float as YAML 1.2 does.
 
     Raises:
-        ConfigError: Nesting deeper than :data:`MAX_DEPTH` or more than :data:`MAX_NODES` values once aliases
+        ConfigError: Nesting deeper than `MAX_DEPTH` or more than `MAX_NODES` values once aliases
             are expanded.
         yaml.YAMLError: A syntax error.
     """
@@ -96,7 +96,7 @@ def parse_yaml(text: str) -> Any:
 
 
 def check_shape(data: Any, source: str = "The config") -> None:
-    """Refuse data nested deeper than :data:`MAX_DEPTH` or holding more than :data:`MAX_NODES` values.
+    """Refuse data nested deeper than `MAX_DEPTH` or holding more than `MAX_NODES` values.
 
     The walk stops at the first limit, so an alias bomb (a few lines that expand to billions of values) is refused
     in microseconds, and a self-referencing alias (``&a [*a]``) counts as too deep.

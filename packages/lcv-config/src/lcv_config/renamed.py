@@ -1,7 +1,7 @@
 """Trainer options known under other names (lightning-cv, Lightning, NeuroMANCER) and lcv's name for each.
 
 One table serves the error for an unknown ``TrainerConfig`` key (from a config file or from Python) and the
-migration guide (``docs/migrating.md``), which a test keeps identical to :func:`renamed_options_table`.
+migration guide (``docs/migrating.md``), which a test keeps identical to `renamed_options_table()`.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ RENAMED_OPTIONS: dict[str, RenamedOption] = {
 
 
 def renamed_options_table() -> str:
-    """Return :data:`RENAMED_OPTIONS` as the Markdown table the migration guide shows."""
+    """Return [`RENAMED_OPTIONS`][lcv_config.RENAMED_OPTIONS] as the Markdown table the migration guide shows."""
     lines = ["| option | from | lcv | note |", "|---|---|---|---|"]
     for key, option in RENAMED_OPTIONS.items():
         lcv = f"`trainer.{option.lcv}`" if option.lcv else "(none)"

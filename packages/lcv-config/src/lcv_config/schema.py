@@ -77,7 +77,7 @@ PRECISIONS: tuple[str | int, ...] = (
 
 
 class _Strict(BaseModel):
-    """A config section: unknown keys are refused, and every refusal is lcv's :class:`ConfigError`.
+    """A config section: unknown keys are refused, and every refusal is lcv's [`ConfigError`][lcv_config.ConfigError].
 
     Building a section from Python (``TrainerConfig(max_epoch=5)``), validating a mapping and assigning a field
     raise the same message a config file gets: the key, the closest valid names and the fix.
@@ -295,7 +295,7 @@ class TrainerConfig(_Strict):
 
 
 CrossValidationTrainerConfig = TrainerConfig
-"""The name lightning-cv users know for :class:`TrainerConfig`."""
+"""The name lightning-cv users know for [`TrainerConfig`][lcv_config.TrainerConfig]."""
 
 
 _DATALOADER_COUNTS: tuple[tuple[str, int, str], ...] = (
@@ -433,7 +433,7 @@ class TuneConfig(_Strict):
     backend: str = "optuna"
     """The ``lcv.tuners`` plugin."""
     space: dict[str, Any] = Field(default_factory=dict)
-    """The search space, keyed by config path (``optimizer.cfg.lr``); see :func:`lcv_config.space.parse_space`."""
+    """The search space, keyed by config path (``optimizer.cfg.lr``); see `lcv_config.space.parse_space()`."""
 
     @field_validator("space")
     @classmethod

@@ -1,7 +1,7 @@
 """Small, fast demo classes for tests, examples and third-party plugins (as Lightning's ``BoringModel``).
 
-:class:`TinyClassifier` is a LightningModule as a user writes it; :class:`IndexFolds` is the smallest object the
-trainer accepts as a datamodule (``train_val_dataloaders()``), over :func:`make_classification`'s learnable data.
+`TinyClassifier` is a LightningModule as a user writes it; `IndexFolds` is the smallest object the
+trainer accepts as a datamodule (``train_val_dataloaders()``), over `make_classification()`'s learnable data.
 Neither needs lcv-data.
 
 Example:
@@ -21,9 +21,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
 N_FEATURES = 8
-"""Inputs per sample of :func:`make_classification`."""
+"""Inputs per sample of `make_classification()`."""
 N_CLASSES = 3
-"""Classes of :func:`make_classification`."""
+"""Classes of `make_classification()`."""
 
 
 def make_classification(n: int = 150, seed: int = 0) -> TensorDataset:
@@ -41,7 +41,7 @@ class IndexFolds:
     Args:
         n_folds: Number of folds.
         batch_size: Training batch size.
-        n: Number of samples of :func:`make_classification`.
+        n: Number of samples of `make_classification()`.
         shuffle: Whether training loaders shuffle.
         val_batch_size: Validation batch size.
     """

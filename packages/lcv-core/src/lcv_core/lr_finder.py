@@ -144,8 +144,9 @@ def lr_find(
 ) -> LRFinderResult:
     """Run the learning-rate range test on one fold's training data and return the loss curve.
 
-    The fold's model is built as :meth:`CrossValidationTrainer.fit` builds it (same seed, same precision and
-    device from ``trainer_kwargs``); its optimizer comes from ``configure_optimizers`` (its schedulers are not
+    The fold's model is built as [`CrossValidationTrainer.fit()`][lcv_core.CrossValidationTrainer.fit] builds it (same
+    seed, same precision and device from ``trainer_kwargs``); its optimizer comes from ``configure_optimizers`` (its
+    schedulers are not
     used) and gets the test's learning rate before every step. The training batches cycle until
     ``num_training`` steps are done. Nothing is written and the given model is left untouched: the weights the
     test trained are restored to their initial values afterwards.
@@ -160,7 +161,8 @@ def lr_find(
         mode: ``exponential`` (a log-spaced sweep, the default) or ``linear``.
         early_stop_threshold: Stop once the smoothed loss exceeds this factor times the best one; ``None``: never.
         model_kwargs: Keyword arguments for a model class or factory.
-        trainer_kwargs: :class:`~lcv_config.TrainerConfig` fields (``accelerator``, ``precision``, ``seed``, ...).
+        trainer_kwargs: [`TrainerConfig`][lcv_config.TrainerConfig] fields (``accelerator``, ``precision``, ``seed``,
+            ...).
 
     Raises:
         LcvError: Bad arguments, a fold that does not exist, a module with manual optimization or several

@@ -1,4 +1,4 @@
-"""The public home of :class:`CrossValidationTrainer` (defined in :mod:`lcv_core.loop.trainer`)."""
+"""The public home of `CrossValidationTrainer` (defined in `lcv_core.loop.trainer`)."""
 
 from lcv_core.loop.schedules import VECTORIZE_PARAMETERS_CPU
 from lcv_core.loop.trainer import CrossValidationTrainer

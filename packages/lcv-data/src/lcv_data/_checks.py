@@ -29,7 +29,7 @@ def _is_kfold_like(splitter: Any) -> bool:
 
 
 def check_before_split(splitter: Any, n_samples: int, labels: np.ndarray | None, groups: np.ndarray | None) -> None:
-    """Raise an :class:`~lcv_config.LcvError` naming the fix if ``splitter`` cannot split this data well.
+    """Raise an [`LcvError`][lcv_config.LcvError] naming the fix if ``splitter`` cannot split this data well.
 
     Checks: a group splitter without groups, a stratified splitter without labels, ``n_splits`` larger
     than the number of samples or groups, and a class with fewer samples than ``n_splits``.

@@ -27,7 +27,7 @@ def write_folds(
 
 
 def read_folds(path: str | Path, n: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray | None]:
-    """Read folds written by :func:`write_folds` for a dataset of ``n`` samples, and the holdout's indices.
+    """Read folds written by `write_folds()` for a dataset of ``n`` samples, and the holdout's indices.
 
     Raises:
         LcvError: The file was written for a dataset of another size, or an index is out of range.
@@ -55,7 +55,7 @@ def write_transforms(path: str | Path, fitted: Sequence[Sequence[Any]]) -> None:
 
 
 def restore_transforms(path: str | Path, data: Any, transforms: Sequence[Any], n_folds: int) -> list[list[Any]]:
-    """Return copies of ``transforms`` per fold, loaded with the state :func:`write_transforms` wrote to ``path``.
+    """Return copies of ``transforms`` per fold, loaded with the state `write_transforms()` wrote to ``path``.
 
     Args:
         path: The file ``data`` was read from (named in errors).

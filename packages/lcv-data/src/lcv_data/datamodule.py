@@ -321,7 +321,7 @@ class CrossValDataModule(LightningDataModule):
 
     @property
     def has_device_transforms(self) -> bool:
-        """Whether any split has ``after`` batch transforms (run by :meth:`on_after_batch_transfer` on the device).
+        """Whether any split has ``after`` batch transforms (run by `on_after_batch_transfer()` on the device).
 
         lcv-core's trainer reads this: without them it does not call the hook on every batch, and its
         ``vectorized`` schedule (which stacks the folds' batches) can run.
@@ -342,7 +342,7 @@ class CrossValDataModule(LightningDataModule):
         """Split the data with an outer splitter; each outer training part is split again by this datamodule's splitter.
 
         Returns:
-            One :class:`OuterFold` per outer split, whose ``datamodule`` serves the inner folds and whose
+            One [`OuterFold`][lcv_data.OuterFold] per outer split, whose ``datamodule`` serves the inner folds and whose
             ``test_dataloader()`` serves the outer test part.
         """
         result = []
@@ -358,8 +358,9 @@ class CrossValDataModule(LightningDataModule):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Serve only outer fold ``fold``: its training rows are split into the folds, its test rows are the test data.
 
-        The outer split is the one :meth:`outer_folds` computes (same splitter, same seed), so the outer test rows
-        never enter a fold's training or validation part or a fitted transform. This is what ``data.outer`` does.
+        The outer split is the one [`outer_folds()`][lcv_data.CrossValDataModule.outer_folds] computes (same splitter,
+        same seed), so the outer test rows never enter a fold's training or validation part or a fitted transform. This
+        is what ``data.outer`` does.
 
         Returns:
             The outer fold's ``(train_indices, test_indices)``.
@@ -403,7 +404,7 @@ class CrossValDataModule(LightningDataModule):
             self.save_transforms(Path(path).with_name("transforms.json"))
 
     def load_folds(self, path: str | Path) -> None:
-        """Restore folds written by :meth:`save_folds` (a resumed run serves the very same folds).
+        """Restore folds written by `save_folds()` (a resumed run serves the very same folds).
 
         Raises:
             LcvError: The file was written for a dataset of another size, or an index is out of range.
@@ -418,7 +419,7 @@ class CrossValDataModule(LightningDataModule):
         write_transforms(path, self.fitted)
 
     def load_transforms(self, path: str | Path) -> None:
-        """Restore fitted transforms saved by :meth:`save_transforms`, so test and predict reuse the run's state.
+        """Restore fitted transforms saved by `save_transforms()`, so test and predict reuse the run's state.
 
         Raises:
             LcvError: The file's transforms or fold count differ from this datamodule's.

@@ -126,7 +126,7 @@ def make_source(
     input_key: str | None = None,
     target_key: str | None = None,
 ) -> Source:
-    """Return the :class:`Source` of any supported input.
+    """Return the `Source` of any supported input.
 
     Accepted: a bundled dataset's name (``digits``) or any ``lcv.datamodules`` dataset, a ``TensorDataset``,
     any map-style torch ``Dataset`` (tuple or dict samples), a dict of tensors, a pandas DataFrame with

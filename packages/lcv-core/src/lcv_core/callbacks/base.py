@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class Callback:
     """Base class of lcv callbacks. Override the hooks you need; all payloads are keyword arguments.
 
-    Common payload names: ``trainer`` (the :class:`~lcv_core.CrossValidationTrainer`), ``fold``
+    Common payload names: ``trainer`` (the [`CrossValidationTrainer`][lcv_core.CrossValidationTrainer]), ``fold``
     (fold index), ``epoch``, ``module`` (the fold's LightningModule), ``batch``, ``batch_idx``,
     ``outputs``, ``metrics``.
     """

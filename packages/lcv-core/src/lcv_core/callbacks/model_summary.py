@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 class ModelSummary(Callback):
     """Print each layer's name, type and parameter count, with totals, once per fit (not once per fold).
 
-    The table is Lightning's :class:`~lightning.pytorch.utilities.model_summary.ModelSummary` of fold 0's
+    The table is Lightning's `ModelSummary` of fold 0's
     module; every fold trains a copy of the same architecture.
 
     Args:

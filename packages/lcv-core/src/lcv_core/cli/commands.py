@@ -1,6 +1,6 @@
 """The ``lcv cv``, ``fit`` and ``tune`` commands: train from config files and write a run directory.
 
-``lcv test`` and ``lcv predict`` are in :mod:`lcv_core.cli.test` and :mod:`lcv_core.cli.predict`. Heavy imports
+``lcv test`` and ``lcv predict`` are in `lcv_core.cli.test` and `lcv_core.cli.predict`. Heavy imports
 (torch, Lightning) happen inside ``run`` so that ``lcv --help`` stays fast and a bad config exits 2 before torch is
 imported.
 """

@@ -1,6 +1,6 @@
 """The ``lcv compare`` command: are two (or more) cross-validated runs on the same folds distinguishable?
 
-The statistics are in :mod:`lcv_core.results.compare`; scipy and baycomp are imported only when the command runs.
+The statistics are in `lcv_core.results.compare`; scipy and baycomp are imported only when the command runs.
 """
 
 from __future__ import annotations

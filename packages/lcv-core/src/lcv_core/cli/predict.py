@@ -1,6 +1,6 @@
 """The ``lcv predict`` command: predict with models rebuilt from checkpoints and write a CSV.
 
-:mod:`lcv_core.inference.api` holds the Python API (``predict`` on a fit's result); this module predicts with models
+`lcv_core.inference.api` holds the Python API (``predict`` on a fit's result); this module predicts with models
 rebuilt from checkpoints, on a feature file or the config's holdout.
 """
 

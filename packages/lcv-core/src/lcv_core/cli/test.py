@@ -1,6 +1,6 @@
 """The ``lcv test`` command: score each fold's best model and the fold ensemble on the holdout.
 
-:mod:`lcv_core.inference.api` holds the Python API (``test`` on a fit's result); this module scores models rebuilt
+`lcv_core.inference.api` holds the Python API (``test`` on a fit's result); this module scores models rebuilt
 from checkpoints.
 """
 

@@ -74,7 +74,7 @@ class FoldState:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned into this fold's (already set up) module and optimizers."""
+        """Restore what `state_dict()` returned into this fold's (already set up) module and optimizers."""
         self.module.load_state_dict(state["model"])
         for opt, opt_state in zip(self.optimizers, state["optimizers"], strict=True):
             opt.load_state_dict(opt_state)

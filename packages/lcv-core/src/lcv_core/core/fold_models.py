@@ -124,7 +124,7 @@ class BestWeights:
     """Each fold's weights at the best epoch by the fold mean of ``monitor``, kept on the CPU.
 
     Interleaved schedules snapshot all folds whenever the fold mean improves (strictly, so the first best
-    epoch wins, as in :attr:`CVResult.best_epoch`). The sequential schedule only knows fold means after
+    epoch wins, as in `CVResult.best_epoch`). The sequential schedule only knows fold means after
     the last fold, so it keeps every epoch of every fold and picks at the end.
     """
 

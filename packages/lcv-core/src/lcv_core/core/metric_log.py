@@ -70,7 +70,7 @@ class FoldMetricLog:
         ``callback_metrics``."""
 
     def callback_metrics(self) -> dict[str, torch.Tensor]:
-        """Return :attr:`latest` as tensors, as ``lightning.Trainer.callback_metrics`` holds them."""
+        """Return `latest` as tensors, as ``lightning.Trainer.callback_metrics`` holds them."""
         return {name: torch.tensor(value) for name, value in self.latest.items()}
 
     def progress_bar_metrics(self) -> dict[str, float]:

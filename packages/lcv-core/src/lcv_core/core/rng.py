@@ -18,7 +18,7 @@ import torch
 
 
 class FoldRNG:
-    """The random state of one fold, activated with :meth:`active`."""
+    """The random state of one fold, activated with `active()`."""
 
     def __init__(self, seed: int) -> None:
         self.seed = seed

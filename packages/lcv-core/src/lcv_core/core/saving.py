@@ -87,7 +87,7 @@ def global_rng_state() -> dict[str, Any]:
 
 
 def set_global_rng_state(state: Mapping[str, Any]) -> None:
-    """Restore the global random states saved by :func:`global_rng_state`."""
+    """Restore the global random states saved by `global_rng_state()`."""
     torch.set_rng_state(state["torch"])
     np.random.set_state(numpy_state(state["numpy"]))
     random.setstate(python_state(state["python"]))

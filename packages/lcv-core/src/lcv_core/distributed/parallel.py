@@ -60,7 +60,7 @@ class FoldParallelStrategy(DDPStrategy):
 
 
 def strategy_for(config: TrainerConfig, whole_folds: bool) -> Any:
-    """Return the Fabric strategy for ``config``: a :class:`FoldParallelStrategy` when whole folds go to processes.
+    """Return the Fabric strategy for ``config``: a `FoldParallelStrategy` when whole folds go to processes.
 
     Raises:
         LcvError: ``schedule="parallel"`` with a strategy other than ``auto`` or ``ddp``.

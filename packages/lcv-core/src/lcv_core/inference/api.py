@@ -1,6 +1,6 @@
 """Use the fold models after a fit: predict and test with the fold ensemble, out-of-fold predictions, refit.
 
-Every function takes a :class:`~lcv_core.results.cv_result.CVResult` (its ``models``: each fold's module at its best
+Every function takes a [`CVResult`][lcv_core.CVResult] (its ``models``: each fold's module at its best
 epoch) or a list of LightningModules, runs in eval mode under ``torch.no_grad`` on each module's device, and
 leaves the modules as it found them.
 """
@@ -28,7 +28,7 @@ from lcv_core.results.cv_result import CVResult, MetricSummary
 
 @dataclass
 class PredictResult:
-    """What :func:`predict` returns: each fold's outputs and, unless disabled, the fold ensemble."""
+    """What [`predict()`][lcv_core.predict] returns: each fold's outputs and, unless disabled, the fold ensemble."""
 
     per_fold: list[Any]
     """Each fold model's outputs over the whole loader (batches concatenated along the first dimension)."""
@@ -40,7 +40,7 @@ class PredictResult:
 
 @dataclass
 class TestResult:
-    """What :func:`test` returns: each fold's test metrics, their mean ± std, and the ensemble's scores."""
+    """What [`test()`][lcv_core.test] returns: each fold's test metrics, their mean ± std, and the ensemble's scores."""
 
     per_fold: list[dict[str, float]]
     """Per fold, every metric its ``test_step`` logged, reduced over the loader."""
@@ -70,7 +70,7 @@ def predict(
     called on the inputs (``x`` of an ``(x, y)`` batch, else the whole batch).
 
     Args:
-        result_or_models: A :class:`CVResult` with ``models``, or the fold models.
+        result_or_models: A [`CVResult`][lcv_core.CVResult] with ``models``, or the fold models.
         dataloader: The batches to predict (any iterable; batches are moved to each model's device).
         ensemble: ``"mean"``: the mean of the fold outputs; ``"vote"``: the majority label over folds (argmax
             of scores; a tie goes to the smallest label); ``None``: no ensemble.
@@ -123,11 +123,12 @@ def test(result_or_models: CVResult | Sequence[nn.Module], dataloader: Any) -> T
     and ``mae`` of the mean output.
 
     Args:
-        result_or_models: A :class:`CVResult` with ``models``, or the fold models.
+        result_or_models: A [`CVResult`][lcv_core.CVResult] with ``models``, or the fold models.
         dataloader: The test batches; iterated once, every fold model scoring each batch.
 
     Returns:
-        Per-fold metrics, a :class:`MetricSummary` (mean ± std, 95% interval) per metric, and the ensemble's scores.
+        Per-fold metrics, a [`MetricSummary`][lcv_core.MetricSummary] (mean ± std, 95% interval) per metric, and the
+        ensemble's scores.
 
     Raises:
         LcvError: A model does not define ``test_step``.
@@ -185,7 +186,7 @@ def out_of_fold_predictions(
     **NaN**.
 
     Args:
-        models: The fold models (or a :class:`CVResult` with ``models``), in fold order.
+        models: The fold models (or a [`CVResult`][lcv_core.CVResult] with ``models``), in fold order.
         val_loaders: Each fold's validation loader, unshuffled.
         val_indices: Per fold, the dataset indices in the order its validation loader yields them.
         n_samples: The dataset's size.

@@ -44,7 +44,7 @@ def _labels(outputs: torch.Tensor) -> torch.Tensor:
 
 
 def check_method(ensemble: str | None) -> None:
-    """Raise :class:`LcvError` unless ``ensemble`` is ``mean``, ``vote`` or ``None``."""
+    """Raise [`LcvError`][lcv_config.LcvError] unless ``ensemble`` is ``mean``, ``vote`` or ``None``."""
     if ensemble is not None and ensemble not in _ENSEMBLES:
         raise LcvError(
             f"ensemble={ensemble!r} is not a fold ensemble.{did_you_mean(str(ensemble), _ENSEMBLES)} "

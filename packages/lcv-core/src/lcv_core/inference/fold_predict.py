@@ -16,7 +16,7 @@ from lcv_core.results.cv_result import CVResult
 
 
 def models_of(result_or_models: CVResult | Sequence[nn.Module] | nn.Module) -> list[nn.Module]:
-    """Return the fold models of a :class:`CVResult`, a list of modules or one module, each checked to be a Module."""
+    """Return the fold models of a `CVResult`, a list of modules or one module, each checked to be a Module."""
     if isinstance(result_or_models, CVResult):
         if not result_or_models.models:
             raise LcvError(

@@ -52,7 +52,8 @@ def refit(
         model: A LightningModule class (built with ``model_kwargs``), a factory, or an instance (copied), as for
             ``CrossValidationTrainer.fit``; a factory that accepts ``fold`` gets ``fold=0``.
         dataloader: All training batches.
-        epochs: The number of epochs, or a :class:`CVResult` whose best epoch count (``best_epoch + 1``) is used.
+        epochs: The number of epochs, or a [`CVResult`][lcv_core.CVResult] whose best epoch count (``best_epoch + 1``)
+            is used.
         seed: Seeds the model's initialisation and the training stream.
         path: Where to save the trained ``state_dict`` (written atomically); not saved when ``None``.
         model_kwargs: Keyword arguments for a model class or factory.

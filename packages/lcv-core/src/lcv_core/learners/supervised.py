@@ -1,8 +1,10 @@
 """The configurable learner: a LightningModule built from model, criterion, optimizer and metric configs.
 
-Hooks to override, as in torch_mate: :meth:`SupervisedLearner.configure_model`,
-:meth:`~SupervisedLearner.configure_criteria`, :meth:`~SupervisedLearner.configure_optimizers` and
-:meth:`~SupervisedLearner.shared_step`.
+Hooks to override, as in torch_mate:
+[`SupervisedLearner.configure_model()`][lcv_core.SupervisedLearner.configure_model],
+[`configure_criteria()`][lcv_core.SupervisedLearner.configure_criteria],
+[`configure_optimizers()`][lcv_core.SupervisedLearner.configure_optimizers] and
+[`shared_step()`][lcv_core.SupervisedLearner.shared_step].
 """
 
 from __future__ import annotations
@@ -53,9 +55,12 @@ def _guard_configure_model(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
 class SupervisedLearner(LightningModule):
     """Supervised training of any ``nn.Module`` from config components.
 
-    Override :meth:`configure_model` (or its older name :meth:`build_model`), :meth:`configure_criteria`,
-    :meth:`configure_optimizers` or :meth:`shared_step` to customise it, as in torch_mate.
-    ``configure_model`` runs once, in ``__init__``; the call a plain ``lightning.Trainer`` makes before
+    Override [`configure_model()`][lcv_core.SupervisedLearner.configure_model] (or its older name
+    [`build_model()`][lcv_core.SupervisedLearner.build_model]),
+    [`configure_criteria()`][lcv_core.SupervisedLearner.configure_criteria],
+    [`configure_optimizers()`][lcv_core.SupervisedLearner.configure_optimizers] or
+    [`shared_step()`][lcv_core.SupervisedLearner.shared_step] to customise it, as in torch_mate. ``configure_model``
+    runs once, in ``__init__``; the call a plain ``lightning.Trainer`` makes before
     fitting returns the model already built instead of building a new one.
 
     Args:
@@ -69,9 +74,10 @@ class SupervisedLearner(LightningModule):
         lr_scheduler: A scheduler component or a list of them, paired with the optimizers by position
             (or by ``cfg.optimizer``, an index); ``interval``, ``frequency``, ``monitor`` and ``strict``
             in its ``cfg`` are Lightning's scheduler keys and are not passed to the scheduler.
-        metrics: Metrics logged in validation and test: names from :data:`CLASSIFICATION_METRICS`
-            (``accuracy``, ``top5_accuracy``, ``f1``, ``auroc``) or :data:`REGRESSION_METRICS` (``mse``,
-            ``mae``, ``r2``), whose task and ``num_classes`` come from the model's output, or any
+        metrics: Metrics logged in validation and test: names from
+            [`CLASSIFICATION_METRICS`][lcv_core.CLASSIFICATION_METRICS] (``accuracy``, ``top5_accuracy``, ``f1``,
+            ``auroc``) or [`REGRESSION_METRICS`][lcv_core.REGRESSION_METRICS]
+            (``mse``, ``mae``, ``r2``), whose task and ``num_classes`` come from the model's output, or any
             torchmetrics component, logged by its class name in snake case. A classification learner logs its
             accuracy as ``val_acc`` in any case, so ``accuracy`` without a ``cfg`` adds no second name; with one
             (``average: macro``) it is another number, logged as ``val_accuracy``.
@@ -139,7 +145,7 @@ class SupervisedLearner(LightningModule):
 
     @_guard_configure_model
     def configure_model(self) -> nn.Module | None:
-        """Return the network; the default builds the ``model`` argument through :meth:`build_model`.
+        """Return the network; the default builds the ``model`` argument through `build_model()`.
 
         Lightning's Trainer calls this hook with no arguments before fitting; once the model exists,
         that call returns it unchanged.
@@ -147,7 +153,7 @@ class SupervisedLearner(LightningModule):
         return self.build_model()
 
     def build_model(self) -> nn.Module:
-        """Build the network from the ``model`` argument (the older name of :meth:`configure_model`)."""
+        """Build the network from the ``model`` argument (the older name of `configure_model()`)."""
         spec = self._model_spec
         return spec if isinstance(spec, nn.Module) else cast(nn.Module, build("model", spec, "model"))
 
@@ -215,7 +221,7 @@ class SupervisedLearner(LightningModule):
         return int(out.shape[-1]) if out.ndim > 1 else 1
 
     def training_step(self, batch: Any, batch_idx: int) -> Any:
-        """Run :meth:`shared_step` on a training batch, or the ``custom_training_step`` if one is given."""
+        """Run `shared_step()` on a training batch, or the ``custom_training_step`` if one is given."""
         if self._custom_step is None:
             return self.shared_step(batch, batch_idx, "train")
         result = self._custom_step(self, batch, batch_idx)
@@ -224,11 +230,11 @@ class SupervisedLearner(LightningModule):
         return result
 
     def validation_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
-        """Run :meth:`shared_step` on a validation batch."""
+        """Run [`shared_step()`][lcv_core.SupervisedLearner.shared_step] on a validation batch."""
         return self.shared_step(batch, batch_idx, "val")
 
     def test_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
-        """Run :meth:`shared_step` on a test batch."""
+        """Run [`shared_step()`][lcv_core.SupervisedLearner.shared_step] on a test batch."""
         return self.shared_step(batch, batch_idx, "test")
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:

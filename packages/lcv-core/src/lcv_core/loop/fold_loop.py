@@ -1,6 +1,6 @@
 """One fold's epoch: its training batches, the automatic optimization step and its validation.
 
-:class:`FoldLoop` is the part of :class:`~lcv_core.loop.trainer.CrossValidationTrainer` that runs one fold for one
+`FoldLoop` is the part of [`CrossValidationTrainer`][lcv_core.CrossValidationTrainer] that runs one fold for one
 epoch, on Fabric or, on one device in full precision without a profiler, straight on the module and optimizer
 (see ``_call_step``).
 """
@@ -98,7 +98,7 @@ def lean_steps(fabric: Fabric, profiler: Any) -> bool:
 class FoldLoop:
     """Runs one fold for one epoch: batches, hooks and callbacks in Lightning's order, the step, validation.
 
-    The trainer holds one (``trainer.fold_loop``); the schedules call :meth:`run_epoch` for each fold.
+    The trainer holds one (``trainer.fold_loop``); the schedules call `run_epoch()` for each fold.
     """
 
     def __init__(self, trainer: CrossValidationTrainer) -> None:
@@ -113,7 +113,7 @@ class FoldLoop:
         self._lean = False
 
     def reset(self) -> None:
-        """Start a fit: read the callback list and the strategy anew (see :meth:`call` and :meth:`call_step`)."""
+        """Start a fit: read the callback list and the strategy anew (see `call()` and `call_step()`)."""
         self._hook_targets = {}  # the callback list is final now (fold modules were taken out of it)
         self._lean = lean_steps(self.trainer.fabric, self.trainer.profiler)
 
@@ -306,7 +306,7 @@ class FoldLoop:
 
         It calls the hooks a module without overrides can observe in Lightning's order (``on_before_zero_grad``,
         ``on_before_backward``, ``on_after_backward``, ``on_before_optimizer_step``), straight on the optimizer; a
-        module overriding ``optimizer_step``, ``backward`` & co runs :meth:`lightning_step` instead.
+        module overriding ``optimizer_step``, ``backward`` & co runs `lightning_step()` instead.
         """
         trainer, call = self.trainer, self.call
         accumulate = trainer.accumulate_grad_batches
@@ -364,7 +364,7 @@ class FoldLoop:
         ``optimizer_step(epoch, batch_idx, optimizer, closure)`` is the module's; the closure runs ``training_step``,
         zeroes the gradients at the start of an accumulation window (``optimizer_zero_grad``) and calls ``backward``
         through the fold's strategy; stepping the optimizer runs the ``on_before_optimizer_step`` hooks and
-        ``configure_gradient_clipping`` (see :class:`~lcv_core.loop.fold_trainer.FoldStrategy`).
+        ``configure_gradient_clipping`` (see `FoldStrategy`).
         """
         trainer, call, module = self.trainer, self.call, f.module
         accumulate = trainer.accumulate_grad_batches

@@ -3,8 +3,8 @@
 A LightningModule reads its trainer for ``self.current_epoch``, ``self.global_step``, ``self.optimizers()``,
 ``self.lr_schedulers()``, ``self.manual_backward``, ``self.clip_gradients``, ``self.print``, ``self.logger`` and
 ``self.trainer.estimated_stepping_batches`` (the OneCycleLR recipe). Under lcv each fold has its own
-:class:`FoldTrainer`, attached as ``module.trainer`` for the whole fit, which answers for that fold. Its
-:class:`FoldStrategy` runs ``optimizer.step()`` and ``manual_backward`` with Lightning's hooks, in Lightning's order.
+`FoldTrainer`, attached as ``module.trainer`` for the whole fit, which answers for that fold. Its
+`FoldStrategy` runs ``optimizer.step()`` and ``manual_backward`` with Lightning's hooks, in Lightning's order.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ class FoldTrainer:
     """One fold's answer to everything a LightningModule or a Lightning recipe reads from ``self.trainer``.
 
     Attributes that depend on the run (epoch, stop request, loggers, precision) come from the
-    :class:`~lcv_core.loop.trainer.CrossValidationTrainer` (``cv_trainer``); those that depend on the fold (steps,
+    [`CrossValidationTrainer`][lcv_core.CrossValidationTrainer] (``cv_trainer``); those that depend on the fold (steps,
     optimizers, schedulers, loaders, metrics) from the fold. ``should_stop = True`` stops the whole CV run after the
     current epoch (fold means need every fold). An attribute of ``lightning.Trainer`` that has no meaning for one
     fold raises an ``AttributeError`` that says what to use instead.

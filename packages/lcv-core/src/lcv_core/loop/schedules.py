@@ -1,9 +1,9 @@
 """The schedules: how the folds' epochs are ordered (interleaved, sequential, offload, vectorized, parallel).
 
-A :class:`Schedule` is chosen once from ``TrainerConfig.schedule`` (:func:`make_schedule`) and held by the trainer.
+A `Schedule` is chosen once from ``TrainerConfig.schedule`` (`make_schedule()`) and held by the trainer.
 It steps the folds through their epochs and takes the decisions of every epoch on the fold mean (aggregation,
 epoch schedulers, early stopping, ``last.ckpt``). The rest of lcv asks the schedule what it needs to know (for
-example :attr:`Schedule.epoch_major`) instead of comparing its name.
+example `Schedule.epoch_major`) instead of comparing its name.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ VECTORIZE_PARAMETERS_CPU = 250_000
 class Schedule:
     """Steps the folds of a fit through their epochs and decides on the fold mean after each.
 
-    Subclasses implement :meth:`_run`; :meth:`run` is the entry point the trainer calls.
+    Subclasses implement `_run()`; `run()` is the entry point the trainer calls.
     """
 
     name: ClassVar[str]

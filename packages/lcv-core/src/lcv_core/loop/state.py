@@ -54,7 +54,7 @@ class RunState:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what `state_dict()` returned."""
         self.current_epoch = int(state["current_epoch"])
         self.should_stop, self.stop_reason = bool(state["should_stop"]), state["stop_reason"]
         self.finished = bool(state["finished"])

@@ -1,8 +1,8 @@
 """The cross-validation trainer: k fold models on Lightning Fabric, stepping through epochs together.
 
-The trainer is composed the way Lightning's ``Trainer`` holds its loops: it holds the fit's :class:`RunState`
-(``trainer.state``), the :class:`~lcv_core.loop.schedules.Schedule` chosen from the config (``trainer.schedule``),
-which orders the folds' epochs and takes the fold-mean decisions, and the :class:`FoldLoop` (``trainer.fold_loop``),
+The trainer is composed the way Lightning's ``Trainer`` holds its loops: it holds the fit's `RunState`
+(``trainer.state``), the `Schedule` chosen from the config (``trainer.schedule``),
+which orders the folds' epochs and takes the fold-mean decisions, and the `FoldLoop` (``trainer.fold_loop``),
 which runs one fold for one epoch.
 """
 
@@ -67,8 +67,8 @@ class CrossValidationTrainer:
     ``cv/<name>_std``, so early stopping, checkpointing and tuner pruning act on the fold mean.
 
     Args:
-        config: A :class:`~lcv_config.TrainerConfig`, a mapping of its fields, or ``None``.
-        **kwargs: Fields of :class:`~lcv_config.TrainerConfig`, overriding ``config``.
+        config: A [`TrainerConfig`][lcv_config.TrainerConfig], a mapping of its fields, or ``None``.
+        **kwargs: Fields of [`TrainerConfig`][lcv_config.TrainerConfig], overriding ``config``.
 
     Example:
         >>> trainer = CrossValidationTrainer(max_epochs=5, accelerator="cpu")  # doctest: +SKIP
@@ -141,7 +141,7 @@ class CrossValidationTrainer:
 
     @property
     def should_stop(self) -> bool:
-        """Whether a stop was asked for during this epoch (:meth:`stop` asks)."""
+        """Whether a stop was asked for during this epoch ([`stop()`][lcv_core.CrossValidationTrainer.stop] asks)."""
         return self.state.should_stop
 
     @property
@@ -205,7 +205,7 @@ class CrossValidationTrainer:
         ckpt_path: str | Path | None = None,
         model_kwargs: Mapping[str, Any] | None = None,
     ) -> CVResult:
-        """Train one model on a single ``(train, val)`` split, with the loop, callbacks and files of :meth:`fit`.
+        """Train one model on a single ``(train, val)`` split, with the loop, callbacks and files of `fit()`.
 
         This is what ``lcv fit`` runs; the datamodule may give one fold (``fit`` needs at least two).
         """

@@ -1,4 +1,4 @@
-"""What a fit returns: :class:`CVResult` (per-fold history, mean ± std, best epoch), its files, plots, comparisons."""
+"""What a fit returns: `CVResult` (per-fold history, mean ± std, best epoch), its files, plots, comparisons."""
 
 from lcv_core.core.statistics import sample_std, t975
 from lcv_core.results.compare import Comparison, FoldsDifferError, compare_scores, corrected_ttest, holm

@@ -95,7 +95,7 @@ def repeats_of(n_folds: int, n_repeats: int) -> list[int]:
 def check_same_folds(
     a: FoldSplit | None, b: FoldSplit | None, names: tuple[str, str], fix: str = "pass --independent"
 ) -> list[str]:
-    """Raise :class:`FoldsDifferError` naming the differing folds when ``a`` and ``b`` differ.
+    """Raise `FoldsDifferError` naming the differing folds when ``a`` and ``b`` differ.
 
     Returns:
         Notes for the report: what could not be checked because a run has no recorded folds.

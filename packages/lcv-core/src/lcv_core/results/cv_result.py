@@ -288,7 +288,7 @@ class CVResult:
     ) -> Comparison:
         """Compare this run (A) with ``other`` (B) on the same folds: corrected t-test and Bayesian correlated t-test.
 
-        See :mod:`lcv_core.results.compare`.
+        See `lcv_core.results.compare`.
 
         Args:
             other: The run to compare with, validated on the same folds.

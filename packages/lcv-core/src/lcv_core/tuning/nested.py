@@ -74,7 +74,7 @@ class OuterFoldResult:
 
 @dataclass
 class NestedResult:
-    """What :func:`nested_tune` returns and writes as ``nested.json``."""
+    """What [`nested_tune()`][lcv_core.nested_tune] returns and writes as ``nested.json``."""
 
     outer: list[OuterFoldResult]
     """One result per outer fold, in fold order."""

@@ -2,7 +2,7 @@
 
 The backend (``tune.backend``, a plugin in ``lcv.tuners``) proposes parameters keyed by config path
 (``optimizer.cfg.lr``); every trial trains on the same folds (computed once, saved as ``folds.json``), reports the fold
-mean of ``trainer.monitor`` after every epoch through :class:`~lcv_core.callbacks.pruning.TunerPruning`, and returns
+mean of ``trainer.monitor`` after every epoch through [`TunerPruning`][lcv_core.TunerPruning], and returns
 the best epoch's fold mean. The study's best parameters are written as a ready-to-run ``best.yaml``.
 """
 
@@ -29,14 +29,14 @@ BEST_FILE = "best.yaml"
 
 @dataclass
 class TuneResult:
-    """What :func:`tune` returns."""
+    """What [`tune()`][lcv_core.tune] returns."""
 
     best_params: dict[str, Any]
     """The best trial's parameters, keyed by config path."""
     best_value: float
     """The best trial's objective: the fold mean of ``trainer.monitor`` at its best epoch."""
     best_config: ExperimentConfig
-    """The base config with :attr:`best_params` applied (also written as ``best.yaml``)."""
+    """The base config with `best_params` applied (also written as ``best.yaml``)."""
     run_dir: Path
     """The study's run directory: ``folds.json``, ``best.yaml``, ``trials.jsonl``, ``trial_<n>/``."""
     trials: list[dict[str, Any]] = field(default_factory=list)

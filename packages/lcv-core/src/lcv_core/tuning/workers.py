@@ -98,7 +98,7 @@ def worker_command(
     storage: str | None,
     study: str | None,
 ) -> list[str]:
-    """Return the command line of local worker process ``worker`` (runs :func:`worker_main`)."""
+    """Return the command line of local worker process ``worker`` (runs `worker_main()`)."""
     code = "import sys; from lcv_core.tuning.workers import worker_main; sys.exit(worker_main(sys.argv[1:]))"
     cmd = [sys.executable, "-c", code, str(config_path), "--run-dir", str(run_dir), "--worker", str(worker)]
     if n is not None:
@@ -113,7 +113,7 @@ def worker_command(
 
 
 def worker_main(argv: Sequence[str]) -> int:
-    """Entry of a local worker process started by :func:`tune` with ``workers > 1``."""
+    """Entry of a local worker process started by `tune()` with ``workers > 1``."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="lcv tune --worker")

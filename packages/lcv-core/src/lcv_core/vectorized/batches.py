@@ -53,7 +53,7 @@ class _Slots:
 
     ``functional_call`` does this in general at a few hundred µs a call; here the registration dicts are
     updated directly. A tensor registered in several places (tied weights) gets the same stacked tensor in each.
-    ``None`` from :meth:`of` when a submodule is parametrized (``torch.nn.utils.parametrize``): those go through
+    ``None`` from `of()` when a submodule is parametrized (``torch.nn.utils.parametrize``): those go through
     ``functional_call``.
     """
 

@@ -42,13 +42,13 @@ Semantics and choices:
 - **Gradient clipping** is per fold: the norm is taken over each fold's slice, as ``clip_grad_norm_`` does for
   one model; value clipping is elementwise anyway.
 - **Schedulers.** The folds' own schedulers stay the source of truth: step-interval schedulers are stepped here,
-  epoch-interval ones by the caller (:meth:`VectorizedFolds.step_epoch_schedulers` or the trainer's own code),
+  epoch-interval ones by the caller (`VectorizedFolds.step_epoch_schedulers()` or the trainer's own code),
   and the stacked optimizer takes the learning rates of the folds' optimizers before every epoch.
   ``ReduceLROnPlateau`` is accepted only when it monitors a fold mean (``cv/...``): per-fold plateaus would give
   folds of one optimizer different learning rates.
 - **self.log** is intercepted; values come out of ``vmap`` with a fold dimension and are reduced per fold on
   device (``mean`` weighted by batch size, ``sum``, ``max``, ``min``), as ``FoldMetricLog`` does.
-- **Random streams.** Each fold's batches are drawn inside its own :class:`~lcv_core.core.rng.FoldRNG`, so batch
+- **Random streams.** Each fold's batches are drawn inside its own `FoldRNG`, so batch
   order equals the interleaved schedule's. Dropout masks come from the global generator under
   ``vmap(randomness="different")``: same distribution, other numbers than the interleaved schedule.
 - Non-tensor attributes of the module (``self.lr``, ``self.hparams``) are read from fold 0's module.
@@ -99,7 +99,7 @@ class VectorizedFolds:
         rngs: Each fold's random stream; batches are drawn inside it. ``None`` draws from the global one.
 
     Raises:
-        LcvError: The modules cannot be vectorized (the message says why; check with :func:`can_vectorize`).
+        LcvError: The modules cannot be vectorized (the message says why; check with `can_vectorize()`).
     """
 
     def __init__(

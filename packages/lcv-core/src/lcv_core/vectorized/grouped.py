@@ -2,7 +2,7 @@
 
 ``vmap`` runs any ``training_step``, but each operation under it costs several times the same work written for
 stacked tensors (``benchmarks/vectorized_floor.py --ops``: a ``Linear`` 312 µs against 61 µs by hand at width 8).
-For the configurable learner (:class:`~lcv_core.learners.supervised.SupervisedLearner` with its own ``shared_step``) lcv
+For the configurable learner ([`SupervisedLearner`][lcv_core.SupervisedLearner] with its own ``shared_step``) lcv
 knows the whole step, so it runs it on the stacked tensors directly:
 
 - each ``nn.Linear`` of the network is one ``baddbmm`` over the k folds' stacked weights, activations and
@@ -13,7 +13,7 @@ knows the whole step, so it runs it on the stacked tensors directly:
 - ``{stage}_loss`` and ``{stage}_acc`` are logged per fold as the learner logs them; validation and test
   metrics (torchmetrics) are updated on each fold's own metric objects and computed at the end of the epoch.
 
-Networks are the registered ``mlp`` (:class:`~lcv_core.learners.networks.MLP`) or an ``nn.Sequential`` of ``Linear``,
+Networks are the registered ``mlp`` ([`MLP`][lcv_core.MLP]) or an ``nn.Sequential`` of ``Linear``,
 elementwise activations, ``Dropout`` and ``Flatten``. Anything else (another network, a subclass that changes the
 step, a criterion or batch shape this module does not cover) runs under ``vmap`` as before.
 """
@@ -111,7 +111,7 @@ class _UnsupportedError(Exception):
 
 
 class _GroupedStepper:
-    """Runs the configurable learner's step on stacked tensors; same call as :class:`_Stepper`.
+    """Runs the configurable learner's step on stacked tensors; same call as `_Stepper`.
 
     Args:
         modules: The fold modules, in fold order (validation metrics are updated on each fold's own objects).

@@ -4,9 +4,10 @@ Every loader here has ``state_dict()``/``load_state_dict()`` (torchdata's ``Stat
 state decides the next epoch's batch order, so a run resumed from a checkpoint serves the batches the
 uninterrupted run would have served.
 
-- ``tensor``: :class:`TensorBatchLoader`, the fast path for in-memory tensors.
-- ``dataloader``: :class:`ResumableDataLoader` over a :class:`SplitDataset` (per-sample transforms, workers).
-- ``split``: :class:`SplitLoader`, the wrapper every split is served by.
+- ``tensor``: [`TensorBatchLoader`][lcv_data.TensorBatchLoader], the fast path for in-memory tensors.
+- ``dataloader``: [`ResumableDataLoader`][lcv_data.ResumableDataLoader] over a
+  [`SplitDataset`][lcv_data.loaders.SplitDataset] (per-sample transforms, workers).
+- ``split``: [`SplitLoader`][lcv_data.loaders.SplitLoader], the wrapper every split is served by.
 """
 
 from lcv_data.loaders.dataloader import ResumableDataLoader, SplitDataset

@@ -67,7 +67,7 @@ def make_loader(
         indices: The samples of this split.
         pipeline: The per-sample transforms.
         split: ``train``, ``val``, ``test`` or ``predict``.
-        settings: The split's loader settings (from :func:`split_settings`).
+        settings: The split's loader settings (from `split_settings()`).
         fitted: The fold's fitted input and target transforms.
         seed: Seed of the shuffling.
     """

@@ -15,7 +15,7 @@ from lcv_config import LcvError
 
 
 def check_kind(state: Mapping[str, Any], kind: str, num_samples: int) -> None:
-    """Raise an :class:`~lcv_config.LcvError` unless ``state`` is a ``kind`` loader's over ``num_samples`` samples."""
+    """Raise an `LcvError` unless ``state`` is a ``kind`` loader's over ``num_samples`` samples."""
     if state.get("kind") != kind:
         raise LcvError(
             f"A state of a {state.get('kind')} loader cannot be loaded into a {kind}: the resumed run serves its data "
@@ -59,7 +59,7 @@ def dataloader_state(loader: DataLoader[Any], epoch: int) -> dict[str, Any]:
 
 
 def load_dataloader_state(loader: DataLoader[Any], state: Mapping[str, Any]) -> int:
-    """Restore a :func:`dataloader_state` into ``loader``; return the saved epoch count.
+    """Restore a `dataloader_state()` into ``loader``; return the saved epoch count.
 
     Raises:
         LcvError: The state is not a ``DataLoader``'s, or its samples or generators differ from the loader's.

@@ -15,8 +15,9 @@ from lcv_data.loaders._state import dataloader_state, load_dataloader_state, per
 class ResumableDataLoader(DataLoader[Any]):
     """A ``torch.utils.data.DataLoader`` whose shuffling state can be saved and restored; its batches are unchanged.
 
-    It takes exactly ``DataLoader``'s arguments. :meth:`state_dict` holds the states of the loader's
-    ``generator`` and of its sampler's (when they differ), a ``DistributedSampler``-style ``epoch`` of the
+    It takes exactly ``DataLoader``'s arguments. [`state_dict()`][lcv_data.ResumableDataLoader.state_dict] holds the
+    states of the loader's ``generator`` and of its sampler's (when they differ), a ``DistributedSampler``-style
+    ``epoch`` of the
     sampler, and the number of epochs started. lcv-data serves every ``DataLoader`` as one of these.
     """
 
@@ -50,7 +51,7 @@ class ResumableDataLoader(DataLoader[Any]):
         return dataloader_state(self, self.epoch)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a :meth:`state_dict`: the next epoch yields the batches the saved loader's next epoch would.
+        """Restore a `state_dict()`: the next epoch yields the batches the saved loader's next epoch would.
 
         Raises:
             LcvError: The state is another kind of loader's, or holds a different number of generators or samples.
@@ -65,7 +66,7 @@ class SplitDataset(Dataset[Any]):
     Args:
         dataset: The whole dataset.
         indices: The samples of this split.
-        pipeline: The staged per-sample transforms (a :class:`~lcv_data.transforms.staged.SamplePipeline`).
+        pipeline: The staged per-sample transforms (a `SamplePipeline`).
         split: ``train``, ``val``, ``test`` or ``predict``.
         fitted_x: The fold's fitted input transforms.
         fitted_y: The fold's fitted target transforms.

@@ -17,7 +17,7 @@ class SplitLoader:
     The datamodule's ``on_after_batch_transfer`` hook reads that record to pick the split's ``after`` transforms.
 
     Args:
-        loader: The underlying loader (a :class:`TensorBatchLoader` or a ``DataLoader``).
+        loader: The underlying loader (a `TensorBatchLoader` or a ``DataLoader``).
         split: The split it serves.
         fold: The fold it belongs to.
         before: Batch transforms applied to every batch on the CPU, before the transfer.
@@ -61,7 +61,7 @@ class SplitLoader:
         return {"split": self.split, "fold": self.fold, "loader": state}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a :meth:`state_dict` taken from the same split of the same fold.
+        """Restore a `state_dict()` taken from the same split of the same fold.
 
         Raises:
             LcvError: The state belongs to another split or fold, or does not fit the wrapped loader.

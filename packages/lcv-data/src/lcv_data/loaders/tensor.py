@@ -77,7 +77,7 @@ class TensorBatchLoader:
         return {"kind": "TensorBatchLoader", "epoch": self.epoch, "seed": self.seed, "num_samples": len(self.indices)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a :meth:`state_dict`: the next epoch yields the batches the saved loader's next epoch would.
+        """Restore a `state_dict()`: the next epoch yields the batches the saved loader's next epoch would.
 
         Raises:
             LcvError: The state is another kind of loader's, or one over a different number of samples.

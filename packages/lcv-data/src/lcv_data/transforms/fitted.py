@@ -14,7 +14,7 @@ from lcv_config import LcvError
 
 
 def check_finite(data: torch.Tensor, owner: str, names: list[str] | None = None) -> None:
-    """Raise an :class:`~lcv_config.LcvError` naming the first feature column that holds NaN or inf."""
+    """Raise an [`LcvError`][lcv_config.LcvError] naming the first feature column that holds NaN or inf."""
     if data.numel() == 0:
         return
     # min and max carry any NaN or inf and allocate nothing; isfinite() would make copies of the whole data
@@ -61,7 +61,7 @@ class FittedTransformBase:
         return self._transform(torch.as_tensor(x))
 
     def __call__(self, x: Any) -> Any:
-        """Apply the fitted state to ``x`` (same as :meth:`transform`)."""
+        """Apply the fitted state to ``x`` (same as [`transform()`][lcv_data.FittedTransformBase.transform])."""
         return self.transform(x)
 
     def _fit(self, data: torch.Tensor) -> None:
@@ -81,7 +81,7 @@ class FittedTransformBase:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state returned by :meth:`state_dict`."""
+        """Restore a state returned by [`state_dict()`][lcv_data.FittedTransformBase.state_dict]."""
         for name in self._state:
             entry = state[name]
             setattr(self, name, torch.tensor(entry["values"], dtype=torch.float32).reshape(entry["shape"]))

@@ -124,7 +124,7 @@ class SklearnTransform:
         return {k: _encode(v) for k, v in vars(self.estimator).items() if k.endswith("_") and not k.startswith("_")}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the fitted attributes returned by :meth:`state_dict`."""
+        """Restore the fitted attributes returned by `state_dict()`."""
         for key, value in state.items():
             setattr(self.estimator, key, _decode(value))
         self.fitted = True
