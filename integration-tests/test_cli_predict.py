@@ -164,3 +164,18 @@ def test_cv_resume_refuses_a_config_file_and_a_missing_checkpoint(
     assert "no checkpoint there" in capsys.readouterr().err
     assert main(["cv"]) == 2
     assert "--resume CKPT" in capsys.readouterr().err
+
+
+def test_the_configured_learners_network_comes_out_of_a_fold_checkpoint_in_one_call(run_dir: Path) -> None:
+    """``load_models(checkpoint).models[i].model`` is the plain network (``MLP``), with the fold's best weights."""
+    import torch
+
+    from lcv_core.cli.checkpoint_models import load_models
+    from lcv_core.learners import MLP
+
+    (fold_file,) = sorted(run_dir.glob("checkpoints/epoch=*/fold_0.ckpt"))[-1:]
+    network = load_models(fold_file).models[0].model
+    assert isinstance(network, MLP)
+    weights = torch.load(fold_file, weights_only=True)["state_dict"]
+    for name, value in network.state_dict().items():
+        assert torch.equal(value, weights[f"model.{name}"])
