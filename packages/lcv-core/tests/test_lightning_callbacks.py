@@ -181,3 +181,31 @@ def test_lightnings_built_in_callbacks_run_per_fold(data, trainer_kwargs, capsys
     assert timer.time_elapsed("train") > 0
     assert frozen == [False] * 5 + [True] * 10  # the backbone trains from epoch 1 on, in every fold
     assert [f.global_step for f in trainer.folds] == [8 + 4 + 4] * 5  # 8 batches, then 2 per step
+
+
+def test_checkpoint_hooks_run_per_fold_when_saving_and_resuming(data, trainer_kwargs, tmp_path: Path) -> None:
+    from lcv_core import ModelCheckpoint
+
+    class Hooks(pl.Callback):
+        def __init__(self) -> None:
+            self.saved: list[int] = []
+            self.loaded: list[tuple[int, int]] = []
+
+        def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+            checkpoint["seen_by_callback"] = trainer.fold
+            self.saved.append(trainer.fold)
+
+        def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+            self.loaded.append((trainer.fold, checkpoint["epoch"]))
+
+    kwargs = {**trainer_kwargs, "default_root_dir": str(tmp_path)}
+    hooks = Hooks()
+    result = CrossValidationTrainer(**kwargs, callbacks=[hooks, ModelCheckpoint()]).fit(TinyClassifier, data)
+    assert sorted(set(hooks.saved)) == [0, 1, 2, 3, 4]  # every fold checkpoint written went through the hook
+    for fold, path in enumerate(result.checkpoints["best"]):
+        assert torch.load(path, weights_only=True)["seen_by_callback"] == fold
+    resumed = Hooks()
+    CrossValidationTrainer(**{**kwargs, "max_epochs": 3}, callbacks=[resumed]).fit(
+        TinyClassifier, data, ckpt_path="last"
+    )
+    assert resumed.loaded == [(fold, 1) for fold in range(5)]  # each fold's state after epoch 2 (0-based 1)

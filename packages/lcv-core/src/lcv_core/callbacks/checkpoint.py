@@ -53,6 +53,8 @@ def lightning_checkpoint(trainer: CrossValidationTrainer, fold: int, epoch: int)
         name = getattr(module, "_hparams_name", None)
         if name:
             checkpoint[module.CHECKPOINT_HYPER_PARAMS_NAME] = name
+    for callback in trainer.lightning_callbacks:  # as Lightning: the callbacks' hook, then the module's
+        callback.on_save_checkpoint(state.view, module, checkpoint)
     module.on_save_checkpoint(checkpoint)
     return checkpoint
 

@@ -93,6 +93,11 @@ def restore_trainer_state(trainer: CrossValidationTrainer, state: Mapping[str, A
     """Load a checkpoint's state into a trainer whose folds are set up (same models, optimizers, callbacks)."""
     for f, saved in zip(trainer.folds, state["folds"], strict=True):
         f.load_state_dict(saved)
+        # Lightning's on_load_checkpoint hooks, per fold, with that fold's part in Lightning's key names
+        fold_checkpoint = {"state_dict": saved["model"], "epoch": saved["epoch"], "global_step": saved["global_step"]}
+        for callback in trainer.lightning_callbacks:
+            callback.on_load_checkpoint(f.view, f.module, fold_checkpoint)
+        f.module.on_load_checkpoint(fold_checkpoint)
     seen: dict[str, int] = {}
     for cb in [*trainer.callbacks, *trainer.lightning_callbacks]:
         if callable(getattr(cb, "load_state_dict", None)):
