@@ -31,6 +31,8 @@ PACKAGES = ("lcv-config", "lcv-core", "lcv-data", "lcv-tune-optuna", "lcv-tune-w
 # with the `local` extra of lcv-tune-wandb.
 NO_DEPS = {"lcv-tune-wandb": ("sweeps",)}
 EXTRAS = {"lcv-tune-wandb": "lcv-tune-wandb[local]"}
+# lcv-core's `onnx` extra, so that `lcv export --format onnx` is tested for real in the integration session.
+ONNX = ("onnx>=1.17", "onnxscript>=0.2", "onnxruntime>=1.20")
 LINTED = ("packages", "integration-tests", "examples", "benchmarks", "noxfile.py")
 
 # Every session by default, in this order.
@@ -166,7 +168,7 @@ def integration(session: nox.Session) -> None:
     require_tests(session, "integration-tests")
     # lcv-example-plugins: a third party's plugins of every kind, one of them clashing with lcv-data's
     third_party = str(ROOT / "integration-tests" / "third_party_plugins")
-    install(session, *(local(p) for p in PACKAGES), third_party, *EXTRAS.values(), "pytest>=8", "pandas>=2.0")
+    install(session, *(local(p) for p in PACKAGES), third_party, *EXTRAS.values(), "pytest>=8", "pandas>=2.0", *ONNX)
     install_no_deps(session, *PACKAGES)
     check_installed(session, PACKAGES)
     run_pytest(session, "integration-tests")
