@@ -219,3 +219,14 @@ def test_the_one_private_torch_attribute_read_means_live_persistent_workers() ->
     list(loader)
     assert persistent_iterator_alive(loader)
     assert not persistent_iterator_alive(ResumableDataLoader(dataset, batch_size=30))
+
+
+def test_validation_batches_are_never_shuffled_and_asking_for_it_is_refused() -> None:
+    """Out-of-fold predictions line up with the validation order: `default: {shuffle: true}` shuffles training only."""
+    from lcv_config import ConfigError
+    from lcv_data.loaders._build import split_settings
+
+    assert split_settings({"default": {"shuffle": True}}, "val")["shuffle"] is False
+    assert split_settings({"default": {"shuffle": True}}, "train")["shuffle"] is True
+    with pytest.raises(ConfigError, match=r"data\.dataloaders\.val\.shuffle is true"):
+        split_settings({"val": {"shuffle": True}}, "val")

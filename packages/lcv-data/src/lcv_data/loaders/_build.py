@@ -48,6 +48,15 @@ def split_settings(loader_settings: Mapping[str, Mapping[str, Any]], split: str)
     merged.update(loader_settings.get(split, {}))
     if split != "train":
         merged["drop_last"] = False  # never drop validation, test or predict samples
+    if split == "val":
+        if loader_settings.get("val", {}).get("shuffle"):
+            raise ConfigError(
+                "data.dataloaders.val.shuffle is true, but validation batches come in the fold's order: out-of-fold "
+                "predictions line up with it, and shuffling them changes no score. Remove the key (shuffle applies "
+                "to training batches).",
+                "data.dataloaders.val.shuffle",
+            )
+        merged["shuffle"] = False  # `default`'s shuffle is for the training batches
     return merged
 
 
