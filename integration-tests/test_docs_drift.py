@@ -13,7 +13,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
 import yaml
 
 from lcv_config.groups import GROUPS, is_first_party
@@ -135,10 +134,6 @@ def test_the_tuning_run_directory_table_matches_a_real_study(tmp_path: Path, lcv
     compare(run_dir, REPO / "docs" / "guides" / "tuning.md", "| file | what |")
 
 
-@pytest.mark.xfail(
-    reason="the `loggers` docstring in lcv_config/schema.py (which writes docs/reference/config.md) still names "
-    "Lightning's WandbLogger; strict xfail: remove this mark once it names the lcv.loggers plugins",
-)
 def test_the_config_reference_names_the_registered_loggers() -> None:
     row = next(
         line

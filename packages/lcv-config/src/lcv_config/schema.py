@@ -548,6 +548,6 @@ class ExperimentConfig(_Strict):
     callbacks: list[Component] = Field(default_factory=list)
     """Callbacks by name in ``lcv.callbacks`` with arguments."""
     loggers: list[Component] = Field(default_factory=list)
-    """Lightning loggers by name (``CSVLogger``, ``TensorBoardLogger``, ``WandbLogger``)."""
+    """Loggers by name: ``csv``, ``tensorboard`` (lcv-core), ``wandb`` (lcv-tune-wandb); or a dotted path."""
     tune: TuneConfig | None = None
     """The tuning section, used by ``lcv tune``."""

@@ -126,7 +126,8 @@ def tune(
         print_table(trials, best_params, best_value, run_dir)
     finished = sum(r["state"] in ("COMPLETE", "PRUNED") for r in trials)
     failed = sum(r["state"] == "FAIL" for r in trials)
-    if n_trials is not None and finished < n_trials:
+    if n_trials is not None and finished < n_trials and (failed or problems):
+        # fewer trials with none lost is a search space run out (a grid) or the timeout, not a problem
         problems.insert(0, f"{finished} of {n_trials} trials finished ({failed} failed)")
     return TuneResult(best_params, best_value, best_config, run_dir, trials, tuner, problems)
 
