@@ -168,7 +168,16 @@ def integration(session: nox.Session) -> None:
     require_tests(session, "integration-tests")
     # lcv-example-plugins: a third party's plugins of every kind, one of them clashing with lcv-data's
     third_party = str(ROOT / "integration-tests" / "third_party_plugins")
-    install(session, *(local(p) for p in PACKAGES), third_party, *EXTRAS.values(), "pytest>=8", "pandas>=2.0", *ONNX)
+    install(
+        session,
+        *(local(p) for p in PACKAGES),
+        third_party,
+        *EXTRAS.values(),
+        "pytest>=8",
+        "pandas>=2.0",
+        *ONNX,
+        "tensorboard>=2.14",
+    )
     install_no_deps(session, *PACKAGES)
     check_installed(session, PACKAGES)
     run_pytest(session, "integration-tests")

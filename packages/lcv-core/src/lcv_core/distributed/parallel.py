@@ -17,6 +17,7 @@ writes files and talks to loggers and tuners.
 from __future__ import annotations
 
 import atexit
+import gc
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -108,9 +109,16 @@ def launch(fabric: Fabric) -> None:
 
 
 def _destroy_process_group() -> None:
-    """Destroy the default process group if it still exists (registered with ``atexit`` by ``launch``)."""
+    """Destroy the default process group if it still exists (registered with ``atexit`` by ``launch``).
+
+    Then collect garbage: fold modules and their trainer views refer to each other (as a LightningModule and its
+    trainer do), so DDP wrappers holding gloo's process group would otherwise be freed during interpreter
+    finalization, where tearing down gloo's threads can abort the process ("terminate called without an active
+    exception").
+    """
     if dist.is_initialized():
         dist.destroy_process_group()
+    gc.collect()
 
 
 def world_size(fabric: Fabric) -> int:
