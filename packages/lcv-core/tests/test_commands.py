@@ -268,3 +268,18 @@ def test_read_features_skips_a_csv_header_and_rejects_text(tmp_path: Path) -> No
     (tmp_path / "bad.csv").write_text("a,b\n1,x\n", encoding="utf-8")
     with pytest.raises(LcvError, match=r"bad\.csv is not a numeric feature table"):
         read_features(tmp_path / "bad.csv")
+
+
+def test_lcv_tune_with_a_missing_backend_exits_2_before_torch_is_imported(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "tune.yaml"
+    config.write_text("tune: {backend: surely_not_installed, space: {optimizer.cfg.lr: [0.1, 0.01]}}\n")
+    probe = (
+        "import json, sys\nfrom lcv_config.cli import main\ncode = main(['tune', sys.argv[1]])\n"
+        "print(json.dumps({'code': code, 'torch': 'torch' in sys.modules}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(config)], capture_output=True, text=True, timeout=120)
+    assert json.loads(done.stdout.splitlines()[-1]) == {"code": 2, "torch": False}, done.stderr
+    assert "tune.backend" in done.stderr and "surely_not_installed" in done.stderr and "Traceback" not in done.stderr
