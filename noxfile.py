@@ -30,7 +30,7 @@ PACKAGES = ("lcv-config", "lcv-core", "lcv-data", "lcv-tune-optuna", "lcv-tune-w
 # engine, for lcv-tune-wandb's offline sweeps) pins numpy<2 but runs on numpy 2; its real dependencies come
 # with the `local` extra of lcv-tune-wandb.
 NO_DEPS = {"lcv-tune-wandb": ("sweeps",)}
-EXTRAS = {"lcv-tune-wandb": "lcv-tune-wandb[local]"}
+EXTRAS = {"lcv-tune-wandb": "lcv-tune-wandb[local]", "lcv-tune-optuna": "lcv-tune-optuna[postgres]"}
 # lcv-core's `onnx` extra, so that `lcv export --format onnx` is tested for real in the integration session.
 ONNX = ("onnx>=1.17", "onnxscript>=0.2", "onnxruntime>=1.20")
 LINTED = ("packages", "integration-tests", "examples", "benchmarks", "noxfile.py")
