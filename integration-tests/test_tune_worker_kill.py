@@ -117,7 +117,8 @@ def test_a_killed_worker_loses_nothing(lcv_cli: LcvCli, pg_url: str, tmp_path: P
             continue  # not created yet
         running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
         pids = _worker_pids(run_dir)
-        if len(running) == 4 and 1 in pids:
+        # every trial has suggested its parameters (a trial is RUNNING a moment before it has them)
+        if len(running) == 4 and all(t.params for t in running) and 1 in pids:
             os.kill(pids[1], signal.SIGKILL)
             killed = {t.number: t.params for t in running}
     done = lcv_cli.wait(proc, timeout=300)
