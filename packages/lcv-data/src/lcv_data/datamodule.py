@@ -20,6 +20,7 @@ from lcv_data._holdout import carve_holdout
 from lcv_data._splitting import make_splitter, split_pool
 from lcv_data.loaders import SplitDataset, SplitLoader
 from lcv_data.loaders._build import check_loader_settings, make_loader, split_settings
+from lcv_data.loaders._fold_access import FoldAccess
 from lcv_data.sources import Source, column, default_labels, make_source
 from lcv_data.transforms._fitting import fit_fold
 from lcv_data.transforms.staged import SamplePipeline, build_batch_stages, build_stages, build_transform
@@ -39,7 +40,7 @@ class OuterFold:
     """Inner cross-validation over ``train_indices``, with ``test_indices`` as its holdout."""
 
 
-class CrossValDataModule(LightningDataModule):
+class CrossValDataModule(FoldAccess, LightningDataModule):
     """Cross-validation folds of one dataset, served as ``(train_loader, val_loader)`` pairs.
 
     Folds are index views of the one dataset, computed once from ``seed``: memory does not grow with the
@@ -262,26 +263,6 @@ class CrossValDataModule(LightningDataModule):
         self.setup("fit")
         assert self.folds is not None
         return [(self._loader(i, "train", tr), self._loader(i, "val", va)) for i, (tr, va) in enumerate(self.folds)]
-
-    def _fold_index(self, fold: int | None) -> int:
-        self.setup("fit")
-        assert self.folds is not None
-        k = self.fold if fold is None else fold
-        if not 0 <= k < len(self.folds):
-            raise LcvError(f"fold={k} does not exist: this datamodule has folds 0..{len(self.folds) - 1}.")
-        return k
-
-    def train_dataloader(self) -> SplitLoader:
-        """Return the training loader of fold ``self.fold`` (for a plain ``lightning.Trainer``)."""
-        k = self._fold_index(None)
-        assert self.folds is not None
-        return self._loader(k, "train", self.folds[k][0])
-
-    def val_dataloader(self) -> SplitLoader:
-        """Return the validation loader of fold ``self.fold``."""
-        k = self._fold_index(None)
-        assert self.folds is not None
-        return self._loader(k, "val", self.folds[k][1])
 
     def _holdout_loader(self, split: str, fold: int | None, source: Source | None) -> SplitLoader:
         k = self._fold_index(fold)

@@ -26,6 +26,7 @@ from lcv_data._checks import unseen_classes_message
 from lcv_data._fold_files import read_folds, write_folds
 from lcv_data._splitting import make_splitter, split_pool
 from lcv_data.loaders import ResumableDataLoader, SplitLoader
+from lcv_data.loaders._fold_access import FoldAccess
 from lcv_data.sources import Source, column
 
 _REBUILT = ("dataset", "shuffle", "sampler", "batch_sampler", "generator")
@@ -154,7 +155,7 @@ def default_labels(dataset: Any, required: str | None) -> np.ndarray | None:
         ) from exc
 
 
-class LightningFolds(LightningDataModule):
+class LightningFolds(FoldAccess, LightningDataModule):
     """Cross-validation folds of any ``LightningDataModule``: its data, its loader settings, a splitter's folds.
 
     lcv calls the datamodule's ``prepare_data()`` and ``setup("fit")`` once, splits its training dataset
@@ -445,26 +446,6 @@ class LightningFolds(LightningDataModule):
         self.setup("fit")
         assert self.folds is not None
         return [(self._loader(i, "train", tr), self._loader(i, "val", va)) for i, (tr, va) in enumerate(self.folds)]
-
-    def _fold_index(self, fold: int | None) -> int:
-        self.setup("fit")
-        assert self.folds is not None
-        k = self.fold if fold is None else fold
-        if not 0 <= k < len(self.folds):
-            raise LcvError(f"fold={k} does not exist: these folds are 0..{len(self.folds) - 1}.")
-        return k
-
-    def train_dataloader(self) -> SplitLoader:
-        """Return the training loader of fold ``self.fold`` (for a plain ``lightning.Trainer``)."""
-        k = self._fold_index(None)
-        assert self.folds is not None
-        return self._loader(k, "train", self.folds[k][0])
-
-    def val_dataloader(self) -> SplitLoader:
-        """Return the validation loader of fold ``self.fold``."""
-        k = self._fold_index(None)
-        assert self.folds is not None
-        return self._loader(k, "val", self.folds[k][1])
 
     def test_dataloader(self, fold: int | None = None) -> Any:
         """Return the datamodule's ``test_dataloader()`` (after its ``setup("test")``), the same for every fold.
