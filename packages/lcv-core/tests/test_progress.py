@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -86,7 +87,10 @@ def _run_in_tmux(tmp_path: Path, width: int, delay: float) -> tuple[list[list[st
     tmux = _need_tmux()
     script, out = _write_script(tmp_path), tmp_path / "out.json"
     # a private server (no user config, this process's environment); COLUMNS/LINES would override the pane's size
-    server = [tmux, "-S", str(tmp_path / "tmux.sock"), "-f", os.devnull]
+    # the socket lives in a short directory: a Unix socket path longer than ~107 bytes cannot be bound (a CI checkout
+    # under a deep path hit it)
+    socket_dir = Path(tempfile.mkdtemp(prefix="lcv-tmux-", dir="/tmp"))
+    server = [tmux, "-S", str(socket_dir / "s"), "-f", os.devnull]
     command = (
         f"env -u COLUMNS -u LINES -u FORCE_COLOR -u TTY_COMPATIBLE -u TTY_INTERACTIVE "
         f"{sys.executable} {script} {delay} {out}; echo {EXIT_MARK} $?; sleep 600"
@@ -107,6 +111,7 @@ def _run_in_tmux(tmp_path: Path, width: int, delay: float) -> tuple[list[list[st
             pytest.fail("the fit in tmux did not end within 300 s:\n" + "\n".join(screens[-1]))
     finally:
         subprocess.run([*server, "kill-server"], check=False)
+        shutil.rmtree(socket_dir, ignore_errors=True)
     last = [line.rstrip() for line in screens[-1] if line.strip()]
     assert f"{EXIT_MARK} 0" in last, "\n".join(last)
     return screens, last, json.loads(out.read_text(encoding="utf-8"))
