@@ -61,7 +61,7 @@ def pg_url() -> Iterator[str]:
             pytest.fail("PostgreSQL binaries missing (apt-get install postgresql); under CI=true this test must run.")
         pytest.skip("needs Debian's postgresql binaries under /usr/lib/postgresql/*/bin")
     bin_dir = PG_BIN[-1]
-    root = Path(tempfile.mkdtemp(prefix="lcv-pg-"))
+    root = Path(tempfile.mkdtemp(prefix="lcv-pg-", dir="/tmp"))  # short: it holds the socket (~107-byte path limit)
     os.chmod(root, 0o777)
     data, port = root / "data", _free_port()
     as_user: list[str] = []

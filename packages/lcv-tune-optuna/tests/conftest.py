@@ -67,7 +67,7 @@ except ImportError:  # pragma: no cover - the test dependency group installs it
 if factories is not None and PG_CTL is not None:
     # The server's Unix socket goes to a world-writable folder: under nox, TMPDIR is a folder of the session that
     # the 'postgres' user (pg_ctl runs as it when the tests run as root) cannot write to.
-    _SOCKETS = tempfile.mkdtemp(prefix="lcv-pg-sockets-")
+    _SOCKETS = tempfile.mkdtemp(prefix="lcv-pg-sockets-", dir="/tmp")  # short: a socket path is limited to ~107 bytes
     os.chmod(_SOCKETS, 0o1777)
     postgresql_proc = factories.postgresql_proc(executable=PG_CTL, host="127.0.0.1", unixsocketdir=_SOCKETS)
     postgresql = factories.postgresql("postgresql_proc")
