@@ -47,6 +47,9 @@ def test_patience_on_the_fold_mean(data, tiny, trainer_kwargs) -> None:
     assert result.stopped_epoch == 3 and stopper.stopped_epoch == 3
     assert "did not improve for 2 epochs" in (result.stop_reason or "")
     assert result.best_epoch == 1
+    # the summary table `lcv cv` prints (and writes to summary.txt) says why the run stopped
+    summary = " ".join(result.summary(print_table=False).split())
+    assert f"Stopped early after epoch 4: {result.stop_reason}" in summary
 
 
 def test_patience_is_judged_on_the_mean_not_on_one_fold(data, tiny, trainer_kwargs) -> None:
@@ -55,6 +58,7 @@ def test_patience_is_judged_on_the_mean_not_on_one_fold(data, tiny, trainer_kwar
     kwargs = {**trainer_kwargs, "max_epochs": 4, "limit_train_batches": 1}
     result, stopper = _fit(tiny, data, kwargs, script, patience=1)
     assert result.n_epochs == 4 and result.stopped_epoch is None and stopper.stopped_epoch is None
+    assert "Trained all 4 epochs: no early stop." in result.summary(print_table=False)
 
 
 def test_min_epochs_is_respected(data, tiny, trainer_kwargs) -> None:

@@ -89,3 +89,37 @@ def test_discard_removes_only_what_the_run_created_and_left_empty(tmp_path: Path
     (kept.run_dir / "config.yaml").write_text("", encoding="utf-8")
     kept.discard()
     assert (kept.run_dir / "config.yaml").is_file() and not (kept.run_dir / LOCK_FILE).exists()
+
+
+def test_a_fit_from_python_holds_its_run_directory(data, tiny, trainer_kwargs, tmp_path: Path) -> None:
+    from lcv_core import Callback, CrossValidationTrainer
+
+    run_dir = tmp_path / "run"
+    seen: list[dict[str, object]] = []
+
+    class LockSeen(Callback):
+        def on_train_start(self, **kwargs: object) -> None:
+            seen.append(json.loads((run_dir / LOCK_FILE).read_text(encoding="utf-8")))
+
+    kwargs = {**trainer_kwargs, "default_root_dir": str(run_dir), "callbacks": [LockSeen()]}
+    result = CrossValidationTrainer(**kwargs).fit(tiny, data)
+    assert seen and seen[0]["pid"] == os.getpid()  # locked while it trains
+    assert not (run_dir / LOCK_FILE).exists() and (run_dir / "metrics.json").is_file()  # released at the end
+    assert result.n_epochs == trainer_kwargs["max_epochs"]
+
+    # a second process on the same directory is refused, naming the owner, and writes nothing
+    other = tmp_path / "other"
+    owner = _hold(other)
+    try:
+        with pytest.raises(RunDirectoryBusyError, match=rf"in use by pid {owner.pid} on host "):
+            CrossValidationTrainer(**{**kwargs, "default_root_dir": str(other)}).fit(tiny, data)
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    assert sorted(p.name for p in other.iterdir()) == [LOCK_FILE]
+
+    # inside `lcv cv` the command holds the lock already: the fit reuses it instead of refusing itself
+    with RunLock.claim(run_dir) as lock:
+        CrossValidationTrainer(**kwargs).fit(tiny, data)
+        assert json.loads(lock.path.read_text(encoding="utf-8"))["pid"] == os.getpid()
+    assert not (run_dir / LOCK_FILE).exists()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from lcv_core.cli.checkpoint_models import read_checkpoint
 from lcv_core.cli.checkpoint_trust import add_trust_flag, check_trusted
 from lcv_core.cli.holdout import FIT_HEADER, HOLDOUT_FIX, HoldoutValidation, has_test_data
-from lcv_core.loop.run_dir import RunLock, create_run_dir
+from lcv_core.loop.run_dir import RunLock, create_run_dir, start_run
 
 if TYPE_CHECKING:
     from lcv_core.loop.trainer import CrossValidationTrainer
@@ -79,7 +79,7 @@ class CvCommand:
         run_dir = lock.run_dir
         with lock:
             try:
-                _start(lock)
+                start_run(lock)
                 trainer, factory, datamodule = configure_all(config, run_dir=run_dir)
                 if hasattr(datamodule, "setup"):
                     datamodule.setup("fit")  # computes the folds: bad splits fail here, before anything is written
@@ -98,19 +98,6 @@ class CvCommand:
             (run_dir / "summary.txt").write_text(text, encoding="utf-8")
         print(f"run directory: {run_dir}", file=sys.stderr)
         return 0
-
-
-def _start(lock: RunLock) -> None:
-    """Say when a killed run's lock was taken over; remove the temporary files a killed run left in checkpoints/."""
-    from lcv_core.core.saving import remove_leftovers
-
-    if lock.stale:
-        print(
-            f"lcv: note: took over the lock of {lock.run_dir} from a run that is gone (pid {lock.stale.get('pid')} "
-            f"on {lock.stale.get('host')})",
-            file=sys.stderr,
-        )
-    remove_leftovers(lock.run_dir / "checkpoints")
 
 
 def _check_resume(resume: Path, trainer: CrossValidationTrainer, datamodule: Any) -> None:
@@ -222,7 +209,7 @@ def _run_study(args: argparse.Namespace, config: Any, lock: RunLock, run: Any, p
     """
     with lock:
         try:
-            _start(lock)
+            start_run(lock)
             result = run(
                 config,
                 n_trials=args.n_trials,
@@ -290,7 +277,7 @@ class FitCommand:
         run_dir = lock.run_dir
         with lock:
             try:
-                _start(lock)
+                start_run(lock)
                 trainer, factory, datamodule = configure_all(config, run_dir=run_dir)
                 trainer.experiment_config_yaml = FIT_HEADER + (trainer.experiment_config_yaml or "")
                 split = HoldoutValidation(datamodule)

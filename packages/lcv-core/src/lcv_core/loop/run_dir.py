@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from lcv_config import ConfigError, LcvError
+from lcv_core.core.saving import remove_leftovers
 
 try:
     import fcntl
@@ -31,6 +32,9 @@ _HAS_FLOCK: bool = fcntl is not None
 LOCK_FILE = ".lock"
 """The lock file inside a run directory; it exists only while a run holds the directory (or after a kill)."""
 _MAX_SUFFIX = 10_000
+_HELD: dict[Path, RunLock] = {}
+"""The run directories this process holds, by resolved path: a fit inside ``lcv cv`` reuses the command's lock."""
+_RANK_VARIABLES = ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "JSM_NAMESPACE_RANK")
 
 
 class RunDirectoryBusyError(LcvError):
@@ -181,7 +185,9 @@ class RunLock:
                 os.ftruncate(fd, 0)
                 os.write(fd, json.dumps(owner).encode())
                 os.fsync(fd)
-                return cls(run_dir, fd, stale)
+                lock = cls(run_dir, fd, stale)
+                _HELD[run_dir.resolve()] = lock
+                return lock
             time.sleep(0.05)  # the lock file was replaced between open and lock: look again
         raise _busy(path)
 
@@ -189,6 +195,8 @@ class RunLock:
         """Remove the lock file and release the lock (idempotent)."""
         if self._fd is None:
             return
+        if _HELD.get(self.run_dir.resolve()) is self:
+            del _HELD[self.run_dir.resolve()]
         try:
             self.path.unlink(missing_ok=True)  # before unlocking: a waiter that locks the old file sees it is gone
         finally:
@@ -214,6 +222,43 @@ class RunLock:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+def is_first_process() -> bool:
+    """Whether this process is the first of its job, read from the environment before any launch.
+
+    The processes a launcher starts (Lightning's for ``devices > 1``, torchrun, SLURM's ``srun``) carry a non-zero
+    rank in one of ``RANK``, ``SLURM_PROCID``, ``LOCAL_RANK``, ``NODE_RANK``, ``GROUP_RANK``; only the first process
+    locks and writes the run directory.
+    """
+    return all(os.environ.get(name, "0") in ("", "0") for name in _RANK_VARIABLES)
+
+
+def hold_run_dir(run_dir: str | Path) -> RunLock | None:
+    """Lock ``run_dir`` for a fit started from Python; ``None`` when this process holds it already (``lcv cv``).
+
+    Says so on stderr when a killed run's lock was taken over, and removes the temporary checkpoint files a killed
+    run left behind, as ``lcv cv`` does.
+
+    Raises:
+        RunDirectoryBusyError: Another live process holds the directory; the message names it.
+    """
+    if Path(run_dir).resolve() in _HELD:
+        return None
+    lock = RunLock.acquire(run_dir)
+    start_run(lock)
+    return lock
+
+
+def start_run(lock: RunLock) -> None:
+    """Say when a killed run's lock was taken over; remove the temporary files a killed run left in checkpoints/."""
+    if lock.stale:
+        print(
+            f"lcv: note: took over the lock of {lock.run_dir} from a run that is gone (pid {lock.stale.get('pid')} "
+            f"on {lock.stale.get('host')})",
+            file=sys.stderr,
+        )
+    remove_leftovers(lock.run_dir / "checkpoints")
 
 
 def _busy(path: Path) -> RunDirectoryBusyError:
@@ -262,4 +307,13 @@ def _exclusive(path: Path) -> tuple[int | None, dict[str, Any] | None]:
     raise _busy(path)
 
 
-__all__ = ["LOCK_FILE", "RunDirectoryBusyError", "RunLock", "create_run_dir", "new_run_dir"]
+__all__ = [
+    "LOCK_FILE",
+    "RunDirectoryBusyError",
+    "RunLock",
+    "create_run_dir",
+    "hold_run_dir",
+    "is_first_process",
+    "new_run_dir",
+    "start_run",
+]

@@ -219,6 +219,23 @@ class CrossValidationTrainer:
         model_kwargs: Mapping[str, Any] | None,
         min_folds: int,
     ) -> CVResult:
+        # one run per directory, from Python as from `lcv cv` (which holds the lock already): only the first process
+        # of a multi-process job locks and writes it
+        lock = hold_run_dir(self.run_dir) if self.run_dir is not None and is_first_process() else None
+        try:
+            return self._fit_locked(model, datamodule, ckpt_path, model_kwargs, min_folds)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _fit_locked(
+        self,
+        model: ModelSpec,
+        datamodule: Any,
+        ckpt_path: str | Path | None,
+        model_kwargs: Mapping[str, Any] | None,
+        min_folds: int,
+    ) -> CVResult:
         cfg = self.config
         start = time.perf_counter()
         path = checkpoint.resolve_path(ckpt_path, self.run_dir) if ckpt_path is not None else None

@@ -238,8 +238,16 @@ class CVResult:
 
         return plot_learning_curves(self, path=path, metrics=metrics)
 
+    @property
+    def stopped_because(self) -> str:
+        """Why training ended, in one sentence: the early stop's reason and epoch, or that every epoch ran."""
+        if self.stop_reason:
+            epoch = self.stopped_epoch + 1 if self.stopped_epoch is not None else self.n_epochs
+            return f"Stopped early after epoch {epoch}: {self.stop_reason}"
+        return f"Trained all {self.n_epochs} epochs: no early stop."
+
     def summary(self, print_table: bool = True) -> str:
-        """Return (and print) a table of every fold's score at the best epoch, with mean ± std.
+        """Return (and print) a table of every fold's score at the best epoch, with mean ± std, and why it stopped.
 
         With repeated cross-validation the folds are grouped by repeat, each repeat with its mean, and the table ends
         with the std between repeat means and the pooled std within repeats.
@@ -251,7 +259,11 @@ class CVResult:
         repeats = self.repeats
         n_repeats = max(repeats, default=0) + 1
         scheme = f"{self.n_folds}-fold CV" if n_repeats == 1 else f"{n_repeats}×{self.n_folds // n_repeats}-fold CV"
-        table = Table(title=f"{scheme}, best epoch {self.best_epoch + 1} by {self.monitor} ({self.mode})")
+        table = Table(
+            title=f"{scheme}, best epoch {self.best_epoch + 1} by {self.monitor} ({self.mode})",
+            caption=self.stopped_because,
+            caption_justify="left",
+        )
         table.add_column("fold")
         for n in names:
             table.add_column(n, justify="right")
