@@ -133,7 +133,8 @@ def check_schedule(state: Mapping[str, Any], path: str, schedule: Schedule) -> N
     Raises:
         LcvError: The schedules differ in kind.
     """
-    saved = str(state["config"].get("schedule"))
+    # the schedule that trained the folds: auto's choice when the checkpoint holds one, else the configured one
+    saved = str(state.get("trainer", {}).get("schedule") or state["config"].get("schedule"))
     if not schedule.resumes(saved):
         raise LcvError(
             f"Checkpoint {path} was written by schedule={saved!r}; resume it with that schedule, not {schedule.name!r}."

@@ -36,6 +36,10 @@ class RunState:
     """Checkpoints written by this fit: ``best`` (per-fold paths, set by ModelCheckpoint) and ``last``."""
     split: list[list[list[int]]] | None = None
     """Each fold's ``[train indices, validation indices]``, when the datamodule says (lcv-data's do)."""
+    schedule: str | None = None
+    """The schedule ``schedule='auto'`` chose (``interleaved`` or ``vectorized``); a resumed fit keeps it."""
+    schedule_reason: str | None = None
+    """Why ``auto`` chose it, with the figures it measured."""
 
     def stop(self, reason: str) -> None:
         """Ask the loop to stop after this epoch."""
@@ -51,6 +55,8 @@ class RunState:
             "epoch_metrics": dict(self.epoch_metrics),
             "monitor_checked": self.monitor_checked,
             "checkpoint_paths": plain(self.checkpoint_paths),
+            "schedule": self.schedule,
+            "schedule_reason": self.schedule_reason,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -61,3 +67,4 @@ class RunState:
         self.epoch_metrics = dict(state["epoch_metrics"])
         self.monitor_checked = bool(state["monitor_checked"])
         self.checkpoint_paths = dict(state["checkpoint_paths"])
+        self.schedule, self.schedule_reason = state.get("schedule"), state.get("schedule_reason")

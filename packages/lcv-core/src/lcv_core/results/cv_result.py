@@ -107,6 +107,10 @@ class CVResult:
     """Out-of-fold predictions in dataset order, when the module defines ``predict_step``."""
     models: list[Any] = field(default_factory=list, repr=False)
     """Each fold's LightningModule with the weights of the best epoch (empty when not kept)."""
+    schedule: str | None = None
+    """The schedule that trained the folds: ``schedule='auto'``'s choice, or the schedule given by name."""
+    schedule_reason: str | None = None
+    """Why ``schedule='auto'`` chose it, with the figures it measured (``None`` for a schedule given by name)."""
     n_repeats: int | None = None
     """R of R×k repeated CV (folds ordered repeat by repeat); ``None`` reads it from ``run_dir``'s ``folds.json``."""
     _repeats: list[int] | None = field(default=None, init=False, repr=False, compare=False)
@@ -191,6 +195,8 @@ class CVResult:
             "stopped_epoch": self.stopped_epoch,
             "stop_reason": self.stop_reason,
             "wall_time": self.wall_time,
+            "schedule": self.schedule,
+            "schedule_reason": self.schedule_reason,
             "summary": {n: _summary_dict(m) for n, m in self.metrics.items()},
             "history": self.history,
         }
