@@ -10,7 +10,7 @@ thread): loop B and lcv ``vectorized`` with the configurable learner (``--module
 Printed: B's and lcv's wall time and their ratio (median over the repeats), then each part of the lcv fit in
 ms per fit and µs per call, measured with ``perf_counter`` around the engine's methods (not ``cProfile``,
 which inflates cheap Python calls): the step of the stacked folds (forward, loss and logged values), the
-backward pass, the optimizer step and ``zero_grad``, gathering the folds' batches (training and validation
+backward pass, the optimizer step with ``zero_grad``, gathering the folds' batches (training and validation
 apart), the rest of validation, writing the weights back to the fold modules every epoch, and the rest of the
 fit (setup, the training loop's own code, callbacks, history). Parts are exclusive (validation's own line
 leaves out its steps and batches). Each is timed inside a Python wrapper (about 1 µs a call).
@@ -101,14 +101,8 @@ def instrument(timers: Timers) -> None:
     for stepper in (_vectorized_batches._Stepper, _vectorized_grouped._GroupedStepper):
         stepper.__call__ = timers.wrap(step, stepper.__call__)  # type: ignore[method-assign]
     torch.autograd.backward = timers.wrap("training: backward", torch.autograd.backward)  # looked up per call
-    init = _vectorized_cohort.Cohort.__init__
-
-    def cohort_init(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        self.optimizer.step = timers.wrap("training: optimizer step", self.optimizer.step)
-        self.optimizer.zero_grad = timers.wrap("training: zero_grad", self.optimizer.zero_grad)
-
-    _vectorized_cohort.Cohort.__init__ = cohort_init  # type: ignore[method-assign]
+    cohort = _vectorized_cohort.Cohort
+    cohort.step = timers.wrap("training: optimizer step, zero_grad", cohort.step)  # type: ignore[method-assign]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities.types import LRSchedulerConfig
 
 from lcv_config import LcvError
+from lcv_core.vectorized.fused import FusedStep
 
 _FUSED = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.Adagrad)
 _NO_SYNC = ("params", "fused", "foreach", "capturable", "differentiable")
@@ -47,7 +48,16 @@ class Cohort:
             for g in groups:
                 g["fused"] = True
         self.optimizer: torch.optim.Optimizer = type(opt)(groups, **defaults)
+        self._fused = FusedStep.of(self.optimizer)
+        self._trainable = [p for p in self.params.values() if p.requires_grad]
         self.load_optimizer_state()
+
+    def step(self) -> None:
+        """Step the stacked optimizer, then drop the gradients (``zero_grad(set_to_none=True)``, one loop)."""
+        if self._fused is None or not self._fused.step():
+            self.optimizer.step()
+        for p in self._trainable:
+            p.grad = None
 
     def load_optimizer_state(self) -> None:
         """Stack the folds' optimizer states (empty before the first step) into the stacked optimizer."""

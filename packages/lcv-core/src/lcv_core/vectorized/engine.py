@@ -286,8 +286,7 @@ class VectorizedFolds:
                     clip if cfg.gradient_clip_algorithm == "norm" else None,
                     clip if cfg.gradient_clip_algorithm == "value" else None,
                 )
-            cohort.optimizer.step()
-            cohort.optimizer.zero_grad(set_to_none=True)
+            cohort.step()
             if self._step_schedulers(cohort):
                 cohort.sync_hyperparameters()
 
