@@ -49,6 +49,7 @@ from lcv_core.loop import checkpoint
 from lcv_core.loop.fold_loop import STEP_HOOKS, TRANSFER_HOOKS, FoldLoop, overrides
 from lcv_core.loop.fold_trainer import FoldTrainer
 from lcv_core.loop.lightning_callbacks import split_callbacks
+from lcv_core.loop.run_dir import hold_run_dir, is_first_process
 from lcv_core.loop.schedules import Schedule, make_schedule
 from lcv_core.loop.state import RunState
 from lcv_core.results.cv_result import CVResult
