@@ -69,6 +69,28 @@ def test_tune_writes_study_db_and_a_best_config_that_validates(
     assert "COMPLETE" in result.stdout and "best config" in result.stdout
 
 
+def test_compare_the_best_trial_with_the_runner_up(
+    small_study: tuple[subprocess.CompletedProcess[str], Path], lcv_cli: LcvCli, tmp_path: Path
+) -> None:
+    result, run_dir = small_study
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = optuna.load_study(study_name="lcv", storage=f"sqlite:///{run_dir / 'study.db'}")
+    ranked = sorted((t for t in study.trials if t.value is not None), key=lambda t: (t.value, t.number))
+    out = tmp_path / "compare.json"
+    compared = lcv_cli.run(["compare", str(run_dir), "--json", str(out)], cwd=tmp_path)
+    assert compared.returncode == 0, compared.stderr[-3000:]
+    best, second = (f"trial_{t.number}" for t in ranked[:2])
+    assert f"{best} = {run_dir / best}" in compared.stdout and f"{second} = {run_dir / second}" in compared.stdout
+    (c,) = json.loads(out.read_text(encoding="utf-8"))["comparisons"]
+    assert [c["a"], c["b"]] == [best, second]  # the study's best trial first, then the runner-up
+    assert c["mean_a"] == pytest.approx(ranked[0].value) and c["mean_b"] == pytest.approx(ranked[1].value)
+    assert c["p_a_better"] + c["p_equivalent"] + c["p_b_better"] == pytest.approx(1.0)
+
+    too_many = lcv_cli.run(["compare", str(run_dir), "--top", "4"], cwd=tmp_path)
+    assert too_many.returncode == 2 and "has 3 finished trial(s)" in too_many.stderr
+    assert "Traceback" not in too_many.stderr
+
+
 def test_space_key_not_in_config_exits_2_with_suggestion(tmp_path: Path, lcv_cli: LcvCli) -> None:
     config = write_config(
         tmp_path / "bad.yaml", {"space": {"optimizer.cfg.lrr": {"type": "float", "low": 0.1, "high": 1}}}

@@ -21,16 +21,33 @@ ROPE_HELP = (
 
 
 class CompareCommand:
-    """``lcv compare RUN_A RUN_B [RUN_C ...]``: corrected t-test and Bayesian correlated t-test of runs' fold scores."""
+    """``lcv compare RUN_A RUN_B [RUN_C ...]``: corrected t-test and Bayesian correlated t-test of runs' fold scores.
+
+    ``lcv compare STUDY_DIR`` compares the best trial of a tuning study with the runner-up (``--top N``: the N best),
+    so a tuning report can say whether the winner is distinguishable.
+    """
 
     help = (
-        "Compare runs validated on the same folds: mean difference, corrected resampled t-test (Nadeau-Bengio) and "
-        "Bayesian correlated t-test; with more runs, pairwise Holm-adjusted p-values and a ranking."
+        "Compare runs validated on the same folds (or a tuning study's best trials): mean difference, corrected "
+        "resampled t-test (Nadeau-Bengio) and Bayesian correlated t-test; with more runs, pairwise Holm-adjusted "
+        "p-values and a ranking."
     )
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         """Add the run directories and the test options."""
-        parser.add_argument("runs", nargs="+", metavar="RUN", help="run directories written by `lcv cv` (two or more)")
+        parser.add_argument(
+            "runs",
+            nargs="+",
+            metavar="RUN",
+            help="run directories written by `lcv cv` (two or more), or one `lcv tune` run directory: its best trials",
+        )
+        parser.add_argument(
+            "--top",
+            type=int,
+            default=2,
+            help="with a tuning run directory: how many of its best finished trials to compare (default 2: the best "
+            "and the runner-up)",
+        )
         parser.add_argument(
             "--metric",
             action="append",
@@ -54,22 +71,34 @@ class CompareCommand:
     def run(self, args: argparse.Namespace) -> int:
         """Read the runs, check their folds, test every pair and print the tables."""
         from lcv_config import ConfigError
+        from lcv_core.results.compare import is_study_dir, study_trials
 
-        if len(args.runs) < 2:
-            raise ConfigError(f"lcv compare needs at least two run directories, got {len(args.runs)}.", "runs")
+        study = len(args.runs) == 1 and is_study_dir(args.runs[0])
+        if len(args.runs) < 2 and not study:
+            raise ConfigError(
+                f"lcv compare needs at least two run directories, or one tuning run directory (with trial_<n>/ "
+                f"folders), got {args.runs[0]}.",
+                "runs",
+            )
         if args.rope < 0:
             raise ConfigError(f"--rope must be ≥ 0, got {args.rope}.", "rope")
         if not 0 < args.alpha < 1:
             raise ConfigError(f"--alpha must be between 0 and 1, got {args.alpha}.", "alpha")
         from lcv_core.results.compare import RunScores, compare_runs, ranking
 
-        labels = [chr(ord("A") + i) if len(args.runs) <= 26 else str(i + 1) for i in range(len(args.runs))]
-        runs = [RunScores.read(path, label) for path, label in zip(args.runs, labels, strict=True)]
+        if study:
+            runs = study_trials(args.runs[0], args.top, (args.metric or [None])[0])
+            labels = [r.name for r in runs]
+            paths = [str(Path(args.runs[0]) / r.name) for r in runs]
+        else:
+            labels = [chr(ord("A") + i) if len(args.runs) <= 26 else str(i + 1) for i in range(len(args.runs))]
+            runs = [RunScores.read(path, label) for path, label in zip(args.runs, labels, strict=True)]
+            paths = list(args.runs)
         metrics = args.metric or [runs[0].monitor]
         results = {
             m: compare_runs(runs, m, rope=args.rope, mode=args.mode, independent=args.independent) for m in metrics
         }
-        print("\n".join(f"{label} = {path}" for label, path in zip(labels, args.runs, strict=True)))
+        print("\n".join(f"{label} = {path}" for label, path in zip(labels, paths, strict=True)))
         print(_render(runs, results, args.alpha), end="")
         notes = dict.fromkeys(n for cs in results.values() for c in cs for n in c.notes)
         for note in notes:
@@ -79,7 +108,7 @@ class CompareCommand:
                 print(f"posterior plot: {path}", file=sys.stderr)
         if args.json:
             report = {
-                "runs": dict(zip(labels, args.runs, strict=True)),
+                "runs": dict(zip(labels, paths, strict=True)),
                 "comparisons": [c.to_dict() for cs in results.values() for c in cs],
                 "ranking": {m: ranking(runs, cs, args.alpha) for m, cs in results.items() if len(runs) > 2},
             }

@@ -434,6 +434,52 @@ class RunScores:
         return self.per_fold[metric]
 
 
+def is_study_dir(path: str | Path) -> bool:
+    """Whether ``path`` is a tuning study's run directory (``trial_<n>/`` folders, no ``metrics.json`` of its own)."""
+    path = Path(path)
+    return path.is_dir() and not (path / "metrics.json").is_file() and any(path.glob("trial_*/"))
+
+
+def study_trials(study_dir: str | Path, top: int = 2, metric: str | None = None) -> list[RunScores]:
+    """Return the ``top`` best finished trials of a tuning study's run directory, best first, ready to compare.
+
+    A finished trial is a ``trial_<n>/`` folder with a ``metrics.json`` whose ``metric`` (default: its monitor) is
+    finite; pruned and failed trials have none and are left out. Trials are ranked by the fold mean of ``metric``
+    in the direction of its mode, as the study ranked them; the study's ``folds.json`` stands for every trial's
+    folds (they all trained on it). Each run is named ``trial_<n>``.
+
+    Raises:
+        LcvError: ``top`` below 2, or fewer than ``top`` finished trials.
+    """
+    if top < 2:
+        raise LcvError(f"--top must be at least 2 (the best trial and the runner-up), got {top}.")
+    root = Path(study_dir)
+    folds = FoldSplit.read(root / "folds.json") if (root / "folds.json").is_file() else None
+    ranked: list[tuple[float, int, RunScores]] = []
+    for trial_dir in root.glob("trial_*/"):
+        number = trial_dir.name.removeprefix("trial_")
+        if not number.isdigit() or not (trial_dir / "metrics.json").is_file():
+            continue
+        run = RunScores.read(trial_dir, trial_dir.name)
+        name = metric or run.monitor
+        if name is None or name not in run.per_fold:
+            continue
+        mean = statistics.fmean(run.per_fold[name])
+        if not math.isfinite(mean):
+            continue
+        if folds is not None and run.folds is None:
+            run.folds = folds
+        sign = 1.0 if lower_is_better(name, run.monitor, run.mode) else -1.0
+        ranked.append((sign * mean, int(number), run))
+    if len(ranked) < top:
+        raise LcvError(
+            f"{study_dir} has {len(ranked)} finished trial(s) with a metrics.json; comparing the top {top} needs "
+            f"{top} (pruned and failed trials have no scores)."
+        )
+    ranked.sort(key=lambda r: (r[0], r[1]))
+    return [run for _, _, run in ranked[:top]]
+
+
 def compare_runs(
     runs: Sequence[RunScores],
     metric: str | None = None,
