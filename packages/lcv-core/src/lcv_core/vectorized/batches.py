@@ -174,7 +174,8 @@ class _Gather:
 
     Usable when every fold's loader is an lcv-data ``TensorBatchLoader`` (it has ``epoch_order()``) over the
     same tensors, with the same batch size and no fitted transforms: the batch of step ``b`` of every fold is
-    then ``tensors[index]`` with ``index`` of shape ``(k, batch)``, already stacked for ``vmap``. Batch order
+    then ``tensors[index]`` with ``index`` of shape ``(k, batch)``, already stacked for ``vmap``; consecutive whole
+    steps are gathered together (one ``index_select`` per tensor for up to ``CHUNK_BYTES``). Batch order
     is the loaders' own (``epoch_order()`` advances their epoch as iterating would). Steps where a fold's batch
     is smaller (the last one) or missing are served per fold.
     """
@@ -198,12 +199,28 @@ class _Gather:
             for loader in loaders
         )
 
+    CHUNK_BYTES = 16 * 2**20
+    """Whole steps are gathered together up to this many bytes of batches (one indexing operation per tensor)."""
+
     def _take(self, index: torch.Tensor) -> Any:
         # index_select on the flattened index: about half the cost of advanced indexing ``t[index]``
         flat, shape = index.reshape(-1), tuple(index.shape)
         if isinstance(self.tensors, dict):
             return {k: t.index_select(0, flat).view(*shape, *t.shape[1:]) for k, t in self.tensors.items()}
         return tuple(t.index_select(0, flat).view(*shape, *t.shape[1:]) for t in self.tensors)
+
+    def _chunk_steps(self, k: int) -> int:
+        """How many whole steps of ``k`` folds one gather takes."""
+        tensors = self.tensors.values() if isinstance(self.tensors, dict) else self.tensors
+        step_bytes = k * self.batch_size * sum(t[:1].numel() * t.element_size() for t in tensors)
+        return max(1, min(64, self.CHUNK_BYTES // max(1, step_bytes)))
+
+    def _split(self, chunk: Any) -> list[Any]:
+        """Split a gathered chunk ``(steps, k, batch, ...)`` into each step's stacked batch."""
+        if isinstance(chunk, dict):
+            parts = {key: t.unbind(0) for key, t in chunk.items()}
+            return [{key: p[i] for key, p in parts.items()} for i in range(len(next(iter(parts.values()))))]
+        return list(zip(*(t.unbind(0) for t in chunk), strict=True))  # tuples, as `_take` gives
 
     def steps(self, counts: list[int], fabric: Fabric | None) -> Iterator[list[_Group]]:
         """Yield the groups of every step of one epoch; fold ``f`` takes part in its first ``counts[f]`` steps."""
@@ -214,11 +231,13 @@ class _Gather:
         in_dims = {key: 0 for key in self.tensors} if isinstance(self.tensors, dict) else (0,) * len(self.tensors)
         sizes = [float(bs)] * k
         every = list(range(k))
-        for b in range(max(counts)):
-            if stacked is not None and b < full:
-                batch = _prepare(self._take(stacked[b]), None, fabric)
-                yield [_Group(every, batch, in_dims, sizes)]
-                continue
+        if stacked is not None:
+            chunk = self._chunk_steps(k)
+            for start in range(0, full, chunk):
+                gathered = _prepare(self._take(stacked[start : start + chunk]), None, fabric)
+                for batch in self._split(gathered):
+                    yield [_Group(every, batch, in_dims, sizes)]
+        for b in range(full, max(counts)):
             items = [(f, self._take(o[b * bs : (b + 1) * bs])) for f, o in enumerate(orders) if b < counts[f]]
             yield _group([(f, _prepare(batch, None, fabric)) for f, batch in items])
 
