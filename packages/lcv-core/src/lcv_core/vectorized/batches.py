@@ -212,7 +212,7 @@ class _Gather:
     def _chunk_steps(self, k: int) -> int:
         """How many whole steps of ``k`` folds one gather takes."""
         tensors = self.tensors.values() if isinstance(self.tensors, dict) else self.tensors
-        step_bytes = k * self.batch_size * sum(t[:1].numel() * t.element_size() for t in tensors)
+        step_bytes = k * self.batch_size * sum(int(t[:1].numel() * t.element_size()) for t in tensors)
         return max(1, min(64, self.CHUNK_BYTES // max(1, step_bytes)))
 
     def _split(self, chunk: Any) -> list[Any]:
