@@ -137,6 +137,9 @@ class VectorizedFolds:
         self.cohorts = [Cohort(folds, self.modules, self._specs) for folds in by_count.values()]
         self._order = [f for c in self.cohorts for f in c.folds]
         self._position = {f: i for i, f in enumerate(self._order)}
+        self._in_order = self._order == self._all_folds  # the stacked parameters are in fold order
+        self._step_interval = any(s.interval == "step" for _, scheds in self._specs for s in scheds)
+        self._ones: dict[tuple[torch.Size, torch.dtype], torch.Tensor] = {}  # d(sum of fold losses)/d(fold loss)
         self.buffers = {n: torch.stack([m.get_buffer(n) for m in self.modules]) for n, _ in template.named_buffers()}
 
     # -- public API ---------------------------------------------------------------------------------
@@ -250,6 +253,8 @@ class VectorizedFolds:
         return {n: torch.cat([c.params[n] for c in self.cohorts]) for n in self.cohorts[0].params}
 
     def _select(self, params: dict[str, torch.Tensor], folds: list[int]) -> dict[str, torch.Tensor]:
+        if self._in_order and len(folds) == self.k:  # a group's folds are distinct and sorted: all of them
+            return params
         positions = [self._position[f] for f in folds]
         if positions == list(range(self.k)):
             return params
@@ -257,24 +262,24 @@ class VectorizedFolds:
         return {n: t.index_select(0, index) for n, t in params.items()}
 
     def _select_buffers(self, folds: list[int]) -> dict[str, torch.Tensor]:
-        if folds == list(range(self.k)) or not self.buffers:
+        if len(folds) == self.k or not self.buffers:
             return self.buffers
         index = torch.tensor(folds, device=self.device)
         return {n: t.index_select(0, index) for n, t in self.buffers.items()}
 
     def _train_step(self, batch_idx: int, groups: list[_Group]) -> None:
         params = self._full_params()
-        total: torch.Tensor | None = None
+        losses: list[torch.Tensor] = []
         for group in groups:
             with _precision(self.fabric):
                 loss, entries, values = self._stepper(
                     "training", self._select(params, group.folds), self._select_buffers(group.folds), group, batch_idx
                 )
             assert loss is not None  # training returns losses
-            total = loss.sum() if total is None else total + loss.sum()
+            losses.append(loss)
             self._record(group, entries, values)
-        assert total is not None  # a step has at least one group
-        torch.autograd.backward(total)
+        # the backward pass of the folds' summed losses, without the sum: each fold's loss gets gradient 1
+        torch.autograd.backward(losses, [self._one(loss) for loss in losses])
         stepping = {f for group in groups for f in group.folds}
         cfg = self.config
         clip = cfg.gradient_clip_val or None
@@ -290,10 +295,21 @@ class VectorizedFolds:
             if self._step_schedulers(cohort):
                 cohort.sync_hyperparameters()
 
+    def _one(self, loss: torch.Tensor) -> torch.Tensor:
+        key = (loss.shape, loss.dtype)
+        ones = self._ones.get(key)
+        if ones is None or ones.device != loss.device:
+            ones = self._ones[key] = torch.ones_like(loss)
+        return ones
+
     def _step_schedulers(self, cohort: Cohort) -> bool:
+        steps = self.global_steps
+        for fold in cohort.folds:
+            steps[fold] += 1
+        if not self._step_interval:
+            return False
         stepped = False
         for fold in cohort.folds:
-            self.global_steps[fold] += 1
             for sched in self._specs[fold][1]:
                 if sched.interval == "step" and self.global_steps[fold] % sched.frequency == 0:
                     with warnings.catch_warnings():
@@ -306,9 +322,10 @@ class VectorizedFolds:
         if not entries:
             return
         folds, sizes = group.folds, group.sizes
-        index = None if folds == self._all_folds else torch.tensor(folds, device=self.device)
+        index = None if len(folds) == self.k else torch.tensor(folds, device=self.device)
         for (name, reduce, on_step, on_epoch, batch_size), value in zip(entries, values, strict=True):
-            value = value.detach()
+            if value.requires_grad:
+                value = value.detach()
             if on_step:
                 self._log.steps.append((list(folds), [self.global_steps[f] for f in folds], name, value.reshape(-1)))
             if on_epoch:

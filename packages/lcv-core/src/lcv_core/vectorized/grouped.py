@@ -53,6 +53,7 @@ _ELEMENTWISE = (
     nn.Dropout,
 )
 _ELEMENTWISE_LOSSES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss, nn.BCEWithLogitsLoss)
+_PREFIXES = {"training": "train", "validation": "val", "test": "test"}
 _LEARNER_METHODS = ("shared_step", "training_step", "validation_step", "forward", "split_batch", "_update_metrics")
 
 
@@ -123,6 +124,7 @@ class _GroupedStepper:
         found = _layers(self.template)
         assert found is not None  # grouped_supported() was checked
         self.layers, self.flatten = found
+        self._plan = [self._planned(name, layer) for name, layer in self.layers]
         self.vmapped = _Stepper(self.template)
         self.metrics: dict[int, dict[str, Metric]] = {}
 
@@ -139,23 +141,22 @@ class _GroupedStepper:
             x, y = self._split(group)
         except _UnsupportedError:
             return self.vmapped(stage, params, buffers, group, batch_idx)
-        prefix = {"training": "train", "validation": "val", "test": "test"}[stage]
+        prefix = _PREFIXES[stage]
         out = self._forward(params, x)
         learner = self.template
-        entries: list[LogEntry] = []
-        values: list[torch.Tensor] = []
         k = out.shape[0]
         loss = self._loss(out, y, k)
-        entries.append((f"{prefix}_loss", "mean", False, True, None))
-        values.append(loss)
+        entries: list[LogEntry] = [(f"{prefix}_loss", "mean", False, True, None)]
+        values = [loss.detach()]
         if learner.task == "classification":
             multiclass = out.ndim > 2 and out.shape[-1] > 1
             pred = out.argmax(dim=-1) if multiclass else (out.reshape(k, -1) > 0).long()
+            correct = pred == y if pred.ndim == y.ndim == 2 else _fold_equal(pred, y).reshape(k, -1)
             entries.append((f"{prefix}_acc", "mean", False, True, None))
-            values.append(_fold_equal(pred, y).float().reshape(k, -1).mean(1))
-        if prefix in ("val", "test"):
+            values.append(correct.float().mean(1))
+        if prefix != "train":
             self._update_metrics(prefix, group.folds, out, y)
-        return (loss if stage == "training" else None), entries, [v.detach() for v in values]
+        return (loss if stage == "training" else None), entries, values
 
     def epoch_metrics(self, k: int) -> list[dict[str, float]]:
         """Compute and reset the metric objects updated since the last call; return their values per fold."""
@@ -202,18 +203,31 @@ class _GroupedStepper:
         last = next(layer for _, layer in reversed(self.layers) if type(layer) is nn.Linear)
         return (x.shape[1], int(last.out_features))
 
+    @staticmethod
+    def _planned(name: str, layer: nn.Module) -> tuple[str, str, str, nn.Module]:
+        """Return ``(kind, weight name, bias name, layer)``: what `_forward` does with one layer."""
+        if type(layer) is nn.Linear:
+            kind = "linear" if getattr(layer, "bias", None) is not None else "bmm"
+            return kind, f"{name}.weight", f"{name}.bias", layer
+        if type(layer) is nn.Flatten:
+            return "flatten", "", "", layer
+        if type(layer) is nn.ReLU and not (layer._forward_hooks or layer._forward_pre_hooks):
+            return ("relu_" if layer.inplace else "relu"), "", "", layer  # what ReLU.forward calls, without __call__
+        return "module", "", "", layer
+
     def _forward(self, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         h = x.flatten(2) if self.flatten else x
-        for name, layer in self.layers:
-            if type(layer) is nn.Linear:
-                weight = params[f"{name}.weight"]
-                bias = params.get(f"{name}.bias")
-                if bias is None:
-                    h = torch.bmm(h, weight.transpose(1, 2))
-                else:
-                    h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
-            elif type(layer) is nn.Flatten:
+        for kind, weight, bias, layer in self._plan:
+            if kind == "linear":
+                h = torch.baddbmm(params[bias].unsqueeze(1), h, params[weight].transpose(1, 2))
+            elif kind == "relu":
+                h = torch.relu(h)
+            elif kind == "bmm":
+                h = torch.bmm(h, params[weight].transpose(1, 2))
+            elif kind == "flatten":
                 h = h.flatten(2)  # Flatten(1, -1) of each fold's batch
+            elif kind == "relu_":
+                h = torch.relu_(h)
             else:
                 h = layer(h)
         return h
@@ -238,7 +252,7 @@ class _GroupedStepper:
                     flat_out, flat_y, weight=criterion.weight, ignore_index=criterion.ignore_index, reduction="none"
                 )
             # torch's mean: over the targets not ignored
-            kept: torch.Tensor = (flat_y != criterion.ignore_index).view(k, -1)
+            kept: torch.Tensor = y != criterion.ignore_index  # (k, batch): class indices, one per sample
             if criterion.weight is None:
                 return losses.view(k, -1).sum(1) / kept.sum(1)
             weights = criterion.weight[flat_y.view(k, -1).masked_fill(~kept, 0)]  # weighted by the targets' class
