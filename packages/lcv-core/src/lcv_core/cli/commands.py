@@ -70,12 +70,11 @@ class CvCommand:
         check_plugin_names(config, files)
         from lcv_core.configure import configure_all
 
-        if args.run_dir:
-            lock = RunLock.claim(args.run_dir)
-        elif resume is not None and resume.parent.name == "checkpoints":
-            lock = RunLock.claim(resume.parent.parent)  # continue in the run's own directory
-        else:
-            lock = RunLock.new(config.output_dir, config.name)
+        run_dir_arg = args.run_dir
+        if not run_dir_arg and resume is not None and resume.parent.name == "checkpoints":
+            run_dir_arg = resume.parent.parent  # continue in the run's own directory
+        # several processes (devices > 1, torchrun, srun): only the first locks and writes the run directory
+        lock = RunLock.for_command(run_dir_arg, config.output_dir, config.name)
         run_dir = lock.run_dir
         with lock:
             try:
@@ -85,18 +84,22 @@ class CvCommand:
                     datamodule.setup("fit")  # computes the folds: bad splits fail here, before anything is written
                 if resume is not None:
                     _check_resume(resume, trainer, datamodule)  # a refused resume writes nothing
-                _write_run_files(run_dir, config, datamodule)
+                if lock.writes:
+                    _write_run_files(run_dir, config, datamodule)
             except BaseException:
                 lock.discard()
                 raise
             try:
                 result = trainer.fit(factory, datamodule, ckpt_path=resume)
             except Exception as exc:
-                (run_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
+                if lock.writes:
+                    (run_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
                 raise
             text = result.summary()
-            (run_dir / "summary.txt").write_text(text, encoding="utf-8")
-        print(f"run directory: {run_dir}", file=sys.stderr)
+            if lock.writes:
+                (run_dir / "summary.txt").write_text(text, encoding="utf-8")
+        if lock.writes:
+            print(f"run directory: {run_dir}", file=sys.stderr)
         return 0
 
 
@@ -273,7 +276,7 @@ class FitCommand:
             )
         from lcv_core.configure import configure_all
 
-        lock = RunLock.claim(args.run_dir) if args.run_dir else RunLock.new(config.output_dir, config.name)
+        lock = RunLock.for_command(args.run_dir, config.output_dir, config.name)  # several processes: see lcv cv
         run_dir = lock.run_dir
         with lock:
             try:
@@ -282,18 +285,22 @@ class FitCommand:
                 trainer.experiment_config_yaml = FIT_HEADER + (trainer.experiment_config_yaml or "")
                 split = HoldoutValidation(datamodule)
                 split.setup()  # bad splits fail here, before anything is written
-                _write_run_files(run_dir, config, split)
+                if lock.writes:
+                    _write_run_files(run_dir, config, split)
             except BaseException:
                 lock.discard()
                 raise
             try:
                 result = trainer.fit_holdout(factory, split)
             except Exception as exc:
-                (run_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
+                if lock.writes:
+                    (run_dir / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
                 raise
             lines = [f"best epoch {result.best_epoch}"] + [f"{n} {m.mean:.4f}" for n, m in result.metrics.items()]
             text = "\n".join(lines) + "\n"
-            (run_dir / "summary.txt").write_text(text, encoding="utf-8")
+            if lock.writes:
+                (run_dir / "summary.txt").write_text(text, encoding="utf-8")
         print(text, end="")
-        print(f"run directory: {run_dir}", file=sys.stderr)
+        if lock.writes:
+            print(f"run directory: {run_dir}", file=sys.stderr)
         return 0

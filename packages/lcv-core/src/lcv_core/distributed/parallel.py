@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -39,16 +40,30 @@ if TYPE_CHECKING:
 _PARALLEL_STRATEGIES = ("auto", "ddp")
 
 
+class _NoGradientSync:
+    """Fabric's backward-sync control for `FoldParallelStrategy`: there is no gradient sync to skip."""
+
+    def no_backward_sync(self, module: Module, enabled: bool) -> AbstractContextManager[None]:
+        """Return a context that does nothing (gradient accumulation needs no sync to be skipped)."""
+        return nullcontext()
+
+
 class FoldParallelStrategy(DDPStrategy):
     """DDP's process launch and process group without DDP itself: each rank trains whole folds of its own.
 
     Modules are not wrapped (no gradient sync between ranks), dataloaders keep their own samplers (each rank sees
-    all of its folds' data) and ``no_backward_sync`` is a no-op.
+    all of its folds' data) and ``no_backward_sync`` is a no-op (without Fabric's warning that the strategy cannot
+    skip a sync: there is none).
+
+    The processes are those of DDP: ``devices`` per node times ``num_nodes``, started by Fabric on one machine or by
+    ``torchrun`` / SLURM's ``srun`` on several (Lightning's cluster environments); fold ``i`` goes to global rank
+    ``i % (devices * num_nodes)``.
     """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._backward_sync_control = None
+        # Fabric reads only its no_backward_sync(module, enabled); DDP's own control would reach for a DDP wrapper.
+        self._backward_sync_control = _NoGradientSync()  # type: ignore[assignment]  # duck-typed, see above
 
     def setup_module(self, module: Module) -> Module:  # type: ignore[override]  # no DDP wrapper, by design
         """Return ``module`` unchanged: its fold is trained on this rank alone."""
@@ -144,9 +159,11 @@ def check_folds(fabric: Fabric, devices: Any, n_folds: int) -> None:
     """
     size = world_size(fabric)
     if n_folds < size:
+        nodes = int(getattr(fabric.strategy, "num_nodes", 1))
+        where = f"devices={devices!r} and num_nodes={nodes}" if nodes > 1 else f"devices={devices!r}"
         raise LcvError(
-            f"schedule='parallel' with devices={devices!r} starts {size} processes but the "
-            f"datamodule has {n_folds} folds; use at most {n_folds} devices."
+            f"schedule='parallel' with {where} starts {size} processes but the datamodule has {n_folds} folds; "
+            f"use at most {n_folds} processes in all (devices x num_nodes)."
         )
 
 

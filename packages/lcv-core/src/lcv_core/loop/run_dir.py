@@ -21,7 +21,6 @@ from types import TracebackType
 from typing import Any
 
 from lcv_config import ConfigError, LcvError
-from lcv_core.core.saving import remove_leftovers
 
 try:
     import fcntl
@@ -35,6 +34,9 @@ _MAX_SUFFIX = 10_000
 _HELD: dict[Path, RunLock] = {}
 """The run directories this process holds, by resolved path: a fit inside ``lcv cv`` reuses the command's lock."""
 _RANK_VARIABLES = ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "JSM_NAMESPACE_RANK")
+RUN_DIR_VARIABLE = "LCV_RUN_DIR"
+"""The environment variable in which the first process of a command names its run directory; the processes Fabric
+starts on the same machine (``devices > 1``) inherit it and follow that directory."""
 
 
 class RunDirectoryBusyError(LcvError):
@@ -131,10 +133,13 @@ class RunLock:
     was taken over (a killed run), else ``None``.
     """
 
-    def __init__(self, run_dir: Path, fd: int, stale: dict[str, Any] | None) -> None:
+    def __init__(self, run_dir: Path, fd: int | None, stale: dict[str, Any] | None) -> None:
         self.run_dir = run_dir
         self.path = run_dir / LOCK_FILE
         self.stale = stale
+        self.writes = fd is not None
+        """Whether this process writes the run directory: false for the other processes of a multi-process job
+        (see `for_command()`), which neither lock nor write it."""
         self.created: list[Path] = []
         """The directories this run created, deepest first: [`discard()`][lcv_core.loop.run_dir.RunLock.discard]
         removes them if they are still empty."""
@@ -154,6 +159,33 @@ class RunLock:
         missing = _missing_ancestors(Path(run_dir))
         lock = cls.acquire(run_dir)
         lock.created = missing
+        return lock
+
+    @classmethod
+    def follow(cls, run_dir: str | Path) -> RunLock:
+        """Name ``run_dir`` for a process that is not the first of its job: nothing is created, locked or written."""
+        return cls(Path(run_dir), None, None)
+
+    @classmethod
+    def for_command(cls, run_dir: str | Path | None, output_dir: str | Path, name: str) -> RunLock:
+        """Lock the run directory of a command: ``run_dir`` (``--run-dir``), or a new one under ``output_dir``.
+
+        Only the first process of a job (see `is_first_process`) creates and locks it, and names it in
+        ``LCV_RUN_DIR`` for the processes Fabric starts on its machine. The other processes (ranks > 0 started by
+        Fabric, ``torchrun`` or ``srun``, maybe on other machines that do not share its filesystem) follow it: they
+        train, but write nothing, since rank 0 writes the whole run. Without ``--run-dir`` a process on another
+        machine cannot know rank 0's timestamp, so it names its own; nothing is written there.
+
+        Raises:
+            RunDirectoryBusyError: Another live process holds ``run_dir``.
+            ConfigError: ``run_dir`` or ``output_dir`` cannot be created.
+        """
+        if not is_first_process():
+            inherited = os.environ.get(RUN_DIR_VARIABLE)
+            stamp = Path(output_dir) / name / time.strftime("%Y%m%d-%H%M%S")
+            return cls.follow(run_dir or inherited or stamp)
+        lock = cls.claim(run_dir) if run_dir else cls.new(output_dir, name)
+        os.environ[RUN_DIR_VARIABLE] = str(lock.run_dir)
         return lock
 
     @classmethod
@@ -251,7 +283,14 @@ def hold_run_dir(run_dir: str | Path) -> RunLock | None:
 
 
 def start_run(lock: RunLock) -> None:
-    """Say when a killed run's lock was taken over; remove the temporary files a killed run left in checkpoints/."""
+    """Say when a killed run's lock was taken over; remove the temporary files a killed run left in checkpoints/.
+
+    A no-op on the processes that follow another's run directory (`RunLock.follow`): rank 0 may be writing there.
+    """
+    if not lock.writes:
+        return
+    from lcv_core.core.saving import remove_leftovers  # imports torch: not before a bad config is refused
+
     if lock.stale:
         print(
             f"lcv: note: took over the lock of {lock.run_dir} from a run that is gone (pid {lock.stale.get('pid')} "
@@ -309,6 +348,7 @@ def _exclusive(path: Path) -> tuple[int | None, dict[str, Any] | None]:
 
 __all__ = [
     "LOCK_FILE",
+    "RUN_DIR_VARIABLE",
     "RunDirectoryBusyError",
     "RunLock",
     "create_run_dir",
