@@ -177,7 +177,7 @@ class _Gather:
     then ``tensors[index]`` with ``index`` of shape ``(k, batch)``, already stacked for ``vmap``; consecutive whole
     steps are gathered together (one ``index_select`` per tensor for up to ``CHUNK_BYTES``). Batch order
     is the loaders' own (``epoch_order()`` advances their epoch as iterating would). Steps where a fold's batch
-    is smaller (the last one) or missing are served per fold.
+    is smaller (the last one) or missing gather the folds of each batch size together.
     """
 
     def __init__(self, loaders: Sequence[Any]) -> None:
@@ -238,8 +238,22 @@ class _Gather:
                 for batch in self._split(gathered):
                     yield [_Group(every, batch, in_dims, sizes)]
         for b in range(full, max(counts)):
-            items = [(f, self._take(o[b * bs : (b + 1) * bs])) for f, o in enumerate(orders) if b < counts[f]]
-            yield _group([(f, _prepare(batch, None, fabric)) for f, batch in items])
+            by_size: dict[int, tuple[list[int], list[torch.Tensor]]] = {}  # folds whose batches have one size
+            for f, o in enumerate(orders):
+                if b < counts[f]:
+                    rows = o[b * bs : (b + 1) * bs]
+                    folds, parts = by_size.setdefault(len(rows), ([], []))
+                    folds.append(f)
+                    parts.append(rows)
+            yield [
+                _Group(
+                    folds,
+                    _prepare(self._take(torch.stack(parts)), None, fabric),
+                    in_dims,
+                    [float(max(1, n))] * len(folds),
+                )
+                for n, (folds, parts) in by_size.items()
+            ]
 
 
 def _group(items: list[tuple[int, Any]]) -> list[_Group]:

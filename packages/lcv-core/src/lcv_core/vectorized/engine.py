@@ -86,6 +86,15 @@ from lcv_core.vectorized.metric_log import _FoldsLog, _HookLog
 _PREFETCH = 32
 
 
+def _rows(tensors: dict[str, torch.Tensor], rows: list[int], device: torch.device) -> dict[str, torch.Tensor]:
+    """Rows ``rows`` of every stacked tensor: a slice (a view) when they are consecutive, else an index_select."""
+    first = rows[0]
+    if rows == list(range(first, first + len(rows))):
+        return {n: t[first : first + len(rows)] for n, t in tensors.items()}
+    index = torch.tensor(rows, device=device)
+    return {n: t.index_select(0, index) for n, t in tensors.items()}
+
+
 class VectorizedFolds:
     """Train k fold models as one batched computation; see the module docstring for the semantics.
 
@@ -258,14 +267,12 @@ class VectorizedFolds:
         positions = [self._position[f] for f in folds]
         if positions == list(range(self.k)):
             return params
-        index = torch.tensor(positions, device=self.device)
-        return {n: t.index_select(0, index) for n, t in params.items()}
+        return _rows(params, positions, self.device)
 
     def _select_buffers(self, folds: list[int]) -> dict[str, torch.Tensor]:
         if len(folds) == self.k or not self.buffers:
             return self.buffers
-        index = torch.tensor(folds, device=self.device)
-        return {n: t.index_select(0, index) for n, t in self.buffers.items()}
+        return _rows(self.buffers, folds, self.device)
 
     def _train_step(self, batch_idx: int, groups: list[_Group]) -> None:
         params = self._full_params()
