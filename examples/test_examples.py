@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import math
@@ -83,6 +84,14 @@ def test_from_lightning_cv_trains_summarises_and_prunes_bad_learning_rates(tmp_p
     # The summary callback: the layer table printed once at train start, and every fold's parameter count.
     assert "Sequential" in out["summary_text"] and "Trainable params" in out["summary_text"]
     assert out["parameters_per_fold"] == {0: 64 * 64 + 64 + 64 * 10 + 10, 1: 4810, 2: 4810}
+    # lightning-cv's hooks keep their meaning: on_train_fold_end once per epoch (not per fold); the stop threshold
+    # is not reached in 2 epochs; what on_before_log_metrics added (the learning rate) is in the CSV log
+    assert out["stop_epochs"] == [0, 1] and out["stop_reason"] is None
+    with out["metrics_csv"].open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    lr_rows = [r for r in rows if r.get("lr")]
+    assert lr_rows and {float(r["lr"]) for r in lr_rows} == {1e-2}
+    assert all(any(k.endswith("/train_loss_step") and r[k] for k in r) for r in lr_rows)
     metrics = json.loads(out["metrics_json"].read_text(encoding="utf-8"))
     assert metrics["n_folds"] == 3
     assert out["last_checkpoint"].is_file()

@@ -113,7 +113,7 @@ class InitInspection(Callback):
         self.layers: dict[int, dict[str, dict[str, float]]] = {}
         """``layers[fold][name]``: ``mean``, ``std``, ``max_abs`` and ``bound`` (``1/sqrt(fan_in)``)."""
 
-    def on_train_fold_start(self, *, trainer: Any, fold: int, **kwargs: Any) -> None:
+    def on_fold_start(self, *, trainer: Any, fold: int, **kwargs: Any) -> None:
         """Inspect the weights before the first step."""
         module: nn.Module = trainer.folds[fold].module
         stats = {}

@@ -43,7 +43,7 @@ class DigitsClassifier(LightningModule):
         """Cross-entropy on a training batch."""
         x, y = batch
         loss = nn.functional.cross_entropy(self(x), y)
-        self.log("train_loss", loss, on_epoch=True)
+        self.log("train_loss", loss, on_step=True, on_epoch=True)  # on_step: also logged at every optimizer step
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -88,17 +88,42 @@ class FoldModelSummary(Callback):
         self.text = ""
         """The printed layer table."""
         self.parameters_per_fold: dict[int, int] = {}
-        """Each fold's number of trainable parameters, recorded in ``on_train_fold_start``."""
+        """Each fold's number of trainable parameters, recorded in ``on_fold_start``."""
 
     def on_train_start(self, *, trainer: Any, **kwargs: Any) -> None:
         """Print fold 0's summary once (every fold has the same architecture)."""
         self.text = repr(summarize(trainer.folds[0].module, max_depth=self.max_depth))
         sys.stderr.write(self.text + "\n")
 
-    def on_train_fold_start(self, *, trainer: Any, fold: int, **kwargs: Any) -> None:
+    def on_fold_start(self, *, trainer: Any, fold: int, **kwargs: Any) -> None:
         """Record the fold's parameter count."""
         module = trainer.folds[fold].module
         self.parameters_per_fold[fold] = sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+class LearningRateLogger(Callback):
+    """lightning-cv's ``LearningRateMonitor`` as it is written there, plus the one line lcv needs."""
+
+    def on_before_log_metrics(self, trainer: Any, metrics: dict[str, Any], optimizer: Any) -> None:
+        """Add the fold's learning rate to the metrics the loggers are about to get."""
+        if optimizer is None:  # lcv also calls this hook once per epoch, for the fold means: no single optimizer
+            return
+        metrics["lr"] = optimizer.param_groups[0]["lr"]
+
+
+class StopBelow(Callback):
+    """A lightning-cv callback: once per epoch, after every fold validated it, stop when the fold mean is low enough."""
+
+    def __init__(self, val_loss: float) -> None:
+        self.val_loss = val_loss
+        self.epochs: list[int] = []
+        """The epochs ``on_train_fold_end`` was called for (once each)."""
+
+    def on_train_fold_end(self, trainer: Any) -> None:
+        """Read the epoch's fold mean; ``trainer.should_stop = True`` ends the fit after this epoch."""
+        self.epochs.append(trainer.current_epoch)
+        if trainer.epoch_metrics["cv/val_loss_mean"] < self.val_loss:
+            trainer.should_stop = True
 
 
 def trainer_config(max_epochs: int, run_dir: Path | None) -> TrainerConfig:
@@ -146,14 +171,16 @@ def main(
     tune_epochs: int = 5,
     subset: int | None = None,
     run_dir: str | Path = "runs/from_lightning_cv",
+    stop_below: float = 0.1,
 ) -> dict[str, Any]:
     """Cross-validate the module, then tune its learning rate; return the numbers and files a user looks at."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_dir = Path(run_dir)
     datamodule = DigitsCVDataModule(n_splits=n_splits, subset=subset)
 
-    summary = FoldModelSummary()
-    trainer = CrossValidationTrainer(trainer_config(max_epochs, run_dir / "cv"), callbacks=[summary])
+    summary, stop = FoldModelSummary(), StopBelow(val_loss=stop_below)
+    callbacks = [summary, stop, LearningRateLogger()]
+    trainer = CrossValidationTrainer(trainer_config(max_epochs, run_dir / "cv"), callbacks=callbacks)
     result = trainer.fit(DigitsClassifier, datamodule, model_kwargs={"lr": 1e-2})
     print(result.summary(print_table=False))
 
@@ -168,6 +195,9 @@ def main(
         "n_epochs": result.n_epochs,
         "summary_text": summary.text,
         "parameters_per_fold": summary.parameters_per_fold,
+        "stop_epochs": stop.epochs,
+        "stop_reason": result.stop_reason,
+        "metrics_csv": run_dir / "cv" / "logs" / "csv" / "metrics.csv",
         "metrics_json": run_dir / "cv" / "metrics.json",
         "last_checkpoint": run_dir / "cv" / "checkpoints" / "last.ckpt",
         "study_db": run_dir / "study.db",

@@ -103,7 +103,7 @@ def test_model_kwargs_reach_the_class(data, tiny, trainer_kwargs) -> None:
     lrs: list[float] = []
 
     class Seen(Callback):
-        def on_train_fold_start(self, *, module: Any, **kwargs: Any) -> None:
+        def on_fold_start(self, *, module: Any, **kwargs: Any) -> None:
             lrs.append(module.lr)
 
     CrossValidationTrainer(**{**trainer_kwargs, "max_epochs": 1}, callbacks=[Seen()]).fit(

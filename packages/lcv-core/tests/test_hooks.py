@@ -28,6 +28,11 @@ def _make_recorder_class() -> type[Recorder]:
             trainer = kwargs["trainer"]
             assert isinstance(trainer, CrossValidationTrainer)
             fold = kwargs.get("fold")
+            if name == "on_before_log_metrics" and kwargs["stage"] == "epoch":  # the fold means: no one fold
+                assert fold is None and kwargs["optimizer"] is None and kwargs["step"] == kwargs["epoch"]
+                assert kwargs["metrics"]["epoch"] == kwargs["epoch"]
+                kwargs = {k: v for k, v in kwargs.items() if k not in ("fold", "optimizer")}
+                kwargs["metrics"] = {k: v for k, v in kwargs["metrics"].items() if k != "epoch"}
             if "fold" in kwargs:
                 assert isinstance(fold, int) and 0 <= fold < 5
             if "epoch" in kwargs:
@@ -65,7 +70,9 @@ def test_every_hook_fires_in_order_with_its_payload(data, tiny, trainer_kwargs) 
     assert rec.grads_present and all(rec.grads_present)
     counts = Counter(names)
     assert counts["on_train_epoch_start_per_fold"] == 10  # 5 folds × 2 epochs
-    assert counts["on_validation_end"] == 2 and counts["on_before_log_metrics"] == 2
+    assert counts["on_validation_end"] == 2 and counts["on_before_log_metrics"] == 2  # no on_step values: per epoch
+    assert counts["on_train_fold_start"] == counts["on_train_fold_end"] == 2  # lightning-cv's: once per epoch
+    assert counts["on_fold_start"] == counts["on_fold_end"] == 5
     assert counts["on_train_batch_start_per_fold"] == 5 * 2 * 8  # 120 train samples in batches of 16
     assert counts["on_validation_batch_end_per_fold"] == 5 * 2 * 2
     # within one batch, Lightning's order: zero_grad (first batch of an accumulation window), backward hooks,
@@ -87,9 +94,12 @@ def test_every_hook_fires_in_order_with_its_payload(data, tiny, trainer_kwargs) 
         "on_validation_start_per_fold",
         "on_validation_end_per_fold",
     ]
-    assert names.index("on_train_fold_start") < names.index("on_train_epoch_start_per_fold")
-    assert names.index("on_before_log_metrics") < names.index("on_validation_end")
-    assert len(names) - 1 - names[::-1].index("on_train_fold_end") > names.index("on_validation_end")
+    first = names.index
+    assert first("on_fold_start") < first("on_train_fold_start") < first("on_train_epoch_start_per_fold")
+    assert names.index("on_before_log_metrics") < names.index("on_validation_end") < names.index("on_train_fold_end")
+    last = len(names) - 1 - names[::-1].index("on_train_fold_end")
+    assert last > len(names) - 1 - names[::-1].index("on_validation_end")
+    assert last < names.index("on_fold_end")
 
 
 def test_on_exception_gets_the_exception(data, tiny, trainer_kwargs) -> None:

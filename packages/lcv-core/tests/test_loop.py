@@ -41,7 +41,7 @@ class InitRecorder(Callback):
     def __init__(self) -> None:
         self.weights: dict[int, torch.Tensor] = {}
 
-    def on_train_fold_start(self, *, fold: int, module: Any, **kwargs: Any) -> None:
+    def on_fold_start(self, *, fold: int, module: Any, **kwargs: Any) -> None:
         self.weights[fold] = module.net[0].weight.detach().clone()
 
 

@@ -101,7 +101,7 @@ class FinalWeights(Callback):
     def __init__(self) -> None:
         self.weights: dict[int, dict[str, torch.Tensor]] = {}
 
-    def on_train_fold_end(self, *, fold: int, module: Any, **kwargs: Any) -> None:
+    def on_fold_end(self, *, fold: int, module: Any, **kwargs: Any) -> None:
         self.weights[fold] = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 

@@ -21,7 +21,12 @@ class Callback:
 
     Common payload names: ``trainer`` (the [`CrossValidationTrainer`][lcv_core.CrossValidationTrainer]), ``fold``
     (fold index), ``epoch``, ``module`` (the fold's LightningModule), ``batch``, ``batch_idx``,
-    ``outputs``, ``metrics``.
+    ``outputs``, ``metrics``, ``optimizer``, ``step``, ``stage``.
+
+    A hook gets only the payload names its signature lists, so a callback written for lightning-cv
+    (``def on_train_fold_end(self, trainer)``) works as it is: ``on_train_fold_start``/``on_train_fold_end`` fire
+    once per epoch and ``on_before_log_metrics`` before every hand-over to the loggers, as there; the per-fold events
+    are ``on_fold_start``/``on_fold_end``.
     """
 
     state_key: str | None = None
@@ -33,11 +38,23 @@ class Callback:
     def on_train_end(self, *, trainer: CrossValidationTrainer, **kwargs: Any) -> None:
         """Called once after the last epoch (also after an early stop)."""
 
-    def on_train_fold_start(self, *, trainer: CrossValidationTrainer, fold: int, **kwargs: Any) -> None:
-        """Called when a fold's model is set up, before its first epoch."""
+    def on_fold_start(self, *, trainer: CrossValidationTrainer, fold: int, module: Any, **kwargs: Any) -> None:
+        """Called once per fold when its model is set up, before its first epoch (also after a resume)."""
 
-    def on_train_fold_end(self, *, trainer: CrossValidationTrainer, fold: int, **kwargs: Any) -> None:
-        """Called when a fold has finished training (last epoch, or stopped)."""
+    def on_fold_end(self, *, trainer: CrossValidationTrainer, fold: int, module: Any, **kwargs: Any) -> None:
+        """Called once per fold when it has finished training (last epoch, or stopped)."""
+
+    def on_train_fold_start(self, *, trainer: CrossValidationTrainer, epoch: int, **kwargs: Any) -> None:
+        """Called once per epoch, before any fold trains it (lightning-cv's meaning)."""
+
+    def on_train_fold_end(
+        self, *, trainer: CrossValidationTrainer, epoch: int, metrics: dict[str, float], **kwargs: Any
+    ) -> None:
+        """Called once per epoch after every fold trained and validated it, with the fold means in ``metrics``.
+
+        lightning-cv's meaning. It comes after ``on_validation_end`` and before the stop decision and ``last.ckpt``:
+        setting ``trainer.should_stop = True`` here stops the fit after this epoch.
+        """
 
     def on_train_epoch_start_per_fold(
         self, *, trainer: CrossValidationTrainer, fold: int, epoch: int, **kwargs: Any
@@ -94,9 +111,23 @@ class Callback:
         """Called after a fold's validation loop with that fold's epoch metrics."""
 
     def on_before_log_metrics(
-        self, *, trainer: CrossValidationTrainer, epoch: int, metrics: dict[str, float], **kwargs: Any
+        self,
+        *,
+        trainer: CrossValidationTrainer,
+        metrics: dict[str, Any],
+        fold: int | None,
+        epoch: int,
+        step: int,
+        stage: str,
+        optimizer: Any,
+        **kwargs: Any,
     ) -> None:
-        """Called with every fold's metrics and the fold mean/std before they go to the loggers."""
+        """Called right before every hand-over of ``metrics`` to the loggers; what it adds or changes is logged.
+
+        Per step (``stage`` ``"train"`` or ``"val"``, ``fold`` and its first ``optimizer``) for values logged with
+        ``on_step=True``, and once per epoch with every fold's metrics and the fold means (``stage="epoch"``,
+        ``fold=None``, ``optimizer=None``).
+        """
 
     def on_validation_end(
         self, *, trainer: CrossValidationTrainer, epoch: int, metrics: dict[str, float], **kwargs: Any

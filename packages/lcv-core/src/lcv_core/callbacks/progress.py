@@ -145,6 +145,8 @@ class RichProgressBar(Callback):
         self._batch = 0
         """Training batches of the current fold's epoch done."""
         self._next_push = 0.0
+        self._shown: dict[str, float] = {}
+        """The fold means of the last epoch whose line was kept (by identity: the trainer's dict of that epoch)."""
         self.lines: list[str] = []
         """Every epoch line shown so far (plain mode and live mode alike)."""
 
@@ -170,6 +172,7 @@ class RichProgressBar(Callback):
         """Count the run's batches and start the live display (rank 0, interactive console)."""
         self._max_epochs = int(trainer.config.max_epochs)
         self._n_folds = len(trainer.folds)
+        self._shown = trainer.epoch_metrics  # a resumed fit's last epoch was shown by the run that trained it
         self._epoch_major = trainer.schedule.epoch_major
         self.lines = []
         if not trainer.fabric.is_global_zero:
@@ -251,7 +254,7 @@ class RichProgressBar(Callback):
         head = f"fold {fold + 1}/{self._n_folds}, epoch {epoch + 1}/{self._max_epochs}:"
         self._area.metrics.show(head, [f"{k} {v:.4f}" for k, v in sorted(metrics.items())])
 
-    def on_train_fold_end(self, *, trainer: CrossValidationTrainer, fold: int, **kwargs: Any) -> None:
+    def on_fold_end(self, *, trainer: CrossValidationTrainer, fold: int, **kwargs: Any) -> None:
         """Under `sequential`, keep a line with the finished fold's last metrics."""
         if self._area is None or self._epoch_major or not trainer.folds[fold].history:
             return
@@ -259,10 +262,11 @@ class RichProgressBar(Callback):
         head = f"fold {fold + 1}/{self._n_folds} done, epoch {len(history)}/{self._max_epochs}"
         self._area.keep(head, [f"{k} {v:.4f}" for k, v in sorted(history[-1].items())])
 
-    def on_before_log_metrics(
+    def on_train_fold_end(
         self, *, trainer: CrossValidationTrainer, epoch: int, metrics: dict[str, float], **kwargs: Any
     ) -> None:
         """Keep the epoch's line of fold means: above the live display, or as one plain line."""
+        self._shown = metrics
         if not trainer.fabric.is_global_zero:
             return
         line = format_epoch(epoch, self._max_epochs, metrics)
@@ -288,7 +292,10 @@ class RichProgressBar(Callback):
             )
 
     def on_exception(self, *, trainer: CrossValidationTrainer, exception: BaseException, **kwargs: Any) -> None:
-        """Close the display so the traceback is readable."""
+        """Keep the line of an epoch whose end raised (a pruned trial), then close the display for the traceback."""
+        metrics = trainer.epoch_metrics
+        if metrics and metrics is not self._shown:  # the epoch's fold means are known, its line not kept yet
+            self.on_train_fold_end(trainer=trainer, epoch=trainer.current_epoch, metrics=metrics)
         self._close(finished=False)
 
     # -- the display ----------------------------------------------------------------------------------

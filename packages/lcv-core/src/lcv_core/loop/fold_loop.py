@@ -297,9 +297,30 @@ class FoldLoop:
                 f.module.lr_scheduler_step(sched.scheduler, None)
 
     def log_steps(self, f: FoldState) -> None:
-        """Give the loggers the per-step values the fold logged with ``on_step=True`` in this stage."""
-        for step, values in f.log.step_values():
-            self.trainer.fabric.log_dict({f"fold_{f.index}/{k}_step": v for k, v in values.items()}, step=step)
+        """Give the loggers the per-step values the fold logged with ``on_step=True`` in this stage.
+
+        ``on_before_log_metrics`` gets each step's dict first (with the fold, its stage and its first optimizer);
+        what a callback adds or changes there is what the loggers receive.
+        """
+        rows = f.log.step_values()
+        if not rows:
+            return
+        trainer = self.trainer
+        stage, epoch = f.log.stage, trainer.state.current_epoch
+        optimizer = f.optimizers[0] if f.optimizers else None
+        for step, values in rows:
+            metrics: dict[str, Any] = {f"fold_{f.index}/{k}_step": v for k, v in values.items()}
+            self.call(
+                "on_before_log_metrics",
+                trainer=trainer,
+                metrics=metrics,
+                fold=f.index,
+                epoch=epoch,
+                step=step,
+                stage=stage,
+                optimizer=optimizer,
+            )
+            trainer.fabric.log_dict(metrics, step=step)
 
     def automatic_step(self, f: FoldState, batch: Any, batch_idx: int, last: bool) -> Any:
         """Run one training batch with automatic optimization, for a module that overrides none of the step hooks.

@@ -12,7 +12,7 @@ import math
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from lightning.pytorch import LightningModule
@@ -96,19 +96,31 @@ class Schedule:
     # -- the folds' epochs --------------------------------------------------------------------------
 
     def start_fold(self, f: FoldState) -> None:
-        """Call the hooks that open a fold's fit (``on_fit_start``, ``on_train_start``: Lightning callbacks, module)."""
+        """Call the hooks that open a fold's fit (``on_fit_start``, ``on_fold_start``, ``on_train_start``)."""
         hook = self.trainer.fold_loop.hook
         hook(f, "on_fit_start")
-        self.trainer.fabric.call("on_train_fold_start", trainer=self.trainer, fold=f.index, module=f.module)
+        self.trainer.fabric.call("on_fold_start", trainer=self.trainer, fold=f.index, module=f.module)
         hook(f, "on_train_start")
 
     def end_fold(self, f: FoldState) -> None:
-        """Call the hooks that close a fold's fit (``on_train_end``, ``on_fit_end``, ``teardown``)."""
+        """Call the hooks that close a fold's fit (``on_train_end``, ``on_fit_end``, ``on_fold_end``, ``teardown``)."""
         hook = self.trainer.fold_loop.hook
         hook(f, "on_train_end")
         hook(f, "on_fit_end")
-        self.trainer.fabric.call("on_train_fold_end", trainer=self.trainer, fold=f.index, module=f.module)
+        self.trainer.fabric.call("on_fold_end", trainer=self.trainer, fold=f.index, module=f.module)
         hook(f, "teardown", "fit")
+
+    def start_epoch(self, epoch: int) -> None:
+        """Call ``on_train_fold_start`` (lightning-cv's name): once per epoch, before any fold trains it."""
+        self.trainer.fabric.call("on_train_fold_start", trainer=self.trainer, epoch=epoch)
+
+    def finish_epoch(self, epoch: int) -> None:
+        """Call ``on_train_fold_end`` (lightning-cv's name): once per epoch, with the fold means, before stopping.
+
+        A callback that sets ``trainer.should_stop = True`` here stops the fit after this epoch.
+        """
+        trainer = self.trainer
+        trainer.fabric.call("on_train_fold_end", trainer=trainer, epoch=epoch, metrics=trainer.state.epoch_metrics)
 
     # -- end of epoch: decide on the fold mean ------------------------------------------------------
 
@@ -187,10 +199,24 @@ class Schedule:
             )
 
     def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
-        """Give the epoch's per-fold metrics and fold means to the callbacks, then to the loggers."""
+        """Give the epoch's per-fold metrics and fold means to ``on_before_log_metrics``, then to the loggers.
+
+        The callbacks get the dict the loggers receive (NaN values left out, ``epoch`` added) with ``stage="epoch"``,
+        ``fold=None`` and ``optimizer=None``; what they add or change is logged, the fit's own metrics stay as they are.
+        """
         trainer = self.trainer
-        trainer.fabric.call("on_before_log_metrics", trainer=trainer, epoch=epoch, metrics=metrics)
-        trainer.fabric.log_dict({k: v for k, v in metrics.items() if not math.isnan(v)} | {"epoch": epoch}, step=epoch)
+        logged: dict[str, Any] = {k: v for k, v in metrics.items() if not math.isnan(v)} | {"epoch": epoch}
+        trainer.fold_loop.call(
+            "on_before_log_metrics",
+            trainer=trainer,
+            metrics=logged,
+            fold=None,
+            epoch=epoch,
+            step=epoch,
+            stage="epoch",
+            optimizer=None,
+        )
+        trainer.fabric.log_dict(logged, step=epoch)
 
     def step_epoch_schedulers(self, f: FoldState, fold_metrics: Mapping[str, float]) -> None:
         """Step a fold's epoch-interval ReduceLROnPlateau schedulers on their monitor: the fold mean or its own metric.
@@ -240,6 +266,7 @@ class InterleavedSchedule(Schedule):
             if state.finished:
                 break
             state.current_epoch = epoch
+            self.start_epoch(epoch)
             validated = False
             for f in trainer.folds:
                 if self.runs_here(f):
@@ -248,6 +275,7 @@ class InterleavedSchedule(Schedule):
             self.after_folds()
             self.end_epoch(epoch, validated)
             state.best.update(epoch, state.epoch_metrics, [f.module for f in trainer.folds])
+            self.finish_epoch(epoch)
             self.decide_stop(epoch)
             self.save_last()
 
@@ -357,13 +385,15 @@ class VectorizedSchedule(InterleavedSchedule):
         """Run the epochs on the batched engine, with every decision on the fold mean as in ``interleaved``.
 
         Per-batch and per-fold callback hooks do not fire here (the folds step as one computation); the epoch-level
-        ones (``on_before_log_metrics``, ``on_validation_end``) and every decision on the fold mean do.
+        ones (``on_train_fold_start``, ``on_before_log_metrics`` of the epoch, ``on_validation_end``,
+        ``on_train_fold_end``) and every decision on the fold mean do.
         """
         trainer, state, cfg = self.trainer, self.trainer.state, self.trainer.config
         for epoch in range(first_epoch, cfg.max_epochs):
             if state.finished:
                 break
             state.current_epoch = epoch
+            self.start_epoch(epoch)
             train = engine.train_epoch(epoch)
             validate = (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs
             val = engine.validate(epoch) if validate else [{} for _ in trainer.folds]
@@ -374,6 +404,7 @@ class VectorizedSchedule(InterleavedSchedule):
             engine.write_back()
             self.end_epoch(epoch, validate)
             state.best.update(epoch, state.epoch_metrics, [f.module for f in trainer.folds])
+            self.finish_epoch(epoch)
             self.decide_stop(epoch)
             self.save_last()
         engine.write_back()
@@ -382,8 +413,9 @@ class VectorizedSchedule(InterleavedSchedule):
 class SequentialSchedule(Schedule):
     """One fold to its end, then the next; the fold means are replayed epoch by epoch afterwards.
 
-    ``on_before_log_metrics``, the loggers and ``on_validation_end`` then see every epoch's fold mean, so fold-mean
-    early stopping and ModelCheckpoint decide as in the interleaved schedule (a stop there truncates every fold's
+    ``on_train_fold_start``, ``on_before_log_metrics``, the loggers, ``on_validation_end`` and ``on_train_fold_end``
+    then see every epoch's fold mean, once per epoch as in the interleaved schedule, so fold-mean early stopping,
+    ModelCheckpoint and a callback setting ``trainer.should_stop`` decide as there (a stop truncates every fold's
     history to the stop epoch; it saves no compute).
     """
 
@@ -424,12 +456,14 @@ class SequentialSchedule(Schedule):
         trainer, state, cfg = self.trainer, self.trainer.state, self.trainer.config
         for epoch in range(min(len(f.history) for f in trainer.folds)):
             state.current_epoch = epoch
+            self.start_epoch(epoch)
             state.epoch_metrics = metrics = aggregate(trainer.folds, epoch)
             self.warn_non_finite(epoch)
             self.log_epoch(epoch, metrics)
             if (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs:
                 self.check_monitor(metrics)
                 trainer.fabric.call("on_validation_end", trainer=trainer, epoch=epoch, metrics=metrics)
+            self.finish_epoch(epoch)
             self.decide_stop(epoch)
             if state.finished:
                 for f in trainer.folds:

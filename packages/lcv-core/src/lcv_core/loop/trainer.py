@@ -142,8 +142,19 @@ class CrossValidationTrainer:
 
     @property
     def should_stop(self) -> bool:
-        """Whether a stop was asked for during this epoch ([`stop()`][lcv_core.CrossValidationTrainer.stop] asks)."""
+        """Whether a stop was asked for during this epoch ([`stop()`][lcv_core.CrossValidationTrainer.stop] asks).
+
+        Settable, as in lightning-cv and Lightning: ``trainer.should_stop = True`` in a callback stops the fit after
+        the epoch (reason: a callback set it); ``False`` withdraws a stop asked for in this epoch.
+        """
         return self.state.should_stop
+
+    @should_stop.setter
+    def should_stop(self, value: bool) -> None:
+        if not value:
+            self.state.should_stop, self.state.stop_reason = False, None
+        elif not self.state.should_stop:
+            self.state.stop(f"a callback set trainer.should_stop = True in epoch {self.state.current_epoch + 1}")
 
     @property
     def stop_reason(self) -> str | None:
