@@ -50,6 +50,7 @@ class Cohort:
         self.optimizer: torch.optim.Optimizer = type(opt)(groups, **defaults)
         self._fused = FusedStep.of(self.optimizer)
         self._trainable = [p for p in self.params.values() if p.requires_grad]
+        self._slots: dict[tuple[int, str], tuple[LightningModule, dict[str, Any], str]] = {}
         self.load_optimizer_state()
 
     def step(self) -> None:
@@ -112,18 +113,35 @@ class Cohort:
     def write_back(self, modules: Sequence[LightningModule]) -> None:
         """Copy the stacked weights and optimizer state into each fold's module and optimizer."""
         with torch.no_grad():
-            for j, fold in enumerate(self.folds):
-                for name, stacked in self.params.items():
-                    modules[fold].get_parameter(name).copy_(stacked[j])
-        for j, original in enumerate(self.originals):
-            for g_new, g_orig in zip(self.optimizer.param_groups, original.param_groups, strict=True):
-                for p_new, p_orig in zip(g_new["params"], g_orig["params"], strict=True):
-                    state = self.optimizer.state.get(p_new)
-                    if not state:
-                        continue
-                    original.state[p_orig] = {
-                        key: (value[j].clone() if value.ndim > 0 else value.clone())
-                        if isinstance(value, torch.Tensor)
-                        else value
+            for name, stacked in self.params.items():
+                for fold, row in zip(self.folds, stacked.unbind(0), strict=True):
+                    self._slot(modules[fold], name).copy_(row)
+        opt = self.optimizer
+        for gi, group in enumerate(opt.param_groups):
+            for pi, stacked in enumerate(group["params"]):
+                state = opt.state.get(stacked)
+                if not state:
+                    continue
+                rows = {
+                    key: value.unbind(0)
+                    for key, value in state.items()
+                    if isinstance(value, torch.Tensor) and value.ndim
+                }
+                for j, original in enumerate(self.originals):
+                    original.state[original.param_groups[gi]["params"][pi]] = {
+                        key: rows[key][j].clone()
+                        if key in rows
+                        else (value.clone() if isinstance(value, torch.Tensor) else value)
                         for key, value in state.items()
                     }
+
+    def _slot(self, module: LightningModule, name: str) -> torch.Tensor:
+        """Return ``module``'s parameter ``name``, from where it is registered (``get_parameter`` walks the path)."""
+        key = (id(module), name)
+        found = self._slots.get(key)
+        if found is None or found[0] is not module:
+            owner, _, leaf = name.rpartition(".")
+            found = self._slots[key] = (module, module.get_submodule(owner)._parameters, leaf)
+        param: torch.Tensor | None = found[1][found[2]]
+        assert param is not None  # the stacked parameters are the registered ones
+        return param

@@ -158,8 +158,7 @@ class VectorizedFolds:
         for cohort in self.cohorts:
             cohort.sync_hyperparameters()
         self._log.start()
-        for m in self.modules:
-            m.train()
+        self._set_mode(True, self.modules)
         self._hooks("on_train_epoch_start")
         for batch_idx, groups in enumerate(self._steps(0, self.train_batches)):
             self._train_step(batch_idx, groups)
@@ -170,8 +169,12 @@ class VectorizedFolds:
     def validate(self, epoch: int) -> list[dict[str, float]]:
         """Validate every fold (batched too); return each fold's validation metrics."""
         self._log.start()
-        for m in self.modules:
-            m.eval()
+        # the steps run on fold 0's module (the template); the others only need eval mode for their epoch hooks
+        hooked = _overrides(self.modules[0], "on_validation_epoch_start") or _overrides(
+            self.modules[0], "on_validation_epoch_end"
+        )
+        switched = self.modules if hooked else self.modules[:1]
+        self._set_mode(False, switched)
         self._hooks("on_validation_epoch_start")
         if _overrides(self.modules[0], "validation_step"):
             counts = [self._count(va, self.config.limit_val_batches, i) for i, (_, va) in enumerate(self.loaders)]
@@ -184,8 +187,7 @@ class VectorizedFolds:
                     )  # fmt: skip
                     self._record(group, entries, values)
         self._hooks("on_validation_epoch_end")
-        for m in self.modules:
-            m.train()
+        self._set_mode(True, switched)
         result = self._log.reduce()
         for fold, metrics in enumerate(self._stepper.epoch_metrics(self.k)):  # torchmetrics of the grouped step
             result[fold].update(metrics)
@@ -217,6 +219,13 @@ class VectorizedFolds:
             cohort.write_back(self.modules)
 
     # -- internals ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _set_mode(training: bool, modules: Sequence[LightningModule]) -> None:
+        """``train(training)`` each module unless it is wholly in that mode (``train()`` sets every flag anew)."""
+        for m in modules:
+            if any(sub.training is not training for sub in m.modules()):
+                m.train(training)
 
     def _count(self, loader: Any, limit: int | float | None, fold: int) -> int:
         if not hasattr(loader, "__len__"):
