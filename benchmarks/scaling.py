@@ -1,0 +1,158 @@
+"""Fold-parallel scaling: ``schedule="parallel"`` on 1 process against 2 processes (``devices=1`` vs ``devices=2``).
+
+The digits workload of ``benchmarks/run.py`` (5-fold stratified CV, MLP ``64 → 256 → 256 → 10``, Adam, batch 64,
+10 epochs), built from a config with lcv's learner, one torch thread per process. Each fit runs in a fresh
+subprocess (``--child``); with ``devices=2`` Fabric starts the script once more for rank 1. The clock starts once
+the processes and the process group are up (launching and importing lightning are not the fold loop) and stops when
+the fit returns on rank 0. Prints the wall seconds, the ratio, whether the per-fold histories are equal (bitwise:
+``parallel`` trains each fold in its own random stream, wherever it runs) and the load average, which tells how
+far other processes on the same cores spoil the figure.
+
+    .venv/bin/python benchmarks/scaling.py              # 10 epochs, width 256, 1 repeat
+    .venv/bin/python benchmarks/scaling.py --repeats 3  # the median over 3 interleaved repeats
+    .venv/bin/python benchmarks/scaling.py --quick      # 2 epochs: a smoke run
+
+On paper (docs/guides/cluster.md): with k folds on d processes the slowest process trains ceil(k/d) folds, so the
+speed-up is at most k / ceil(k/d): 5 folds on 2 processes, 5/3 = 1.67x; on 5 processes, 5x. Each epoch then waits
+for the slowest process and exchanges every fold's state (weights, optimizer state: a few MB here) between all
+processes, which costs more the smaller an epoch is.
+
+Needs lcv-core and lcv-data installed; ``rows()`` returns the figures for ``benchmarks/run.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+
+
+def config(epochs: int, width: int, folds: int, devices: int) -> dict[str, Any]:
+    """Return the digits experiment with ``schedule="parallel"`` on ``devices`` processes."""
+    return {
+        "name": "scaling",
+        "seed": 0,
+        "data": {
+            "dataset": "digits",
+            "splitter": {"name": "stratified_kfold", "cfg": {"n_splits": folds, "shuffle": True}},
+            "fitted_transforms": ["standardize"],
+            "dataloaders": {"default": {"batch_size": 64}},
+        },
+        "model": {"name": "mlp", "cfg": {"in_features": 64, "out_features": 10, "hidden": [width, width]}},
+        "criterion": "CrossEntropyLoss",
+        "optimizer": {"name": "Adam", "cfg": {"lr": 0.001}},
+        "trainer": {
+            "accelerator": "cpu",
+            "schedule": "parallel",
+            "devices": devices,
+            "max_epochs": epochs,
+            "enable_progress_bar": False,
+        },
+    }
+
+
+def child(epochs: int, width: int, folds: int, devices: int, out: Path) -> None:
+    """Fit once (this process is one rank); rank 0 writes the wall seconds of the fit and the history to ``out``."""
+    import torch
+
+    torch.set_num_threads(1)
+    from lcv_core.configure import configure_all
+    from lcv_core.distributed import parallel
+
+    trainer, factory, datamodule = configure_all(config(epochs, width, folds, devices))
+    parallel.launch(trainer.fabric)  # start rank 1 and the process group before the clock; fit() reuses them
+    trainer.fabric.barrier()
+    start = time.perf_counter()
+    result = trainer.fit(factory, datamodule)
+    seconds = time.perf_counter() - start
+    if trainer.fabric.is_global_zero:
+        out.write_text(json.dumps({"seconds": seconds, "history": result.history}))
+    if torch.distributed.is_initialized():  # how a multi-process script ends (trainer guide)
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
+def run_child(epochs: int, width: int, folds: int, devices: int) -> dict[str, Any]:
+    """Run one fit in a fresh subprocess; return rank 0's report."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "report.json"
+        command = [sys.executable, str(HERE), "--child", str(devices), str(out)]
+        command += ["--epochs", str(epochs), "--width", str(width), "--folds", str(folds)]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True, timeout=1800)
+        if proc.returncode != 0:
+            raise RuntimeError(f"devices={devices} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        report: dict[str, Any] = json.loads(out.read_text())
+        return report
+
+
+def rows(epochs: int = 10, width: int = 256, folds: int = 5, repeats: int = 1) -> list[dict[str, Any]]:
+    """Measure ``parallel`` on 1 and 2 processes; return one row per process count (median wall seconds).
+
+    Each row has ``row``, ``devices``, ``wall_s``, ``speedup`` (1-process seconds / these seconds), ``bound`` (the
+    paper bound folds / ceil(folds / devices)), ``equal`` (per-fold history bitwise the 1-process one) and
+    ``load`` (the 1-minute load average after the runs). The repeats are interleaved (1, 2, 1, 2, ...).
+    """
+    seconds: dict[int, list[float]] = {1: [], 2: []}
+    histories: dict[int, list[Any]] = {1: [], 2: []}
+    for _ in range(repeats):
+        for devices in (1, 2):
+            report = run_child(epochs, width, folds, devices)
+            seconds[devices].append(report["seconds"])
+            histories[devices].append(report["history"])
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    base = statistics.median(seconds[1])
+    reference = histories[1][0]
+    return [
+        {
+            "row": f"lcv parallel, {devices} process{'es' if devices > 1 else ''}",
+            "devices": devices,
+            "wall_s": statistics.median(seconds[devices]),
+            "speedup": base / statistics.median(seconds[devices]),
+            "bound": folds / math.ceil(folds / devices),
+            "equal": all(h == reference for h in histories[devices]),
+            "load": load,
+        }
+        for devices in (1, 2)
+    ]
+
+
+def main() -> None:
+    """Parse the options; run a child fit or the whole measurement and print it."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="2 epochs: a smoke run")
+    parser.add_argument("--child", nargs=2, metavar=("DEVICES", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.epochs, args.width, args.folds, int(args.child[0]), Path(args.child[1]))
+        return
+    epochs = 2 if args.quick else args.epochs
+    cores = os.cpu_count()
+    print(f"digits, {args.folds} folds, width {args.width}, batch 64, {epochs} epochs, parallel, 1 thread/process")
+    print(f"cores: {cores}, load average before: {os.getloadavg()[0]:.2f}")
+    table = rows(epochs, args.width, args.folds, args.repeats)
+    print(f"{'row':<28} {'wall s':>8} {'speed-up':>9} {'bound':>6}  per-fold = 1 process")
+    for row in table:
+        equal = "yes (bitwise)" if row["equal"] else "NO"
+        print(f"{row['row']:<28} {row['wall_s']:>8.2f} {row['speedup']:>8.2f}x {row['bound']:>5.2f}x  {equal}")
+    ratio = table[0]["wall_s"] / table[1]["wall_s"]
+    print(f"ratio 1 process / 2 processes: {ratio:.2f}x (goal >= 1.6x on 2 idle cores; bound {table[1]['bound']:.2f}x)")
+    print(f"load average after: {table[0]['load']:.2f} (above ~0.5 other processes share the cores: the ratio is low)")
+
+
+if __name__ == "__main__":
+    main()
