@@ -277,7 +277,7 @@ def hold_run_dir(run_dir: str | Path) -> RunLock | None:
     """
     if Path(run_dir).resolve() in _HELD:
         return None
-    lock = RunLock.acquire(run_dir)
+    lock = RunLock.claim(run_dir)  # `discard()` removes what it created if the fit is refused before writing
     start_run(lock)
     return lock
 

@@ -235,10 +235,14 @@ class CrossValidationTrainer:
         # of a multi-process job locks and writes it
         lock = hold_run_dir(self.run_dir) if self.run_dir is not None and is_first_process() else None
         try:
-            return self._fit_locked(model, datamodule, ckpt_path, model_kwargs, min_folds)
-        finally:
+            result = self._fit_locked(model, datamodule, ckpt_path, model_kwargs, min_folds)
+        except BaseException:
             if lock is not None:
-                lock.release()
+                lock.discard()  # bad input refused before anything was written leaves no directory behind
+            raise
+        if lock is not None:
+            lock.release()
+        return result
 
     def _fit_locked(
         self,
