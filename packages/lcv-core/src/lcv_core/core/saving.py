@@ -95,20 +95,23 @@ def cpu_tree(value: Any) -> Any:
     return value
 
 
-def snapshot(value: Any) -> Any:
+def snapshot(value: Any, clone: bool = True) -> Any:
     """Return a copy of ``value`` that later training cannot change: new containers, tensors cloned onto the CPU.
 
     A checkpoint written in the background is taken with this at the end of the epoch it holds (optimizer states and
-    random states are updated in place by the next epoch).
+    random states are updated in place by the next epoch). ``clone=False`` copies the containers only, for tensors
+    nothing changes in place.
     """
     if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
+        return value.detach().to("cpu", copy=True) if clone else value
     if isinstance(value, Mapping):
-        return {k: snapshot(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [snapshot(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(snapshot(v) for v in value)
+        return {k: snapshot(v, clone) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        if set(map(type, value)) <= _SCALARS:  # random states: hundreds of ints, nothing to clone
+            return list(value) if isinstance(value, list) else value
+        return (
+            [snapshot(v, clone) for v in value] if isinstance(value, list) else tuple(snapshot(v, clone) for v in value)
+        )
     return value
 
 

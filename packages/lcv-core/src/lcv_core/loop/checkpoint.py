@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import torch
 
 from lcv_config import LcvError
 from lcv_core.core.saving import (
@@ -12,9 +17,12 @@ from lcv_core.core.saving import (
     VERSION,
     config_dict,
     global_rng_state,
+    pack,
     package_versions,
     plain,
+    save,
     set_global_rng_state,
+    snapshot,
 )
 
 if TYPE_CHECKING:
@@ -60,8 +68,13 @@ def _callback_key(callback: Any, seen: dict[str, int]) -> str:
     return key if seen[key] == 1 else f"{key}#{seen[key]}"
 
 
-def trainer_state(trainer: CrossValidationTrainer) -> dict[str, Any]:
-    """Return everything ``fit(ckpt_path=...)`` needs to continue ``trainer``'s fit exactly, checkpoint-safe."""
+def trainer_state(trainer: CrossValidationTrainer, frozen: bool = False) -> dict[str, Any]:
+    """Return everything ``fit(ckpt_path=...)`` needs to continue ``trainer``'s fit exactly, checkpoint-safe.
+
+    With ``frozen``, nothing in it is shared with the live fit, so it can be written while training goes on: what
+    training changes in place (optimizer states, random states, callback states) is cloned; the fold weights are
+    copies already, and the best-epoch weights are snapshots nothing changes (only their lists are copied).
+    """
     seen: dict[str, int] = {}
     callbacks = {
         _callback_key(cb, seen): plain(cb.state_dict())
@@ -72,7 +85,7 @@ def trainer_state(trainer: CrossValidationTrainer) -> dict[str, Any]:
         plain(lg.state_dict()) if callable(getattr(lg, "state_dict", None)) else None  # type: ignore[attr-defined]  # checked
         for lg in trainer.fabric.loggers
     ]
-    return {
+    state = {
         "format": FORMAT,
         "version": VERSION,
         "folds": [f.state_dict() for f in trainer.folds],
@@ -87,6 +100,12 @@ def trainer_state(trainer: CrossValidationTrainer) -> dict[str, Any]:
         "experiment_config": trainer.experiment_config_yaml,
         "versions": package_versions(),
     }
+    if frozen:
+        state["folds"] = [{k: v if k == "model" else snapshot(v) for k, v in fold.items()} for fold in state["folds"]]
+        state["best_weights"] = snapshot(state["best_weights"], clone=False)
+        for key in ("callbacks", "loggers", "rng", "precision", "trainer"):
+            state[key] = snapshot(state[key])
+    return state
 
 
 def restore_trainer_state(trainer: CrossValidationTrainer, state: Mapping[str, Any]) -> None:
@@ -139,3 +158,117 @@ def check_schedule(state: Mapping[str, Any], path: str, schedule: Schedule) -> N
         raise LcvError(
             f"Checkpoint {path} was written by schedule={saved!r}; resume it with that schedule, not {schedule.name!r}."
         )
+
+
+BACKGROUND_BYTES = 1 << 20
+"""A ``last.ckpt`` whose tensors hold more bytes than this is written by a background thread while training goes on.
+
+Below it, writing is bound by Python (pickling, the GIL) and a thread would save nothing: such a file is written
+in place (a few milliseconds, measured in ``benchmarks/checkpoint_cost.py``)."""
+
+
+def tensor_bytes(value: Any) -> int:
+    """Return the bytes of all tensors in ``value`` (in dicts, lists and tuples)."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, Mapping):
+        return sum(tensor_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(tensor_bytes(v) for v in value)
+    return 0
+
+
+class LastCheckpointWriter:
+    """Writes ``last.ckpt`` atomically; a large one in a background thread, so the next epoch need not wait.
+
+    The state is captured when `write()` is called, at the end of the epoch it holds: a background write works on a
+    copy (every tensor cloned), so the file holds that epoch exactly, whatever training does meanwhile. Each file is
+    written to a temporary name, synced and renamed (`lcv_core.core.saving.save`), so a kill at any moment leaves the
+    previous complete file. A write starts only after the previous one ended (files never go back in time), and
+    `flush()` waits for the pending one: the schedule flushes at the end of every fit and when it raises. A failed
+    background write raises its error at the next `write()` or `flush()`.
+    """
+
+    def __init__(self, background_bytes: int = BACKGROUND_BYTES) -> None:
+        self.background_bytes = background_bytes
+        """Checkpoints with more tensor bytes than this are written in the background."""
+        self.blocked_s = 0.0
+        """Seconds the training loop spent on ``last.ckpt``: capturing the state, writing in place, waiting."""
+        self.background_s = 0.0
+        """Seconds the background writes took (beside training)."""
+        self.writes = 0
+        """Checkpoints written (or being written)."""
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._background_next = False
+
+    @property
+    def pending(self) -> bool:
+        """Whether a background write is still running."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def write(self, capture: Callable[[bool], Mapping[str, Any]], targets: Sequence[Path]) -> None:
+        """Capture the state with ``capture(frozen)`` and write it to every path in ``targets``.
+
+        ``capture(True)`` must return a state that shares nothing training changes later (`trainer_state()` with
+        ``frozen=True``); it is asked for when this write may go to the background: the first, and those after a
+        checkpoint larger than `background_bytes` (sizes hardly change between epochs). A frozen state larger than
+        that is written in the background, any other in place.
+
+        Raises:
+            OSError: This write, or the previous background one, failed (the message names the file).
+        """
+        start = time.perf_counter()
+        try:
+            self._join()
+            frozen = self._background_next or self.writes == 0  # the first: the size is not known yet
+            state = pack(capture(frozen))
+            self.writes += 1
+            self._background_next = tensor_bytes(state) > self.background_bytes
+            if not (frozen and self._background_next):
+                for target in targets:
+                    save(state, target)
+                return
+            self._thread = threading.Thread(
+                target=self._write, args=(state, list(targets)), name="lcv-last-ckpt", daemon=False
+            )
+            self._thread.start()
+        finally:
+            self.blocked_s += time.perf_counter() - start
+
+    def flush(self) -> None:
+        """Wait for the pending background write.
+
+        Raises:
+            OSError: It failed (the message names the file and says how to continue).
+        """
+        start = time.perf_counter()
+        try:
+            self._join()
+        finally:
+            self.blocked_s += time.perf_counter() - start
+
+    def flush_quietly(self) -> None:
+        """Wait for the pending background write while another error propagates; its own failure is a warning."""
+        try:
+            self.flush()
+        except Exception as exc:  # the error being raised matters more; this one is still reported
+            warnings.warn(f"{exc}", UserWarning, stacklevel=2)
+
+    def _join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def _write(self, state: Mapping[str, Any], targets: list[Path]) -> None:
+        start = time.perf_counter()
+        try:
+            for target in targets:
+                save(state, target)
+        except BaseException as exc:  # handed to the training thread, which raises it at its next write or flush
+            self._error = exc
+        finally:
+            self.background_s += time.perf_counter() - start
