@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import os
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +105,7 @@ def launch(fabric: Fabric) -> None:
         LcvError: A spawn-based strategy (``ddp_spawn``, ``ddp_fork``), which needs a function to launch.
     """
     if fabric_launched(fabric) or isinstance(fabric.strategy, (SingleDeviceStrategy, DataParallelStrategy)):
+        _check_one_process_job()
         return
     start_method = spawns_processes(fabric)
     if start_method is not None:
@@ -121,6 +123,26 @@ def launch(fabric: Fabric) -> None:
         # gloo can still abort a rank at exit when its peer leaves first.
         atexit.unregister(_destroy_process_group)
         atexit.register(_destroy_process_group)
+
+
+def _check_one_process_job() -> None:
+    """Refuse a one-process fit in a job that ``torchrun`` started with several processes.
+
+    Each process would train every fold alone and write the same run; the fix is to tell Fabric the job's size.
+
+    Raises:
+        LcvError: ``torchrun`` set ``WORLD_SIZE`` above 1.
+    """
+    if not (dist.is_available() and dist.is_torchelastic_launched()) or dist.is_initialized():
+        return
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size > 1:
+        raise LcvError(
+            f"torchrun started {size} processes (WORLD_SIZE={size}), but this fit runs on one device, so every "
+            "process would train every fold alone and write the same run. Set trainer.devices to torchrun's "
+            f"--nproc-per-node and trainer.num_nodes to its --nnodes (devices x num_nodes = {size}), with "
+            "schedule='parallel' (whole folds per process) or strategy='ddp'."
+        )
 
 
 def _destroy_process_group() -> None:
