@@ -17,6 +17,7 @@ from torchmetrics import Metric
 from lcv_config import LcvError
 from lcv_core.core.lightning_compat import is_fabric_loader
 from lcv_core.core.metric_log import batch_size_of, checked_scalar, on_device
+from lcv_core.vectorized.metric_log import Deferred
 
 
 def _prepare(batch: Any, loader: Any, fabric: Fabric | None) -> Any:
@@ -34,6 +35,9 @@ def _precision(fabric: Fabric | None) -> AbstractContextManager[Any]:
 
 LogEntry = tuple[str, str, bool, bool, int | None]
 """One ``self.log`` call as the engine records it: name, reduction, on_step, on_epoch, batch size."""
+
+LogValue = torch.Tensor | Deferred
+"""The per-fold values of one ``self.log`` call: a tensor with the fold dimension first, or computed later."""
 
 
 class _StepCall(nn.Module):
@@ -276,7 +280,7 @@ class Stepper(Protocol):
         buffers: dict[str, torch.Tensor],
         group: _Group,
         batch_idx: int,
-    ) -> tuple[torch.Tensor | None, list[LogEntry], list[torch.Tensor]]:
+    ) -> tuple[torch.Tensor | None, list[LogEntry], list[LogValue]]:
         """Return the per-fold losses (``None`` outside training), the log entries and their per-fold values."""
         ...
 
@@ -305,7 +309,7 @@ class _Stepper:
         buffers: dict[str, torch.Tensor],
         group: _Group,
         batch_idx: int,
-    ) -> tuple[torch.Tensor | None, list[LogEntry], list[torch.Tensor]]:
+    ) -> tuple[torch.Tensor | None, list[LogEntry], list[LogValue]]:
         """Return the per-fold losses (``None`` in validation), the log entries and their per-fold values."""
         batch, in_dims = group.batch, group.in_dims
         slots, recorder = self.slots, self.recorder

@@ -70,7 +70,7 @@ from lightning.pytorch import LightningModule
 
 from lcv_config import LcvError, TrainerConfig
 from lcv_core.core.rng import FoldRNG
-from lcv_core.vectorized.batches import LogEntry, _Gather, _Group, _group, _precision, _prepare
+from lcv_core.vectorized.batches import LogEntry, LogValue, _Gather, _Group, _group, _precision, _prepare
 from lcv_core.vectorized.check import (
     ELEMENTWISE_OPTIMIZERS,
     OptimizerSpec,
@@ -81,7 +81,7 @@ from lcv_core.vectorized.check import (
 )
 from lcv_core.vectorized.cohort import Cohort
 from lcv_core.vectorized.grouped import make_stepper
-from lcv_core.vectorized.metric_log import _FoldsLog, _HookLog
+from lcv_core.vectorized.metric_log import Deferred, _FoldsLog, _HookLog
 
 _PREFETCH = 32
 
@@ -334,16 +334,17 @@ class VectorizedFolds:
                     stepped = True
         return stepped
 
-    def _record(self, group: _Group, entries: list[LogEntry], values: list[torch.Tensor]) -> None:
+    def _record(self, group: _Group, entries: list[LogEntry], values: list[LogValue]) -> None:
         if not entries:
             return
         folds, sizes = group.folds, group.sizes
         index = None if len(folds) == self.k else torch.tensor(folds, device=self.device)
         for (name, reduce, on_step, on_epoch, batch_size), value in zip(entries, values, strict=True):
-            if value.requires_grad:
+            if isinstance(value, torch.Tensor) and value.requires_grad:
                 value = value.detach()
             if on_step:
-                self._log.steps.append((list(folds), [self.global_steps[f] for f in folds], name, value.reshape(-1)))
+                now = Deferred.resolve([value])[0]
+                self._log.steps.append((list(folds), [self.global_steps[f] for f in folds], name, now.reshape(-1)))
             if on_epoch:
                 self._log.add(
                     name, reduce, index, value, sizes if batch_size is None else [float(batch_size)] * len(sizes)

@@ -31,7 +31,8 @@ from torchmetrics import Metric
 
 from lcv_core.learners.networks import MLP
 from lcv_core.learners.supervised import SupervisedLearner
-from lcv_core.vectorized.batches import LogEntry, Stepper, _Group, _Stepper
+from lcv_core.vectorized.batches import LogEntry, LogValue, Stepper, _Group, _Stepper
+from lcv_core.vectorized.metric_log import Deferred
 
 _ELEMENTWISE = (
     nn.ReLU,
@@ -87,6 +88,15 @@ def _fold_equal(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a == b
 
 
+def _accuracies(steps: list[tuple[torch.Tensor, ...]]) -> torch.Tensor:
+    """Each fold's accuracy in each step, ``(steps, k)``, from the steps' logits ``(k, batch, classes)`` and targets."""
+    if len(steps) == 1:
+        out, y = steps[0]
+        return (out.argmax(dim=-1) == y).float().mean(1).unsqueeze(0)
+    outs, ys = torch.stack([s[0] for s in steps]), torch.stack([s[1] for s in steps])
+    return (outs.argmax(dim=-1) == ys).float().mean(-1)
+
+
 def _criterion_supported(criterion: nn.Module) -> bool:
     if getattr(criterion, "reduction", None) != "mean":
         return False
@@ -135,7 +145,7 @@ class _GroupedStepper:
         buffers: dict[str, torch.Tensor],
         group: _Group,
         batch_idx: int,
-    ) -> tuple[torch.Tensor | None, list[LogEntry], list[torch.Tensor]]:
+    ) -> tuple[torch.Tensor | None, list[LogEntry], list[LogValue]]:
         """Return the per-fold losses (``None`` outside training), the log entries and their per-fold values."""
         try:
             x, y = self._split(group)
@@ -147,13 +157,15 @@ class _GroupedStepper:
         k = out.shape[0]
         loss = self._loss(out, y, k)
         entries: list[LogEntry] = [(f"{prefix}_loss", "mean", False, True, None)]
-        values = [loss.detach()]
+        values: list[LogValue] = [loss.detach()]
         if learner.task == "classification":
-            multiclass = out.ndim > 2 and out.shape[-1] > 1
-            pred = out.argmax(dim=-1) if multiclass else (out.reshape(k, -1) > 0).long()
-            correct = pred == y if pred.ndim == y.ndim == 2 else _fold_equal(pred, y).reshape(k, -1)
             entries.append((f"{prefix}_acc", "mean", False, True, None))
-            values.append(correct.float().mean(1))
+            multiclass = out.ndim > 2 and out.shape[-1] > 1
+            if multiclass and out.ndim == 3 and y.ndim == 2:
+                values.append(Deferred(_accuracies, out.detach(), y))  # computed for many steps at once
+            else:
+                pred = out.argmax(dim=-1) if multiclass else (out.reshape(k, -1) > 0).long()
+                values.append(_fold_equal(pred, y).reshape(k, -1).float().mean(1))
         if prefix != "train":
             self._update_metrics(prefix, group.folds, out, y)
         return (loss if stage == "training" else None), entries, values

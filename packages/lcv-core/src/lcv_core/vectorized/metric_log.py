@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -12,8 +12,48 @@ from lcv_config import LcvError
 from lcv_core.core.metric_log import FoldMetricLog
 
 
+class Deferred:
+    """A per-fold value of one step computed later, together with the others of its kind (one op per batch of them).
+
+    ``compute`` takes the ``args`` of several deferred values with equal shapes and returns their values as rows
+    of an ``(n, k)`` tensor, exactly those each would give alone: the step's own ops, vectorized over steps.
+    """
+
+    __slots__ = ("args", "compute", "nbytes")
+    requires_grad = False
+
+    def __init__(self, compute: Callable[[list[tuple[torch.Tensor, ...]]], torch.Tensor], *args: torch.Tensor) -> None:
+        self.compute, self.args = compute, args
+        self.nbytes = sum(a.numel() * a.element_size() for a in args)
+
+    def key(self) -> tuple[Any, ...]:
+        """Deferred values with one key are computed together."""
+        return (self.compute, *((a.shape, a.dtype, a.device) for a in self.args))
+
+    @staticmethod
+    def resolve(values: list[Any]) -> list[torch.Tensor]:
+        """Return ``values`` with every run of deferred ones of one key computed together, one row each."""
+        out: list[torch.Tensor] = []
+        i = 0
+        while i < len(values):
+            value = values[i]
+            if not isinstance(value, Deferred):
+                out.append(value)
+                i += 1
+                continue
+            key, j = value.key(), i + 1
+            while j < len(values) and isinstance(values[j], Deferred) and values[j].key() == key:
+                j += 1
+            out.extend(value.compute([v.args for v in values[i:j]]).unbind(0))
+            i = j
+        return out
+
+
 class _FoldsLog:
     """Epoch values logged by k folds, reduced per fold on device with one host read per epoch."""
+
+    DEFERRED_BYTES = 4 * 2**20
+    """`Deferred` values of a name are computed once they hold this many bytes (and at every flush)."""
 
     def __init__(self, k: int, device: torch.device) -> None:
         self.k, self.device = k, device
@@ -21,7 +61,8 @@ class _FoldsLog:
         self.weights: dict[str, torch.Tensor] = {}
         self.counts: dict[str, torch.Tensor] = {}
         self.reduce_fx: dict[str, str] = {}
-        self.pending: dict[str, list[tuple[torch.Tensor, list[float]]]] = {}
+        self.pending: dict[str, list[tuple[torch.Tensor | Deferred, list[float]]]] = {}
+        self.deferred_bytes: dict[str, int] = {}
         self.steps: list[tuple[list[int], list[int], str, torch.Tensor]] = []
 
     def start(self) -> None:
@@ -31,6 +72,7 @@ class _FoldsLog:
         self.counts.clear()
         self.reduce_fx.clear()
         self.pending.clear()
+        self.deferred_bytes.clear()
         self.steps.clear()
 
     def add(
@@ -38,7 +80,7 @@ class _FoldsLog:
         name: str,
         reduce: str,
         folds: torch.Tensor | None,
-        values: torch.Tensor,
+        values: torch.Tensor | Deferred,
         weights: torch.Tensor | list[float],
     ) -> None:
         """Accumulate ``values`` (one per fold in ``folds``, all folds when ``None``) weighted by ``weights``.
@@ -62,14 +104,29 @@ class _FoldsLog:
             pending.append((values, weights if isinstance(weights, list) else weights.tolist()))
             if len(pending) >= FoldMetricLog.FLUSH_EVERY:
                 self._flush(name)
+            elif isinstance(values, Deferred):
+                held = self.deferred_bytes[name] = self.deferred_bytes.get(name, 0) + values.nbytes
+                if held >= self.DEFERRED_BYTES:
+                    self._resolve(name)
             return
+        if isinstance(values, Deferred):
+            values = Deferred.resolve([values])[0]
         self._accumulate(name, folds, values, weights)
+
+    def _resolve(self, name: str) -> None:
+        """Compute the name's pending `Deferred` values now (memory), leaving them pending as tensors."""
+        pending = self.pending.get(name, [])
+        resolved = Deferred.resolve([v for v, _ in pending])
+        self.pending[name] = [(v, w) for v, (_, w) in zip(resolved, pending, strict=True)]
+        self.deferred_bytes[name] = 0
 
     def _flush(self, name: str) -> None:
         pending = self.pending.pop(name, [])
+        self.deferred_bytes.pop(name, None)
         if not pending:
             return
-        values = torch.stack([v.reshape(self.k).to(self.device, torch.float32) for v, _ in pending])
+        rows = Deferred.resolve([v for v, _ in pending])
+        values = torch.stack([v.reshape(self.k).to(self.device, torch.float32) for v in rows])
         weights = torch.tensor([w for _, w in pending], dtype=torch.float32, device=self.device)
         self.counts[name] += len(pending)
         reduce = self.reduce_fx[name]
