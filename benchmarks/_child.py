@@ -275,6 +275,7 @@ def run_lcv(data: Data, spec: dict[str, Any]) -> list[nn.Module]:
         result = trainer.fit(SupervisedLearner, datamodule, model_kwargs=kwargs)
     else:
         result = trainer.fit(_module_class(), datamodule, model_kwargs={"config": _module_config(data, spec)})
+    spec["schedule_chosen"] = getattr(result, "schedule", None) or schedule  # what `auto` chose
     folds = getattr(trainer, "folds", [])
     if len(folds) == len(data["folds"]) and all(isinstance(getattr(f, "module", None), nn.Module) for f in folds):
         return [f.module for f in folds]
@@ -332,6 +333,8 @@ def main(argv: list[str]) -> int:
         result["cpu_s"] = time.process_time() - cpu0
         result["fold_steps"] = fold_steps(data, spec["batch_size"], spec["epochs"])
         result["accuracies"] = fold_accuracies(nets, data) if nets else spec.get("reported_accuracies", [])
+        if "schedule_chosen" in spec:
+            result["schedule_chosen"] = spec["schedule_chosen"]
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     Path(out_path).write_text(json.dumps(result), encoding="utf-8")
     return 0

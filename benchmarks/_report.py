@@ -7,7 +7,7 @@ import statistics
 import sys
 from typing import Any
 
-from _runners import B_LABEL, LCV_LABEL, LEARNER_LABEL, RUNNERS, Case
+from _runners import AUTO_GROUPS, B_LABEL, LCV_LABEL, LEARNER_LABEL, RUNNERS, Case
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -25,7 +25,9 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         return {"note": first.get("skipped") or first.get("error") or "not run"}
     wall = _median(ok, "wall_s")
     best = min(ok, key=lambda r: abs(r["wall_s"] - wall))  # accuracies of the median run
+    chosen = sorted({r["schedule_chosen"] for r in ok if r.get("schedule_chosen")})
     return {
+        "chosen": "/".join(chosen),
         "wall_s": wall,
         "cpu_s": _median(ok, "cpu_s"),
         "us_per_step": statistics.median(1e6 * r["wall_s"] / r["fold_steps"] for r in ok),
@@ -58,7 +60,9 @@ def case_rows(case: Case) -> list[list[str]]:
                 f"{s['rss_mib']:.0f}",
                 f"{s['wall_s'] / b:.2f}" if b else "—",
                 f"{s['wall_s'] / lcv:.2f}" if lcv else "—",
-                _fmt_acc(s["accuracies"]) + (f" ({s['note']})" if s["note"] else ""),
+                _fmt_acc(s["accuracies"])
+                + (f" ({s['note']})" if s["note"] else "")
+                + (f" (chose {s['chosen']})" if label in AUTO_GROUPS and s["chosen"] else ""),
             ]
         )
     return rows
@@ -68,7 +72,7 @@ HEADERS = ["runner", "wall s", "CPU s", "µs/fold-step", "peak RSS MiB", "× B",
 
 
 def goals(cases: list[Case], cli: dict[str, Any], memory: dict[int, dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """Return ``(goal, measured, PASS/MISS/n/a)`` for the goals of issue #9."""
+    """Return ``(goal, measured, PASS/MISS/n/a)`` for the goals of issues #9 and #24 (``schedule="auto"``)."""
     out: list[tuple[str, str, str]] = []
 
     def wall(case: Case, label: str) -> float | None:
@@ -99,6 +103,28 @@ def goals(cases: list[Case], cli: dict[str, Any], memory: dict[int, dict[str, An
         if bound is not None:
             check(f"{tag} B ≥ {bound}× lcv vectorized", b, wall(case, RUNNERS[7].label), ">=", bound)
             check(f"{tag} B ≥ {bound}× lcv vectorized, lcv learner", b, wall(case, RUNNERS[9].label), ">=", bound)
+    for case in cases:  # schedule="auto" (issue #24): near the fastest lcv schedule, never much slower than interleaved
+        tag = f"digits W={case.width}:" if case.dataset == "digits" else f"{case.dataset}:"
+        for auto_label, others in AUTO_GROUPS.items():
+            auto = summarize(case.runs.get(auto_label, []))
+            walls = {label: wall(case, label) for label in others}
+            measured = {label: w for label, w in walls.items() if w is not None}
+            chose = f", chose {auto['chosen']}" if auto.get("chosen") else ""
+            if "wall_s" not in auto or not measured:
+                out.append((f"{tag} {auto_label} ≤ 1.05× the fastest lcv schedule", "not measured", "n/a"))
+                continue
+            fastest = min(measured, key=lambda label: measured[label])
+            for goal, label in (
+                (f"{tag} {auto_label} ≤ 1.05× the fastest lcv schedule ({fastest})", fastest),
+                (f"{tag} {auto_label} ≤ 1.05× {others[0]}", others[0]),
+            ):
+                den = summarize(case.runs.get(label, []))
+                if "wall_s" not in den:
+                    out.append((goal, "not measured", "n/a"))
+                    continue
+                ratio = auto["wall_s"] / den["wall_s"]
+                cpu = f" ({auto['cpu_s'] / den['cpu_s']:.2f}× CPU time)" if den["cpu_s"] else ""
+                out.append((goal, f"{ratio:.2f}×{cpu}{chose}", "PASS" if ratio <= 1.05 else "MISS"))
     goal = "peak RSS of the data pipeline at k=10 within 10% of k=2"
     if 2 in memory and 10 in memory:
         peak2, peak10 = memory[2]["peak_mib"], memory[10]["peak_mib"]
@@ -126,7 +152,7 @@ def print_report(console: Console, cases: list[Case], goal_rows: list[tuple[str,
         for row in case_rows(case):
             table.add_row(*(escape(c) for c in row))
         console.print(table)
-    table = Table(title="Goals of issue #9 (ratios within this run)", title_justify="left")
+    table = Table(title="Goals of issues #9 and #24 (ratios within this run)", title_justify="left")
     for h in ("goal", "measured", ""):
         table.add_column(h)
     for goal, measured, verdict in goal_rows:

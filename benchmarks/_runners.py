@@ -34,8 +34,15 @@ RUNNERS = [
     Runner("lcv vectorized", "lcv", {"schedule": "vectorized"}),
     Runner("lcv interleaved, lcv learner", "lcv", {"schedule": "interleaved", "learner": True}),
     Runner("lcv vectorized, lcv learner", "lcv", {"schedule": "vectorized", "learner": True}),
+    Runner("lcv auto", "lcv", {"schedule": "auto"}),
+    Runner("lcv auto, lcv learner", "lcv", {"schedule": "auto", "learner": True}),
 ]
 B_LABEL, LCV_LABEL, LEARNER_LABEL = RUNNERS[1].label, RUNNERS[4].label, RUNNERS[8].label
+AUTO_GROUPS = {
+    "lcv auto": ["lcv interleaved", "lcv sequential", "lcv offload", "lcv vectorized"],
+    "lcv auto, lcv learner": ["lcv interleaved, lcv learner", "lcv vectorized, lcv learner"],
+}
+"""Each ``auto`` row and the rows of the schedules it is measured against (the first one is ``interleaved``)."""
 
 
 @dataclass

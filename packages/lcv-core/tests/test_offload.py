@@ -23,7 +23,7 @@ def test_offload_gives_the_interleaved_metrics(data, tiny, trainer_kwargs) -> No
         pass
 
     kwargs = {**trainer_kwargs, "max_epochs": 3}
-    interleaved = CrossValidationTrainer(**kwargs).fit(Adam, data)
+    interleaved = CrossValidationTrainer(**kwargs, schedule="interleaved").fit(Adam, data)
     offload = CrossValidationTrainer(**kwargs, schedule="offload").fit(Adam, data)
     assert offload.history == interleaved.history
     assert len(offload.models) == 5

@@ -4,7 +4,8 @@ The choice is taken once, after the folds are set up and before any fold hook ru
 
 1. **Several processes** (``devices > 1``, DDP): ``interleaved``, the multi-process behaviour of before.
 2. **Cannot vectorize** (a per-batch hook override, manual optimization, mixed precision, a non-elementwise optimizer,
-   a Lightning callback, a callback with per-fold or per-step hooks, a profiler, ...): ``interleaved``.
+   a Lightning callback, a callback with per-fold or per-step hooks, a profiler, fold models whose plain attributes
+   differ, step code that reads ``self.trainer`` or ``self.global_step``, ...): ``interleaved``.
 3. **Size of one step**, parameters per fold × samples per batch: clearly small (`SMALL_STEP`) is ``vectorized``, where
    a step is Python overhead that one batched computation removes (k-1)/k of; clearly large (`LARGE_STEP`, or more than
    ``VECTORIZE_PARAMETERS_CPU`` parameters on the CPU) is ``interleaved``, where a step is arithmetic and the batched
@@ -23,8 +24,11 @@ written to ``metrics.json`` (``schedule``, ``schedule_reason``). Given the same 
 
 from __future__ import annotations
 
+import ast
 import copy
+import inspect
 import random
+import textwrap
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -54,9 +58,10 @@ if TYPE_CHECKING:
     from lcv_core.loop.trainer import CrossValidationTrainer
     from lcv_core.vectorized.engine import VectorizedFolds
 
-SMALL_STEP = 1_000_000
+SMALL_STEP = 8_000_000
 """Parameters per fold × samples per batch at or below which ``auto`` vectorizes without a probe (measured in
-``benchmarks/`` on the CPU: ``vectorized`` is 2.8x faster than ``interleaved`` at 700 parameters × 64 samples)."""
+``benchmarks/`` on the CPU, batch 64: ``vectorized`` 2.8x faster than ``interleaved`` at 682 parameters, 1.45x at
+85,002)."""
 LARGE_STEP = 16_000_000
 """Parameters per fold × samples per batch above which ``auto`` interleaves without a probe on the CPU
 (``VECTORIZE_PARAMETERS_CPU`` × a batch of 64; at 1.1M parameters × 64 ``vectorized`` was 1.7x slower)."""
@@ -65,9 +70,9 @@ ACCELERATOR_LARGE_STEP = 1_000_000_000
 probe decides."""
 MARGIN = 0.05
 """How much faster per step (a fraction) the probe must measure ``vectorized`` to choose it over ``interleaved``."""
-PROBE_STEPS = 6
+PROBE_STEPS = 4
 """Training steps of every fold per probe round (fewer when a fold has fewer batches)."""
-PROBE_ROUNDS = 3
+PROBE_ROUNDS = 2
 """Timed rounds per schedule after one warm-up round; the fastest round counts."""
 
 _CALLBACK_HOOKS_PER_FOLD = (
@@ -224,6 +229,85 @@ def _callback_blocker(trainer: CrossValidationTrainer) -> str | None:
     return None
 
 
+_PLAIN = (bool, int, float, str, bytes, type(None))
+
+
+def _plain_attributes(module: torch.nn.Module) -> dict[str, Any]:
+    """Return the plain values a module and its submodules hold, by ``<submodule>.<attribute>``, with ``hparams``.
+
+    Plain: numbers, strings and ``None``, also inside tuples, lists and dicts.
+    """
+
+    def plain(value: Any) -> bool:
+        if isinstance(value, _PLAIN):
+            return True
+        if isinstance(value, (tuple, list)):
+            return all(plain(v) for v in value)
+        if isinstance(value, dict):
+            return all(isinstance(k, str) and plain(v) for k, v in value.items())
+        return False
+
+    found: dict[str, Any] = {}
+    for prefix, sub in module.named_modules():
+        attrs = dict(vars(sub))
+        if isinstance(sub, LightningModule):
+            attrs.update({f"hparams.{k}": v for k, v in sub.hparams.items()})
+        for name, value in attrs.items():
+            if not name.startswith("_") and plain(value):
+                found[f"{prefix}.{name}" if prefix else name] = value
+    return found
+
+
+def _differing_attribute(modules: list[LightningModule]) -> str | None:
+    """Return why the fold modules differ in a plain attribute (the vectorized engine reads those from fold 0's)."""
+    first = _plain_attributes(modules[0])
+    for i, module in enumerate(modules[1:], start=1):
+        other = _plain_attributes(module)
+        for name in sorted(first.keys() | other.keys()):
+            if first.get(name) != other.get(name):
+                return (
+                    f"the fold models differ in {name} ({first.get(name)!r} in fold 0, {other.get(name)!r} in fold "
+                    f"{i}), and one batched computation reads such attributes from fold 0's model"
+                )
+    return None
+
+
+_PER_FOLD_READS = ("trainer", "global_step")
+"""What a step may read of its own fold that one batched computation answers from fold 0 (its trainer view) or from
+the epoch start (``global_step``)."""
+_CALLED_PER_FOLD = ("__init__", "setup", "teardown", "prepare_data", "test_step", "predict_step")
+
+
+def _reads_per_fold_state(module: LightningModule) -> str | None:
+    """Return where the module's own step code reads ``self.trainer`` or ``self.global_step``, or ``None``.
+
+    The methods of the user's classes are read (their source, when it can be found), but for hooks (``on_*``,
+    ``configure_*``, ...) which every fold's module runs for itself.
+    """
+    for cls in type(module).__mro__:
+        if cls.__module__.split(".")[0] in ("lightning", "torch", "builtins", "typing"):
+            continue
+        for name, function in vars(cls).items():
+            if not inspect.isfunction(function) or name.startswith(("on_", "configure_")) or name in _CALLED_PER_FOLD:
+                continue
+            try:
+                tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+            except (OSError, TypeError, SyntaxError):
+                continue  # no source to read (built in a REPL, compiled): nothing to go on
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and node.attr in _PER_FOLD_READS
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "self"
+                ):
+                    return (
+                        f"{cls.__name__}.{name} reads self.{node.attr}, which one batched computation of the folds "
+                        "answers for fold 0 (self.trainer) or at the epoch start (self.global_step)"
+                    )
+    return None
+
+
 def blocker(trainer: CrossValidationTrainer, trial: bool) -> str | None:
     """Return why ``trainer``'s folds must run ``interleaved``, or ``None`` when they can be vectorized.
 
@@ -235,10 +319,14 @@ def blocker(trainer: CrossValidationTrainer, trial: bool) -> str | None:
     from lcv_core.vectorized.engine import can_vectorize
 
     cfg, folds = trainer.config, trainer.folds
+    if getattr(trainer, "compile_arguments", None) is not None:  # checked first: the trial step would compile
+        return "compile is on, and torch.compile compiles each fold's module, not the batched step of all folds"
     if cfg.fast_dev_run or cfg.overfit_batches:
         return "fast_dev_run or overfit_batches is set (a quick check runs the plain loop)"
     if trainer.profiler is not None:
         return "a profiler is set, and it times each fold's steps"
+    if getattr(trainer, "compile_arguments", None) is not None:  # before any trial or probe runs a compiled step
+        return "compile is on, and torch.compile compiles each fold's module, not the batched step of all folds"
     reason = _callback_blocker(trainer)
     if reason is not None:
         return reason
@@ -246,13 +334,17 @@ def blocker(trainer: CrossValidationTrainer, trial: bool) -> str | None:
     hooks = [h for h in PER_BATCH_HOOKS if getattr(type(modules[0]), h) is not getattr(LightningModule, h)]
     if hooks:
         return f"{type(modules[0]).__name__} overrides {', '.join(hooks)}, which Lightning calls per batch"
+    reason = _differing_attribute(modules) or _reads_per_fold_state(modules[0])
+    if reason is not None:
+        return reason
     if overridden_hook(trainer.datamodule, "on_after_batch_transfer") is not None:
         return "the datamodule transforms batches on the device (on_after_batch_transfer), one fold's at a time"
-    if any(not hasattr(f.train_loader, "__len__") for f in folds):
-        return "a fold's training loader has no len()"
+    if any(not hasattr(loader, "__len__") for f in folds for loader in (f.train_loader, f.val_loader)):
+        return "a fold's loader has no len()"
     loaders = [(f.train_loader, f.val_loader) for f in folds] if trial else None
     optimizers = [(f.optimizers, f.schedulers) for f in folds]
-    reason = can_vectorize(modules, loaders, cfg, optimizers=optimizers, fabric=trainer.fabric)
+    with _kept_loaders([f.train_loader for f in folds] + [f.val_loader for f in folds]):  # the trial draws a batch
+        reason = can_vectorize(modules, loaders, cfg, optimizers=optimizers, fabric=trainer.fabric)
     if reason is not None and trial:
         for module in modules:  # the trial ran the steps under vmap: drop what it left in metric states
             for sub in module.modules():
@@ -301,6 +393,11 @@ def choose(
 # -- the probe ------------------------------------------------------------------------------------------
 
 
+_LOADER_COUNTERS = ("epoch", "_num_iter_calls", "_skip_seed_draw")
+"""Loader attributes iterating changes: epochs started (lcv-data's loaders), Fabric's iteration count, lcv-data's
+resume flag."""
+
+
 @contextmanager
 def _kept_loaders(loaders: list[Any]) -> Iterator[None]:
     """Put every loader's shuffling state back after the block: generators, epoch and iteration counters.
@@ -309,7 +406,7 @@ def _kept_loaders(loaders: list[Any]) -> Iterator[None]:
     ``DataLoader`` with ``generator=``); without the restore the probe would shift the folds' batch order.
     """
     generators: dict[int, tuple[torch.Generator, torch.Tensor]] = {}
-    counters: list[tuple[Any, str, int]] = []
+    counters: list[tuple[Any, str, bool, Any]] = []  # holder, attribute, whether the instance had it, its value
     for loader in loaders:
         for obj in _loader_chain(loader):
             holders = (
@@ -321,17 +418,20 @@ def _kept_loaders(loaders: list[Any]) -> Iterator[None]:
                 g = getattr(holder, "generator", None)
                 if isinstance(g, torch.Generator) and id(g) not in generators:
                     generators[id(g)] = (g, g.get_state())
-                for name in ("epoch", "_num_iter_calls"):
-                    value = getattr(holder, "__dict__", {}).get(name)
-                    if isinstance(value, int) and not isinstance(value, bool):
-                        counters.append((holder, name, value))
+                for name in _LOADER_COUNTERS:
+                    value = getattr(holder, name, None)
+                    if holder is not None and isinstance(value, (int, bool)):  # a class default counts as well
+                        counters.append((holder, name, name in getattr(holder, "__dict__", {}), value))
     try:
         yield
     finally:
         for g, state in generators.values():
             g.set_state(state)
-        for holder, name, value in counters:
-            setattr(holder, name, value)
+        for holder, name, own, value in counters:
+            if own:
+                setattr(holder, name, value)
+            else:
+                vars(holder).pop(name, None)  # back to the class default the loader started from
 
 
 @contextmanager
