@@ -255,7 +255,7 @@ def test_sequential_schedule_replays_fold_means_to_on_validation_end(data, tiny,
             seen.append((epoch, metrics["cv/val_loss_mean"], len(trainer.folds[4].history)))
 
     kwargs = {**trainer_kwargs, "max_epochs": 3}
-    interleaved = CrossValidationTrainer(**kwargs).fit(tiny, data)
+    interleaved = CrossValidationTrainer(**kwargs, schedule="interleaved").fit(tiny, data)
     CrossValidationTrainer(**kwargs, schedule="sequential", callbacks=[Means()]).fit(tiny, data)
     assert [e for e, _, _ in seen] == [0, 1, 2]
     assert [m for _, m, _ in seen] == interleaved.curve("val_loss")
