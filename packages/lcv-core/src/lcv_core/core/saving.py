@@ -288,6 +288,8 @@ def read(
 ) -> dict[str, Any]:
     """Read a dict whose ``format`` is one of ``formats`` with ``torch.load(weights_only=True)``, onto the CPU.
 
+    Int lists that `pack()` stored as tensors are lists again.
+
     Args:
         path: The file to read.
         formats: The accepted values of the ``format`` key.
@@ -303,7 +305,7 @@ def read(
         raise LcvError(unreadable(exc)) from exc
     if not isinstance(state, dict) or state.get("format") not in formats:
         raise LcvError(foreign(state))
-    return state
+    return unpack(state)  # type: ignore[no-any-return]  # a dict stays a dict
 
 
 def load(path: str | Path) -> dict[str, Any]:
@@ -333,4 +335,4 @@ def load(path: str | Path) -> dict[str, Any]:
     if state.get("version") not in _READS:
         reads = ", ".join(map(str, _READS))
         raise LcvError(f"Checkpoint {path} has layout version {state.get('version')}; this lcv-core reads {reads}.")
-    return unpack(state)  # type: ignore[no-any-return]  # a dict stays a dict
+    return state
