@@ -49,7 +49,10 @@ def test_binsearch_applies_the_margin_and_every_fold_trains_with_the_size() -> N
     datamodule = _folds()
     size = scale_batch_size(LimitedMemory, datamodule, mode="binsearch", margin=0.1, model_kwargs={"limit": 100})
     assert size == 90
-    trainer = CrossValidationTrainer(max_epochs=1, accelerator="cpu", seed=0, enable_progress_bar=False)
+    # interleaved: training_step runs once per fold and batch (one batched call for all folds under vectorized)
+    trainer = CrossValidationTrainer(
+        max_epochs=1, accelerator="cpu", seed=0, enable_progress_bar=False, schedule="interleaved"
+    )
     sizes: list[int] = []
 
     class Recording(TinyClassifier):
