@@ -325,8 +325,6 @@ def blocker(trainer: CrossValidationTrainer, trial: bool) -> str | None:
         return "fast_dev_run or overfit_batches is set (a quick check runs the plain loop)"
     if trainer.profiler is not None:
         return "a profiler is set, and it times each fold's steps"
-    if getattr(trainer, "compile_arguments", None) is not None:  # before any trial or probe runs a compiled step
-        return "compile is on, and torch.compile compiles each fold's module, not the batched step of all folds"
     reason = _callback_blocker(trainer)
     if reason is not None:
         return reason
