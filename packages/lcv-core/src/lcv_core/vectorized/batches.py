@@ -292,6 +292,14 @@ class Stepper(Protocol):
         """Reset the metric objects updated since the last call without computing them (after a trial step)."""
         ...
 
+    def stored(self, name: str, stacked: torch.Tensor) -> torch.Tensor:
+        """Return parameter ``name`` stacked as the module holds it, ``(k, *shape)``, in the layout the step uses."""
+        ...
+
+    def module_view(self, name: str, stored: torch.Tensor) -> torch.Tensor:
+        """Return a tensor in the step's layout as a ``(k, *shape)`` view in the module's layout."""
+        ...
+
 
 class _Stepper:
     """Runs ``<stage>_step`` of the template module under ``vmap`` over stacked parameters and batches."""
@@ -350,3 +358,11 @@ class _Stepper:
 
     def discard_metrics(self) -> None:
         """Nothing to reset under ``vmap``."""
+
+    def stored(self, name: str, stacked: torch.Tensor) -> torch.Tensor:
+        """The module's layout: ``vmap`` swaps each fold's slice into the module as it is."""
+        return stacked
+
+    def module_view(self, name: str, stored: torch.Tensor) -> torch.Tensor:
+        """The module's layout already."""
+        return stored

@@ -169,9 +169,12 @@ def _trial(
     fabric: Fabric | None,
 ) -> None:
     pair = list(modules[:2]) if len(modules) > 1 else [modules[0], modules[0]]
-    params = {n: torch.stack([m.get_parameter(n).detach() for m in pair]) for n, _ in pair[0].named_parameters()}
-    buffers = {n: torch.stack([m.get_buffer(n) for m in pair]) for n, _ in pair[0].named_buffers()}
     stepper = make_stepper(pair)
+    params = {
+        n: stepper.stored(n, torch.stack([m.get_parameter(n).detach() for m in pair]))
+        for n, _ in pair[0].named_parameters()
+    }
+    buffers = {n: torch.stack([m.get_buffer(n) for m in pair]) for n, _ in pair[0].named_buffers()}
     was_training = pair[0].training
     with torch.random.fork_rng(devices=[]):
         for stage, loader in zip(("training", "validation"), loaders[0], strict=True):

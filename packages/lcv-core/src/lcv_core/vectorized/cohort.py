@@ -11,6 +11,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities.types import LRSchedulerConfig
 
 from lcv_config import LcvError
+from lcv_core.vectorized.batches import Stepper
 from lcv_core.vectorized.fused import FusedStep
 
 _FUSED = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.Adagrad)
@@ -18,20 +19,30 @@ _NO_SYNC = ("params", "fused", "foreach", "capturable", "differentiable")
 
 
 class Cohort:
-    """Folds with the same number of training batches per epoch: one stacked parameter set, one optimizer."""
+    """Folds with the same number of training batches per epoch: one stacked parameter set, one optimizer.
+
+    Args:
+        folds: The cohort's folds.
+        modules: Every fold's module.
+        specs: Every fold's optimizer and schedulers.
+        layout: The step that uses the stacked parameters; they are kept in its layout (`Stepper.stored`),
+            and the fold modules and optimizers get theirs back (`Stepper.module_view`).
+    """
 
     def __init__(
         self,
         folds: list[int],
         modules: Sequence[LightningModule],
         specs: list[tuple[torch.optim.Optimizer, list[LRSchedulerConfig]]],
+        layout: Stepper,
     ) -> None:
         self.folds = folds
+        self.layout = layout
         template = modules[folds[0]]
         self.params: dict[str, torch.Tensor] = {}
         for name, p in template.named_parameters():
-            stacked = torch.stack([modules[i].get_parameter(name).detach() for i in folds]).clone()
-            self.params[name] = stacked.requires_grad_(p.requires_grad)
+            stacked = layout.stored(name, torch.stack([modules[i].get_parameter(name).detach() for i in folds]))
+            self.params[name] = stacked.clone(memory_format=torch.contiguous_format).requires_grad_(p.requires_grad)
         originals = [specs[i][0] for i in folds]
         self.originals = originals
         names = {id(p): n for n, p in template.named_parameters()}
@@ -71,9 +82,11 @@ class Cohort:
                 first = states[0]
                 assert first is not None  # checked by all() above
                 merged: dict[str, Any] = {}
+                name = self.param_names[gi][pi]
                 for key, value in first.items():
-                    if isinstance(value, torch.Tensor) and value.ndim > 0:
-                        merged[key] = torch.stack([s[key] for s in states if s is not None])
+                    if isinstance(value, torch.Tensor) and value.ndim > 0:  # shaped as the parameter (elementwise)
+                        stacked_state = torch.stack([s[key] for s in states if s is not None])
+                        merged[key] = self.layout.stored(name, stacked_state).contiguous()
                     else:
                         merged[key] = value.clone() if isinstance(value, torch.Tensor) else value
                 self.optimizer.state[stacked] = merged
@@ -94,7 +107,8 @@ class Cohort:
 
     def clip(self, max_norm: float | None, clip_value: float | None) -> None:
         """Clip each fold's gradients on its own (norm over the fold's slice, or elementwise by value)."""
-        grads = [p.grad for p in self.params.values() if p.grad is not None]
+        named = [(n, p.grad) for n, p in self.params.items() if p.grad is not None]
+        grads = [g for _, g in named]
         if not grads:
             return
         if clip_value is not None:
@@ -104,7 +118,9 @@ class Cohort:
         if max_norm is None:
             return
         k = len(self.folds)
-        norms = torch.stack([torch.linalg.vector_norm(g.reshape(k, -1), dim=1) for g in grads], dim=1)
+        # each fold's norm over its gradients in the module's layout (the order of the sum, as clip_grad_norm_'s)
+        views = [self.layout.module_view(n, g).reshape(k, -1) for n, g in named]
+        norms = torch.stack([torch.linalg.vector_norm(v, dim=1) for v in views], dim=1)
         total = torch.linalg.vector_norm(norms, dim=1)
         coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
         for g in grads:
@@ -114,7 +130,8 @@ class Cohort:
         """Copy the stacked weights and optimizer state into each fold's module and optimizer."""
         with torch.no_grad():
             for name, stacked in self.params.items():
-                for fold, row in zip(self.folds, stacked.unbind(0), strict=True):
+                rows = self.layout.module_view(name, stacked).unbind(0)
+                for fold, row in zip(self.folds, rows, strict=True):
                     self._slot(modules[fold], name).copy_(row)
         opt = self.optimizer
         for gi, group in enumerate(opt.param_groups):
@@ -122,15 +139,16 @@ class Cohort:
                 state = opt.state.get(stacked)
                 if not state:
                     continue
-                rows = {
-                    key: value.unbind(0)
+                name = self.param_names[gi][pi]
+                states = {
+                    key: self.layout.module_view(name, value).unbind(0)
                     for key, value in state.items()
                     if isinstance(value, torch.Tensor) and value.ndim
                 }
                 for j, original in enumerate(self.originals):
                     original.state[original.param_groups[gi]["params"][pi]] = {
-                        key: rows[key][j].clone()
-                        if key in rows
+                        key: states[key][j].clone(memory_format=torch.contiguous_format)
+                        if key in states
                         else (value.clone() if isinstance(value, torch.Tensor) else value)
                         for key, value in state.items()
                     }

@@ -143,7 +143,7 @@ class VectorizedFolds:
         for fold, count in enumerate(counts):
             by_count.setdefault(count, []).append(fold)
         self.train_batches = counts
-        self.cohorts = [Cohort(folds, self.modules, self._specs) for folds in by_count.values()]
+        self.cohorts = [Cohort(folds, self.modules, self._specs, self._stepper) for folds in by_count.values()]
         self._order = [f for c in self.cohorts for f in c.folds]
         self._position = {f: i for i, f in enumerate(self._order)}
         self._in_order = self._order == self._all_folds  # the stacked parameters are in fold order

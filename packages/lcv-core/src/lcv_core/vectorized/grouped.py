@@ -88,6 +88,11 @@ def _fold_equal(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a == b
 
 
+def _whole_vectors(t: torch.Tensor) -> bool:
+    """Whether ``t`` fills whole 64-byte vectors (AVX-512's; AVX2's and NEON's divide them)."""
+    return t.numel() * t.element_size() % 64 == 0
+
+
 def _accuracies(steps: list[tuple[torch.Tensor, ...]]) -> torch.Tensor:
     """Each fold's accuracy in each step, ``(steps, k)``, from the steps' logits ``(k, batch, classes)`` and targets."""
     if len(steps) == 1:
@@ -135,6 +140,16 @@ class _GroupedStepper:
         assert found is not None  # grouped_supported() was checked
         self.layers, self.flatten = found
         self._plan = [self._planned(name, layer) for name, layer in self.layers]
+        # Linear weights the step takes as (k, in, out): no transpose per step, and their gradients arrive in the
+        # parameter's layout (else autograd copies each from the transposed one). Only where a fold's weight fills
+        # whole 64-byte vectors: elementwise kernels (the optimizer's) round a vector body and a scalar tail
+        # differently, and a layout with no tail updates every element as the module's layout does.
+        self.transposed = {
+            weight
+            for kind, weight, _, layer in self._plan
+            if kind in ("linear", "bmm") and _whole_vectors(cast(nn.Linear, layer).weight)
+        }
+        self.rows = {bias for kind, _, bias, _ in self._plan if kind == "linear"}  # biases as (k, 1, out)
         self.vmapped = _Stepper(self.template)
         self.metrics: dict[int, dict[str, Metric]] = {}
 
@@ -150,7 +165,8 @@ class _GroupedStepper:
         try:
             x, y = self._split(group)
         except _UnsupportedError:
-            return self.vmapped(stage, params, buffers, group, batch_idx)
+            modules = {n: self.module_view(n, t) for n, t in params.items()}
+            return self.vmapped(stage, modules, buffers, group, batch_idx)
         prefix = _PREFIXES[stage]
         out = self._forward(params, x)
         learner = self.template
@@ -186,6 +202,22 @@ class _GroupedStepper:
             for metric in metrics.values():
                 metric.reset()
         self.metrics.clear()
+
+    def stored(self, name: str, stacked: torch.Tensor) -> torch.Tensor:
+        """Weights in `transposed` as ``(k, in, out)``, biases of ``Linear`` layers as ``(k, 1, out)`` (new tensors)."""
+        if name in self.transposed:
+            return stacked.transpose(1, 2).contiguous()
+        if name in self.rows:
+            return stacked.unsqueeze(1).contiguous()
+        return stacked
+
+    def module_view(self, name: str, stored: torch.Tensor) -> torch.Tensor:
+        """The inverse of `stored`, as a view."""
+        if name in self.transposed:
+            return stored.transpose(1, 2)
+        if name in self.rows:
+            return stored.squeeze(1)
+        return stored
 
     # -- internals ----------------------------------------------------------------------------------
 
@@ -229,13 +261,15 @@ class _GroupedStepper:
 
     def _forward(self, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         h = x.flatten(2) if self.flatten else x
+        transposed = self.transposed
         for kind, weight, bias, layer in self._plan:
             if kind == "linear":
-                h = torch.baddbmm(params[bias].unsqueeze(1), h, params[weight].transpose(1, 2))
+                w = params[weight] if weight in transposed else params[weight].transpose(1, 2)
+                h = torch.baddbmm(params[bias], h, w)
             elif kind == "relu":
                 h = torch.relu(h)
             elif kind == "bmm":
-                h = torch.bmm(h, params[weight].transpose(1, 2))
+                h = torch.bmm(h, params[weight] if weight in transposed else params[weight].transpose(1, 2))
             elif kind == "flatten":
                 h = h.flatten(2)  # Flatten(1, -1) of each fold's batch
             elif kind == "relu_":
