@@ -16,11 +16,12 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from lcv_config.schema import Component, DataConfig, ExperimentConfig, TrainerConfig, TuneConfig
+from lcv_config.schema import CompileConfig, Component, DataConfig, ExperimentConfig, TrainerConfig, TuneConfig
 
 SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("Top level", ExperimentConfig),
     ("trainer", TrainerConfig),
+    ("trainer.compile", CompileConfig),
     ("data", DataConfig),
     ("tune", TuneConfig),
     ("Components", Component),
@@ -59,6 +60,8 @@ def format_type(annotation: Any) -> str:
         return "any"
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:  # a union member tagged for pydantic: the type is what a reader needs
+        return format_type(args[0])
     if origin in (typing.Union, types.UnionType):
         return " | ".join(format_type(a) for a in args)
     if origin is typing.Literal:

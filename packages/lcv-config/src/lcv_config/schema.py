@@ -5,10 +5,20 @@ from __future__ import annotations
 import math
 import os
 import unicodedata
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self needs Python 3.11
@@ -154,6 +164,54 @@ class Component(_Strict):
         return value
 
 
+COMPILE_MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", "lite")
+"""The ``mode`` values of ``torch.compile`` (``trainer.compile.mode``), listed here so validation needs no torch."""
+
+
+class CompileConfig(_Strict):
+    """The arguments of ``torch.compile`` for each fold's module (``trainer.compile``); torch's defaults.
+
+    lcv checks the backend's name and the option names against the installed torch when the trainer is built.
+    """
+
+    mode: str | None = None
+    """``default``, ``reduce-overhead``, ``max-autotune``, ``max-autotune-no-cudagraphs`` (inductor); not with
+    ``options``."""
+    fullgraph: bool = False
+    """Refuse graph breaks: the step must compile into one graph."""
+    dynamic: bool | None = None
+    """Dynamic shapes: ``None`` marks a dimension dynamic once it changes, ``True`` from the start, ``False`` never."""
+    backend: Any = "inductor"
+    """A backend name (``inductor``, ``aot_eager``, ``eager``: ``torch.compiler.list_backends()``) or a callable."""
+    options: dict[str, Any] | None = None
+    """Backend options (inductor: ``torch._inductor.list_options()``); not with ``mode``."""
+
+    @field_validator("mode")
+    @classmethod
+    def _known_mode(cls, value: str | None) -> str | None:
+        if value is None or value in COMPILE_MODES:
+            return value
+        raise ValueError(
+            f"unknown compile mode {value!r}.{did_you_mean(value, COMPILE_MODES)} Valid modes: "
+            f"{', '.join(COMPILE_MODES)} (or leave it unset)"
+        )
+
+    @model_validator(mode="after")
+    def _mode_or_options(self) -> Self:
+        if self.mode is not None and self.options:
+            raise FieldError(
+                f"mode={self.mode!r} and options={self.options!r} are both set; torch.compile takes one of them "
+                "(a mode is a preset of options): keep mode, or put its options into options.",
+                "options",
+            )
+        return self
+
+
+def _compile_form(value: Any) -> str:
+    """Tell pydantic which form of ``trainer.compile`` to validate, so an error names only that form's problem."""
+    return "arguments" if isinstance(value, (Mapping, CompileConfig)) else "switch"
+
+
 class TrainerConfig(_Strict):
     """Settings of the cross-validation trainer; Fabric's own arguments pass through unchanged."""
 
@@ -199,6 +257,13 @@ class TrainerConfig(_Strict):
     """Ask torch for deterministic algorithms."""
     schedule: Schedule = "interleaved"
     """How folds share the machine."""
+    compile: Annotated[
+        Annotated[bool, Tag("switch")] | Annotated[CompileConfig, Tag("arguments")],
+        Discriminator(_compile_form),
+    ] = False
+    """Compile each fold's module with ``torch.compile`` for training and validation (``true``: torch's defaults, or
+    the arguments of ``torch.compile``: ``{mode, fullgraph, dynamic, backend, options}``); the fold models returned,
+    checkpointed and exported stay plain modules."""
     default_root_dir: str | None = None
     """Run directory for logs and checkpoints."""
     enable_progress_bar: bool = True
@@ -209,6 +274,16 @@ class TrainerConfig(_Strict):
     """The metric whose fold mean picks the best epoch."""
     mode: Literal["min", "max"] = "min"
     """Whether a lower or a higher ``monitor`` is better."""
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _compile_switch_or_arguments(cls, value: Any) -> Any:
+        if isinstance(value, (bool, Mapping, CompileConfig)):
+            return value
+        raise ValueError(
+            f"compile={value!r} is neither a switch nor torch.compile's arguments; use true, false or a mapping "
+            f"with some of {', '.join(CompileConfig.model_fields)}"
+        )
 
     @field_validator("max_epochs", "min_epochs", mode="before")
     @classmethod

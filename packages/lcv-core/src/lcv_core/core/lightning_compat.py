@@ -125,3 +125,14 @@ def detach_from_fabric(module: Any) -> None:
     ``manual_backward`` and ``clip_gradients`` go to Fabric; lcv gives each fold a trainer view instead.
     """
     module._fabric = None
+
+
+def compiled_module_and_arguments(obj: Any) -> tuple[Any, dict[str, Any] | None]:
+    """Return the module inside a ``torch.compile``'d module and its ``torch.compile`` arguments (else ``obj``, None).
+
+    Lightning records the arguments when ``torch.compile`` is called after ``lightning`` was imported; otherwise this
+    raises ``RuntimeError``.
+    """
+    from lightning.fabric.wrappers import _unwrap_compiled
+
+    return _unwrap_compiled(obj)

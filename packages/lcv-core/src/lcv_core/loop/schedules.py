@@ -341,6 +341,12 @@ class VectorizedSchedule(InterleavedSchedule):
         from lcv_core.vectorized.engine import VectorizedFolds, can_vectorize
 
         trainer = self.trainer
+        if trainer.compile_arguments is not None:  # checked first: the trial step of can_vectorize would compile
+            trainer.fabric.print(
+                "schedule='vectorized' falls back to 'interleaved': compile is on, and torch.compile compiles each "
+                "fold's module, not the batched step of all folds"
+            )
+            return None
         modules = [f.module for f in trainer.folds]
         loaders = [(f.train_loader, f.val_loader) for f in trainer.folds]
         optimizers = [(f.optimizers, f.schedulers) for f in trainer.folds]

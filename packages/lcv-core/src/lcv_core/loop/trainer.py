@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from lcv_config import LcvError, TrainerConfig
 from lcv_core.callbacks.checkpoint import ModelCheckpoint
 from lcv_core.callbacks.progress import RichProgressBar
-from lcv_core.core import profiling
+from lcv_core.core import compiling, profiling
 from lcv_core.core.fold import FoldState
 from lcv_core.core.fold_models import (
     BestWeights,
@@ -109,6 +109,9 @@ class CrossValidationTrainer:
             loggers=loggers,
         )
         self.folds: list[FoldState] = []
+        self.compile_arguments = compiling.compile_arguments(cfg.compile)
+        """The ``torch.compile`` arguments each fold's module is compiled with (``TrainerConfig.compile``, or those of a
+        ``torch.compile``'d model given to ``fit``), or ``None``."""
         self.profiler = profiling.make_profiler(cfg.profiler)
         """The Lightning profiler of ``TrainerConfig.profiler`` (``None``: no profiling)."""
         self.accumulate_grad_batches = cfg.accumulate_grad_batches
@@ -271,6 +274,9 @@ class CrossValidationTrainer:
         if resume is not None:
             checkpoint.check_compatible(resume, str(path), len(loaders), state.split)
             checkpoint.check_schedule(resume, str(path), self.schedule)
+        model, compiled_with = compiling.unwrap_compiled(model)
+        if not cfg.compile:  # as Lightning's Trainer.fit(torch.compile(model)): each fold compiled with its arguments
+            self.compile_arguments = compiled_with
         seeds = fold_seeds(seed, len(loaders))
         models = [make_fold_model(model, i, s, model_kwargs) for i, s in enumerate(seeds)]
         check_no_shared_parameters(models)
@@ -309,6 +315,8 @@ class CrossValidationTrainer:
         )
         result.models = state.best.load_best([f.module for f in self.folds], result.best_epoch)
         for module in result.models:  # plain modules again: they pickle, deep-copy and torch.save
+            if self.compile_arguments is not None:
+                compiling.uncompile_module(module)
             release_from_fabric(module)
             for name in ("log", "log_dict"):  # lcv's redirection into the fold's metric log
                 module.__dict__.pop(name, None)
@@ -517,4 +525,6 @@ class CrossValidationTrainer:
         # self.log / self.log_dict of the user's module land in this fold's log, on device.
         module.log = fold.log.log  # type: ignore[method-assign]
         module.log_dict = fold.log.log_dict  # type: ignore[method-assign, assignment]  # same keywords as Lightning's
+        if self.compile_arguments is not None:  # as Lightning's Trainer.fit(torch.compile(model))
+            compiling.compile_module(module, self.compile_arguments)
         return fold
