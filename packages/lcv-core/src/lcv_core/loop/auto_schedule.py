@@ -17,9 +17,10 @@ The choice is taken once, after the folds are set up and before any fold hook ru
 
 The fit itself is then exactly the chosen schedule's: the probe changes no weight, optimizer state, loader position or
 random stream, so the per-fold numbers equal those of ``schedule='<choice>'`` run alone. The choice and its reason are
-printed in one line, kept in the run state (``last.ckpt``: a resumed ``auto`` fit continues with the saved choice) and
-written to ``metrics.json`` (``schedule``, ``schedule_reason``). Given the same measurements the choice is the same;
-``schedule='<name>'`` overrides it.
+printed in one line (with the progress bar; ``enable_progress_bar=False`` prints nothing), kept in the run state
+(``last.ckpt``: a resumed ``auto`` fit continues with the saved choice) and written to ``metrics.json``
+(``schedule``, ``schedule_reason``). Given the same measurements the choice is the same; ``schedule='<name>'``
+overrides it.
 """
 
 from __future__ import annotations
@@ -560,14 +561,15 @@ class AutoSchedule(VectorizedSchedule):
         state = self.trainer.state
         if state.schedule is not None:  # resumed: continue with the schedule that trained the checkpoint
             self.choice = AutoChoice(state.schedule, state.schedule_reason or "")
-            self.trainer.fabric.print(
-                f"schedule='auto' resumes with {state.schedule!r}, the choice stored in the checkpoint"
-                + (f" ({state.schedule_reason})" if state.schedule_reason else "")
+            line = f"schedule='auto' resumes with {state.schedule!r}, the choice stored in the checkpoint" + (
+                f" ({state.schedule_reason})" if state.schedule_reason else ""
             )
         else:
             self.choice = choose(self.trainer, self.probe)
             state.schedule, state.schedule_reason = self.choice.schedule, self.choice.reason
-            self.trainer.fabric.print(self.choice.line())
+            line = self.choice.line()
+        if self.trainer.config.enable_progress_bar:  # without it a fit prints nothing; the result keeps the choice
+            self.trainer.fabric.print(line)
         if self.choice.schedule == "vectorized":
             super()._run(first_epoch)
         else:
