@@ -312,6 +312,8 @@ class CrossValidationTrainer:
             stopped_epoch=state.current_epoch if state.stop_reason else None,
             stop_reason=state.stop_reason,
             checkpoints=dict(state.checkpoint_paths),
+            schedule=state.schedule or self.schedule.name,  # auto's choice, or the schedule given by name
+            schedule_reason=state.schedule_reason,
         )
         result.models = state.best.load_best([f.module for f in self.folds], result.best_epoch)
         for module in result.models:  # plain modules again: they pickle, deep-copy and torch.save
