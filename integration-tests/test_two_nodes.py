@@ -13,8 +13,8 @@ filesystem): what node 1 writes is what a user would find on that machine.
   values, hence bitwise the same history and weights.
 - ``lcv cv`` with ``trainer.num_nodes: 2``: the command runs on both nodes; only global rank 0 writes the run.
 
-The three launches (about 20 s each on 2 idle cores: importing lightning dominates) run once for the module; the
-one-process references run in the test's own process.
+The three launches run once for the module (importing lightning in every process dominates); the one-process
+references run in the test's own process. The module took 85 s on a shared 2-core machine.
 """
 
 from __future__ import annotations
