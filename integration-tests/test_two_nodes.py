@@ -1,4 +1,4 @@
-"""Two nodes simulated on one host: ``torchrun --nnodes 2`` with loopback rendezvous, gloo on the CPU.
+"""Two nodes simulated on one host: ``torchrun --nnodes 2`` (and SLURM's environment) on loopback, gloo on the CPU.
 
 Each "node" is one ``torchrun --nnodes 2 --nproc-per-node 1 --node-rank N`` started in its own working directory,
 so the run directories are relative and do not share a folder (nodes of a real cluster may not share a
@@ -11,7 +11,9 @@ filesystem): what node 1 writes is what a user would find on that machine.
   gradients are averaged. That is not the one-process run (other batches, another sample order), so the
   reference is DDP with 2 processes on one node: the same 2 ranks, the same shards, the same all-reduce of 2
   values, hence bitwise the same history and weights.
-- ``lcv cv`` with ``trainer.num_nodes: 2``: the command runs on both nodes; only global rank 0 writes the run.
+- ``lcv cv`` with ``trainer.num_nodes: 2``, each process started as SLURM's ``srun`` would (Lightning's
+  ``SLURMEnvironment``): the command runs on both nodes; only global rank 0 writes the run, with the per-fold numbers
+  of one process.
 
 The three launches run once for the module (importing lightning in every process dominates); the one-process
 references run in the test's own process. The module took 85 s on a shared 2-core machine.
@@ -139,19 +141,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def two_nodes(command: list[str], root: Path) -> list[subprocess.CompletedProcess[str]]:
-    """Run ``torchrun --nnodes 2 ... COMMAND`` as node 0 and node 1 (each in ``root/node<N>``); wait for both."""
+def two_nodes(command: list[str], root: Path, launcher: str = "torchrun") -> list[subprocess.CompletedProcess[str]]:
+    """Run ``COMMAND`` as node 0 and node 1 (each in ``root/node<N>``), one process per node; wait for both.
+
+    ``launcher="torchrun"`` starts each node with ``torchrun --nnodes 2 --node-rank N``; ``"srun"`` starts each
+    process with the environment SLURM's ``srun`` gives a task of a 2-node job with 1 task per node.
+    """
     port = free_port()
-    env = launch_env()
     procs = []
     for node in (0, 1):
         cwd = root / f"node{node}"
         cwd.mkdir(parents=True)
-        launcher = [str(TORCHRUN), "--nnodes", "2", "--nproc-per-node", "1", "--node-rank", str(node)]
-        launcher += ["--master-addr", "127.0.0.1", "--master-port", str(port)]
+        env = launch_env()
+        if launcher == "torchrun":
+            start = [str(TORCHRUN), "--nnodes", "2", "--nproc-per-node", "1", "--node-rank", str(node)]
+            start += ["--master-addr", "127.0.0.1", "--master-port", str(port)]
+        else:
+            start = [sys.executable]
+            env |= {"SLURM_NTASKS": "2", "SLURM_NNODES": "2", "SLURM_NTASKS_PER_NODE": "1", "SLURM_JOB_ID": "4242"}
+            env |= {"SLURM_PROCID": str(node), "SLURM_LOCALID": "0", "SLURM_NODEID": str(node)}
+            env |= {"SLURM_JOB_NAME": "lcv", "SLURM_NODELIST": "127.0.0.1", "MASTER_ADDR": "127.0.0.1"}
+            env |= {"MASTER_PORT": str(port)}
         procs.append(
             subprocess.Popen(
-                [*launcher, *command], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                [*start, *command], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
         )
     done = []
@@ -254,12 +267,14 @@ def test_only_node_zero_writes_the_run(launches: Path) -> None:
     assert_same_weights([stored], [weights[1]])
 
 
-def test_lcv_cv_on_two_nodes(tmp_path: Path) -> None:
+def test_lcv_cv_on_two_slurm_nodes(tmp_path: Path) -> None:
+    # srun lcv cv ... on 2 nodes, 1 task each: Lightning's SLURMEnvironment reads the ranks from SLURM's variables
     config = {**CONFIG, "trainer": {**CONFIG["trainer"], "schedule": "parallel", "num_nodes": 2, "devices": 1}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    done = two_nodes([str(LCV), "cv", str(path), "--run-dir", "runs/digits"], tmp_path)
+    done = two_nodes([str(LCV), "cv", str(path), "--run-dir", "runs/digits"], tmp_path, launcher="srun")
     node0, node1 = tmp_path / "node0", tmp_path / "node1"
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in done[1].stdout + done[1].stderr  # one process group over both nodes
     assert "3-fold CV" in done[0].stdout
     written = files(node0 / "runs" / "digits")
     assert {"config.yaml", "metrics.json", "summary.txt", "checkpoints/last.ckpt"} <= set(written)
