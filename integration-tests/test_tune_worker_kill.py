@@ -8,6 +8,7 @@ trials, ``best.yaml`` is written and the command exits 0.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 import optuna
 import pytest
 import yaml
+from optuna.trial import TrialState
 
 if TYPE_CHECKING:
     from conftest import LcvCli
@@ -38,7 +40,7 @@ CONFIG = {
     "model": {"name": "mlp", "cfg": {"in_features": 4, "out_features": 3, "hidden": [16]}},
     "criterion": "CrossEntropyLoss",
     "optimizer": {"name": "SGD", "cfg": {"lr": 0.05}},
-    "trainer": {"accelerator": "cpu", "max_epochs": 10, "enable_progress_bar": False},
+    "trainer": {"accelerator": "cpu", "max_epochs": 40, "enable_progress_bar": False},
     "tune": {
         "space": {"optimizer.cfg.lr": {"type": "float", "low": 0.01, "high": 0.3, "log": True}},
         "pruner": "nop",
@@ -84,6 +86,18 @@ def pg_url() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _training(pid: int) -> int | None:
+    """The trial a worker process is training: the trial directory whose run lock (``trial_<n>/.lock``) it holds."""
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            match = re.search(r"/trial_(\d+)/\.lock$", os.readlink(fd))
+            if match:
+                return int(match.group(1))
+    except OSError:  # the process or the descriptor is gone
+        return None
+    return None
+
+
 def _worker_pids(run_dir: Path) -> dict[int, int]:
     """``{worker index: pid}`` of the local worker processes of ``run_dir`` (read from /proc)."""
     pids = {}
@@ -105,33 +119,34 @@ def test_a_killed_worker_loses_nothing(lcv_cli: LcvCli, pg_url: str, tmp_path: P
     study_name = f"kill-{os.getpid()}-{time.monotonic_ns()}"
     args = ["tune", "tune.yaml", "--n-trials", str(N_TRIALS), "--workers", "4", "--storage", pg_url]
     proc = lcv_cli.start([*args, "--study", study_name, "--run-dir", str(run_dir)], cwd=tmp_path)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     killed = None
     while killed is None:
         assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the workers never ran four trials at once"
+        assert time.monotonic() < deadline, "worker 1 never trained a trial"
         time.sleep(0.2)
         try:
             study = optuna.load_study(study_name=study_name, storage=pg_url)
         except KeyError:
             continue  # not created yet
-        running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-        pids = _worker_pids(run_dir)
-        # every trial has suggested its parameters (a trial is RUNNING a moment before it has them)
-        if len(running) == 4 and all(t.params for t in running) and 1 in pids:
-            os.kill(pids[1], signal.SIGKILL)
-            killed = {t.number: t.params for t in running}
+        running = {t.number: t.params for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        pid = _worker_pids(run_dir).get(1)
+        trial = _training(pid) if pid is not None else None
+        # worker 1 is training a trial that has suggested its parameters (RUNNING a moment before it has them)
+        if trial is not None and running.get(trial):
+            os.kill(pid, signal.SIGKILL)
+            killed = {trial: running[trial]}
     done = lcv_cli.wait(proc, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "worker 1 died (killed by signal 9)" in done.stderr
 
     trials = optuna.load_study(study_name=study_name, storage=pg_url).get_trials(deepcopy=False)
-    finished = [t for t in trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) >= N_TRIALS
-    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
     assert len(failed) == 1 and failed[0].number in killed  # the killed worker's trial, marked stale
     (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number]
-    assert retry.state == optuna.trial.TrialState.COMPLETE
+    assert retry.state == TrialState.COMPLETE
     assert retry.params == pytest.approx(killed[failed[0].number])  # the same parameters, run again
     best = yaml.safe_load((run_dir / "best.yaml").read_text(encoding="utf-8"))
     assert best["optimizer"]["cfg"]["lr"] == pytest.approx(
