@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             timers.on = False
     b, lcv = statistics.median(walls["B"]), statistics.median(walls["lcv"])
     row = "learner" if not args.module else "hand-written module"
-    print(f"digits, width {args.width}, {args.epochs} epochs, lcv vectorized ({row}), {args.repeats} repeats, {args.clock}")
+    clock = f"{args.clock} clock"
+    print(f"digits, width {args.width}, {args.epochs} epochs, lcv vectorized ({row}), {args.repeats} repeats, {clock}")
     print(f"B {b * 1e3:.0f} ms, lcv {lcv * 1e3:.0f} ms: lcv = {lcv / b:.2f}× B (B = {b / lcv:.2f}× lcv)\n")
     n = args.repeats
     mean_fit = statistics.fmean(walls["lcv"])
