@@ -6,11 +6,11 @@ dimension and the user's **unmodified** ``training_step`` and ``validation_step`
 with the stacked tensors swapped into the template module (as ``functional_call`` does), each fold on its own
 batch.
 
-The parts live in six modules: this one (the engine), ``_vectorized_cohort`` (folds stacked into one parameter
-set with one optimizer), ``_vectorized_check`` (what can be vectorized, the trial step), ``_vectorized_batches``
-(stacking or gathering the folds' batches, the ``vmap`` step), ``_vectorized_grouped`` (the configurable learner's
-step on stacked tensors without ``vmap``: one ``baddbmm`` per ``Linear``) and ``_vectorized_log`` (what the folds log,
-reduced per fold).
+The parts live in seven modules of this package: this one (the engine), ``cohort`` (folds stacked into one
+parameter set with one optimizer), ``fused`` (that optimizer's step straight on torch's fused kernel), ``check``
+(what can be vectorized, the trial step), ``batches`` (stacking or gathering the folds' batches, the ``vmap``
+step), ``grouped`` (the configurable learner's step on stacked tensors without ``vmap``: one ``baddbmm`` per
+``Linear``) and ``metric_log`` (what the folds log, reduced per fold).
 
 Wiring (for the trainer)::
 
@@ -31,10 +31,11 @@ Semantics and choices:
 
 - **Optimizer.** One optimizer per *cohort* over the cohort's stacked parameters, of the class and with the
   hyperparameters (and parameter groups) of the folds' own ``configure_optimizers()``; fused where torch has it
-  and the user left ``fused`` unset. Only elementwise optimizers (SGD, Adam, AdamW, ...) are accepted, so each
-  fold's update is exactly what its own optimizer would do. A cohort is the set of folds with the same number
-  of training batches per epoch: folds of one cohort always step together, so optimizer step counts (Adam's
-  bias correction) stay exact per fold. Usually all folds form one cohort.
+  and the user left ``fused`` unset (Adam, AdamW and SGD then step on torch's fused kernel directly). Only
+  elementwise optimizers (SGD, Adam, AdamW, ...) are accepted, so each fold's update is exactly what its own
+  optimizer would do. A cohort is the set of folds with the same number of training batches per epoch: folds
+  of one cohort always step together, so optimizer step counts (Adam's bias correction) stay exact per fold.
+  Usually all folds form one cohort.
 - **Ragged batches.** Step ``i`` stacks batch ``i`` of every fold that has one. Folds whose batches differ in
   shape (a smaller last batch) run as separate ``vmap`` calls on slices of the same stacked parameters; the
   losses are summed (the folds are independent, so each fold gets its own gradient) and one backward pass and
