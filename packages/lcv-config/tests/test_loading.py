@@ -133,7 +133,7 @@ def test_a_string_path_is_one_file(tmp_path: Path) -> None:
 def test_defaults_without_files() -> None:
     config = load_config()
     assert isinstance(config, ExperimentConfig)
-    assert config.data.splitter.name == "stratified_kfold" and config.trainer.schedule == "interleaved"
+    assert config.data.splitter.name == "stratified_kfold" and config.trainer.schedule == "auto"
 
 
 # The bad input catalogue: every case is one ConfigError whose message names where the problem is

@@ -156,10 +156,11 @@ def test_piped_output_is_plain_lines(tmp_path: Path) -> None:
     assert not ANSI.search(proc.stdout), proc.stdout
     lines = json.loads(out.read_text(encoding="utf-8"))["lines"]
     stdout = proc.stdout.splitlines()
-    assert stdout[:3] == lines  # one plain line per epoch, nothing else before the table
+    assert stdout[0].startswith("schedule='auto' chose 'interleaved'")  # the default schedule says what it chose
+    assert stdout[1:4] == lines  # then one plain line per epoch, nothing else before the table
     assert [line.split("  ")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
     assert all(re.fullmatch(r"\w+ \d\.\d{4} ± \d\.\d{4}", item) for item in _metric_items(lines))
-    assert "5-fold CV, best epoch" in stdout[3]
+    assert "5-fold CV, best epoch" in stdout[4]
 
 
 def test_disabled_progress_bar_prints_nothing(data, tiny, trainer_kwargs, capfd) -> None:

@@ -58,8 +58,8 @@ class FieldError(ValueError):
         self.subpath = subpath
 
 
-Schedule = Literal["interleaved", "sequential", "offload", "vectorized", "parallel"]
-"""How the k fold models share the machine; see the trainer docs."""
+Schedule = Literal["auto", "interleaved", "sequential", "offload", "vectorized", "parallel"]
+"""How the k fold models share the machine; see the trainer docs (``auto`` picks ``interleaved`` or ``vectorized``)."""
 
 
 MAX_EPOCHS = 1_000_000
@@ -255,8 +255,9 @@ class TrainerConfig(_Strict):
     """Seed of the run; each fold's model gets a seed derived from it."""
     deterministic: bool = False
     """Ask torch for deterministic algorithms."""
-    schedule: Schedule = "interleaved"
-    """How folds share the machine."""
+    schedule: Schedule = "auto"
+    """How folds share the machine: ``auto`` (the default) picks ``vectorized`` or ``interleaved`` from the model, the
+    data and a short timed probe, and says why; a name overrides it."""
     compile: Annotated[
         Annotated[bool, Tag("switch")] | Annotated[CompileConfig, Tag("arguments")],
         Discriminator(_compile_form),

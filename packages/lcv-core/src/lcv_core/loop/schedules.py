@@ -485,12 +485,16 @@ SCHEDULES: dict[str, type[Schedule]] = {
 
 
 def make_schedule(name: str, trainer: CrossValidationTrainer) -> Schedule:
-    """Return the schedule ``name`` selects, for ``trainer``.
+    """Return the schedule ``name`` selects, for ``trainer`` (``auto``: `lcv_core.loop.auto_schedule.AutoSchedule`).
 
     Raises:
         LcvError: An unknown name (the config schema refuses it first).
     """
+    if name == "auto":  # chooses among the schedules above at the start of the fit, so it lives in a module of its own
+        from lcv_core.loop.auto_schedule import AutoSchedule
+
+        return AutoSchedule(trainer)
     cls = SCHEDULES.get(name)
     if cls is None:
-        raise LcvError(f"Unknown schedule {name!r}; use one of {', '.join(SCHEDULES)}.")
+        raise LcvError(f"Unknown schedule {name!r}; use one of auto, {', '.join(SCHEDULES)}.")
     return cls(trainer)
