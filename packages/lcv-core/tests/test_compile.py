@@ -111,6 +111,15 @@ def test_vectorized_falls_back_to_interleaved_and_says_why(plain: Any, capsys: p
     assert_same_history(plain, result)
 
 
+def test_auto_runs_interleaved_without_a_probe_and_says_why(plain: Any) -> None:
+    backend = Graphs()
+    result = fit({"backend": backend}, schedule="auto")
+    assert result.schedule == "interleaved"
+    assert "compile is on" in (result.schedule_reason or "")
+    assert backend.graphs
+    assert_same_history(plain, result)  # interleaved's numbers: no probe step touched a fold
+
+
 class Manual(TinyClassifier):
     """The demo classifier with manual optimization: optimizer calls and backward inside the compiled step."""
 
