@@ -48,3 +48,34 @@ def test_gathered_steps_are_each_folds_own_batches(monkeypatch, chunk_bytes) -> 
                 assert group.sizes[j] == len(rows)
         stepping = sorted(f for group in groups for f in group.folds)
         assert stepping == [f for f in range(3) if b < counts[f]]  # fold 0 sits the last step out
+
+
+class _CountingLoader(torch.utils.data.DataLoader):  # type: ignore[type-arg]
+    """A loader that counts its epochs in a class-level default, as lcv-data's resumable loaders do."""
+
+    epoch = 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        self.epoch += 1
+        return super().__iter__()
+
+
+def test_the_vectorized_trial_step_leaves_the_loaders_epoch_counters_alone(tiny, trainer_kwargs) -> None:
+    from lcv_core import CrossValidationTrainer
+    from lcv_core.demos import make_classification
+
+    dataset = make_classification(150)
+    counts = {}
+    for schedule in ("interleaved", "vectorized"):
+        loaders = [
+            (
+                _CountingLoader(torch.utils.data.Subset(dataset, [i for i in range(150) if i % 5 != k]), batch_size=16),
+                _CountingLoader(torch.utils.data.Subset(dataset, list(range(k, 150, 5))), batch_size=30),
+            )
+            for k in range(5)
+        ]
+        CrossValidationTrainer(**{**trainer_kwargs, "schedule": schedule}).fit(tiny, loaders)
+        counts[schedule] = [(tr.epoch, va.epoch) for tr, va in loaders]
+    # the trial batch vectorized draws before training is not an epoch: every loader counts what interleaved counts
+    assert counts["vectorized"] == counts["interleaved"]
+    assert counts["interleaved"][0][0] == trainer_kwargs["max_epochs"]

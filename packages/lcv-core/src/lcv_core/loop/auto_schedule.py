@@ -45,6 +45,7 @@ from lcv_core.callbacks.base import Callback
 from lcv_core.callbacks.checkpoint import ModelCheckpoint
 from lcv_core.callbacks.progress import RichProgressBar
 from lcv_core.core.lightning_compat import is_fabric_loader, unwrap_optimizer
+from lcv_core.core.loader_state import kept_loader_state, loader_chain
 from lcv_core.core.metric_log import FoldMetricLog, on_device
 from lcv_core.loop.fold_loop import overridden_hook
 from lcv_core.loop.schedules import (
@@ -185,19 +186,8 @@ def by_times(times: ProbeTimes, size: StepSize) -> AutoChoice:
 # -- what the trainer's folds say -----------------------------------------------------------------------
 
 
-def _loader_chain(loader: Any) -> list[Any]:
-    """Return ``loader`` and the loaders it wraps (Fabric's ``_dataloader``, lcv-data's ``loader``)."""
-    chain: list[Any] = []
-    obj = loader
-    while obj is not None and all(obj is not seen for seen in chain):
-        chain.append(obj)
-        attrs = getattr(obj, "__dict__", {})
-        obj = attrs.get("_dataloader", attrs.get("loader"))
-    return chain
-
-
 def _loader_int(loader: Any, name: str) -> int | None:
-    for obj in _loader_chain(loader):
+    for obj in loader_chain(loader):
         value = getattr(obj, name, None)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -342,7 +332,7 @@ def blocker(trainer: CrossValidationTrainer, trial: bool) -> str | None:
         return "a fold's loader has no len()"
     loaders = [(f.train_loader, f.val_loader) for f in folds] if trial else None
     optimizers = [(f.optimizers, f.schedulers) for f in folds]
-    with _kept_loaders([f.train_loader for f in folds] + [f.val_loader for f in folds]):  # the trial draws a batch
+    with kept_loader_state([f.train_loader for f in folds] + [f.val_loader for f in folds]):  # the trial draws a batch
         reason = can_vectorize(modules, loaders, cfg, optimizers=optimizers, fabric=trainer.fabric)
     if reason is not None and trial:
         for module in modules:  # the trial ran the steps under vmap: drop what it left in metric states
@@ -390,47 +380,6 @@ def choose(
 
 
 # -- the probe ------------------------------------------------------------------------------------------
-
-
-_LOADER_COUNTERS = ("epoch", "_num_iter_calls", "_skip_seed_draw")
-"""Loader attributes iterating changes: epochs started (lcv-data's loaders), Fabric's iteration count, lcv-data's
-resume flag."""
-
-
-@contextmanager
-def _kept_loaders(loaders: list[Any]) -> Iterator[None]:
-    """Put every loader's shuffling state back after the block: generators, epoch and iteration counters.
-
-    Iterating counts an epoch (lcv-data's loaders, Fabric's wrapper) and draws from the loader's generator (a
-    ``DataLoader`` with ``generator=``); without the restore the probe would shift the folds' batch order.
-    """
-    generators: dict[int, tuple[torch.Generator, torch.Tensor]] = {}
-    counters: list[tuple[Any, str, bool, Any]] = []  # holder, attribute, whether the instance had it, its value
-    for loader in loaders:
-        for obj in _loader_chain(loader):
-            holders = (
-                obj,
-                getattr(obj, "sampler", None),
-                getattr(getattr(obj, "batch_sampler", None), "sampler", None),
-            )
-            for holder in holders:
-                g = getattr(holder, "generator", None)
-                if isinstance(g, torch.Generator) and id(g) not in generators:
-                    generators[id(g)] = (g, g.get_state())
-                for name in _LOADER_COUNTERS:
-                    value = getattr(holder, name, None)
-                    if holder is not None and isinstance(value, (int, bool)):  # a class default counts as well
-                        counters.append((holder, name, name in getattr(holder, "__dict__", {}), value))
-    try:
-        yield
-    finally:
-        for g, state in generators.values():
-            g.set_state(state)
-        for holder, name, own, value in counters:
-            if own:
-                setattr(holder, name, value)
-            else:
-                vars(holder).pop(name, None)  # back to the class default the loader started from
 
 
 @contextmanager
@@ -517,7 +466,7 @@ def probe_times(trainer: CrossValidationTrainer, steps: int = PROBE_STEPS, round
     if isinstance(cfg.limit_train_batches, int):
         steps = min(steps, cfg.limit_train_batches)
     best = {"interleaved": float("inf"), "vectorized": float("inf")}
-    with _kept_random_state(device), _kept_loaders([f.train_loader for f in folds]):
+    with _kept_random_state(device), kept_loader_state([f.train_loader for f in folds]):
         interleaved = [_Copy(f, trainer) for f in folds]
         stacked = [_Copy(f, trainer) for f in folds]
         engine: VectorizedFolds = VectorizedFolds(

@@ -13,6 +13,7 @@ from torch import nn
 
 from lcv_config import TrainerConfig
 from lcv_core.core.lightning_compat import parse_optimizers, scheduler_configs, unwrap_optimizer
+from lcv_core.core.loader_state import kept_loader_state
 from lcv_core.vectorized.batches import _Group, _precision, _prepare
 from lcv_core.vectorized.grouped import make_stepper
 
@@ -202,28 +203,8 @@ def _trial(
 def _first_batch(loader: Any) -> Any:
     """Return the loader's first batch, leaving its shuffling state as it was.
 
-    Iterating counts an epoch (lcv-data's loaders) or draws from the loader's generator (a ``DataLoader`` with
-    ``generator=``); without the restore the trial would shift fold 0's batch order against the other schedules.
-    Wrappers (Fabric's ``_dataloader``, lcv-data's ``loader``) are followed to the loader that keeps the state.
+    Iterating counts an epoch (lcv-data's loaders, also a class-level counter) and draws from the loader's
+    generator; without the restore the trial would shift fold 0's batch order against the other schedules.
     """
-    chain: list[Any] = []
-    obj = loader
-    while obj is not None and all(obj is not seen for seen in chain):
-        chain.append(obj)
-        attrs = getattr(obj, "__dict__", {})
-        obj = attrs.get("_dataloader", attrs.get("loader"))
-    holders = [
-        h
-        for o in chain
-        for h in (o, getattr(o, "sampler", None), getattr(getattr(o, "batch_sampler", None), "sampler", None))
-    ]
-    generators = {id(g): g for h in holders if isinstance(g := getattr(h, "generator", None), torch.Generator)}
-    saved = [(g, g.get_state()) for g in generators.values()]
-    epochs = [(o, o.__dict__["epoch"]) for o in chain if isinstance(getattr(o, "__dict__", {}).get("epoch"), int)]
-    try:
+    with kept_loader_state([loader]):
         return next(iter(loader))
-    finally:
-        for g, state in saved:
-            g.set_state(state)
-        for o, epoch in epochs:
-            o.epoch = epoch
