@@ -267,6 +267,9 @@ class TrainerConfig(_Strict):
     checkpointed and exported stay plain modules."""
     default_root_dir: str | None = None
     """Run directory for logs and checkpoints."""
+    checkpoint_every_n_epochs: int = Field(default=1, ge=1)
+    """Write ``last.ckpt`` (in ``default_root_dir``) after every this many epochs and after the fit's last epoch; a
+    resumed fit continues exactly from the last one written."""
     enable_progress_bar: bool = True
     """Show the progress bar."""
     profiler: Any = None
@@ -539,6 +542,9 @@ class TuneConfig(_Strict):
     """Sampler by name with arguments."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Backend-specific options."""
+    keep_checkpoints: int | None = Field(default=1, ge=-1)
+    """How many of the best completed trials keep their ``checkpoints/`` folder; the others' are deleted when they end
+    (pruned and failed trials keep none; every trial's metrics and config stay). ``-1`` or ``null``: keep all."""
     nested: NestedConfig | None = None
     """Nested CV (``lcv tune --nested``): ``{splitter, cfg, final: ensemble | refit, non_nested: true}``; default
     5 stratified outer folds."""

@@ -22,9 +22,8 @@ from torchmetrics import Metric
 from lcv_config import LcvError
 from lcv_core.callbacks.accumulation import GradientAccumulationScheduler
 from lcv_core.core.fold import FoldState, aggregate, check_monitor, move_fold
-from lcv_core.core.saving import save
 from lcv_core.distributed import parallel
-from lcv_core.loop.checkpoint import trainer_state
+from lcv_core.loop.checkpoint import LastCheckpointWriter, trainer_state
 from lcv_core.loop.fold_loop import STEP_HOOKS, TRANSFER_HOOKS, overridden_hook
 
 if TYPE_CHECKING:
@@ -64,12 +63,19 @@ class Schedule:
     def __init__(self, trainer: CrossValidationTrainer) -> None:
         self.trainer = trainer
         self._non_finite: set[str] = set()
+        self.last_writer = LastCheckpointWriter()
+        """Writes ``last.ckpt`` (large ones in the background); flushed when `run()` returns or raises."""
 
     # -- what the trainer asks of a schedule --------------------------------------------------------
 
     def run(self, first_epoch: int) -> None:
-        """Train every fold from ``first_epoch`` to the end of the fit (or a stop)."""
-        self._run(first_epoch)
+        """Train every fold from ``first_epoch`` to the end of the fit (or a stop); ``last.ckpt`` is complete after."""
+        try:
+            self._run(first_epoch)
+        except BaseException:
+            self.last_writer.flush_quietly()  # the epoch before the error is on disk; the error itself is raised
+            raise
+        self.last_writer.flush()
 
     def _run(self, first_epoch: int) -> None:
         raise NotImplementedError
@@ -163,8 +169,15 @@ class Schedule:
                 state.should_stop, state.stop_reason = False, None  # min_epochs not reached: keep going
 
     def save_last(self) -> None:
-        """Write ``last.ckpt`` to the run directory and to every folder a callback registered."""
-        trainer = self.trainer
+        """Write ``last.ckpt`` to the run directory and to every folder a callback registered.
+
+        Only after every ``checkpoint_every_n_epochs``-th epoch and after the fit's (or, ``sequential``, the fold's)
+        last one; the state is captured now, a large file is written in the background (`LastCheckpointWriter`).
+        """
+        trainer, state, cfg = self.trainer, self.trainer.state, self.trainer.config
+        every = cfg.checkpoint_every_n_epochs
+        if not (state.finished or (state.current_epoch + 1) % every == 0 or state.current_epoch + 1 >= cfg.max_epochs):
+            return
         targets = [d / "last.ckpt" for d in trainer.last_checkpoint_dirs]
         if trainer.run_dir is not None:
             targets.insert(0, trainer.run_dir / "checkpoints" / "last.ckpt")
@@ -172,9 +185,7 @@ class Schedule:
         if not targets:
             return
         if trainer.fabric.is_global_zero:
-            state = trainer_state(trainer)
-            for target in targets:
-                save(state, target)
+            self.last_writer.write(lambda frozen: trainer_state(trainer, frozen), targets)
         trainer.state.checkpoint_paths["last"] = str(targets[0])
 
     def check_monitor(self, metrics: Mapping[str, float]) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 from lcv_config import ExperimentConfig, TrialPruned
 from lcv_config.loading import dump_config
 from lcv_config.protocols import Trial
+from lcv_config.schema import TuneConfig
 from lcv_core.tuning.params import apply_params
 
 FOLDS_FILE = "folds.json"
@@ -80,6 +82,18 @@ class TrialObjective:
         finally:
             record["epochs"] = len(pruning.means)
             self._append(record)
+            self._prune_checkpoints()
+
+    def _prune_checkpoints(self) -> None:
+        """Delete the checkpoints of the ended trials that are not among the best ``tune.keep_checkpoints``."""
+        from lcv_core.tuning.cleanup import prune_checkpoints
+
+        tune_cfg = self.config.tune or TuneConfig()
+        direction = tune_cfg.direction or ("minimize" if self.config.trainer.mode == "min" else "maximize")
+        try:
+            prune_checkpoints(self.run_dir, tune_cfg.keep_checkpoints, direction)
+        except OSError as exc:  # disk space is not worth a trial: say so, keep tuning
+            warnings.warn(f"Could not delete the checkpoints of earlier trials: {exc}", UserWarning, stacklevel=2)
 
     def _append(self, record: dict[str, Any]) -> None:
         value = record.get("value")

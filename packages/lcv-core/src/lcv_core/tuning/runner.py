@@ -19,6 +19,7 @@ from typing import Any
 from lcv_config import ConfigError, ExperimentConfig, LcvError
 from lcv_config.loading import dump_config, load_config
 from lcv_config.schema import TuneConfig
+from lcv_core.tuning.cleanup import prune_checkpoints
 from lcv_core.tuning.objective import FOLDS_FILE, TRIALS_FILE, read_trials
 from lcv_core.tuning.params import apply_params, check_space, check_space_paths
 from lcv_core.tuning.workers import make_tuner, prepare_run_dir, run_worker, split_trials, worker_command, worker_seed
@@ -109,6 +110,8 @@ def tune(
         prepare_run_dir(config, run_dir)
         tuner = make_tuner(config, run_dir, storage=storage, study=study)  # creates the study once, before workers
         problems += _run_local_workers(run_dir, split_trials(n_trials, workers), timeout, storage, study)
+    direction = tune_cfg.direction or ("minimize" if config.trainer.mode == "min" else "maximize")
+    prune_checkpoints(run_dir, tune_cfg.keep_checkpoints, direction)  # each trial did; once more for the last ones
     trials = read_trials(run_dir)
     try:
         best_params, best_value = tuner.best_params, tuner.best_value

@@ -1,0 +1,172 @@
+"""``last.ckpt`` written in the background: each file holds its epoch exactly, complete at the end of the fit and after
+an error, and a resumed fit gives the uninterrupted history (issue #24)."""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from lcv_core.callbacks.base import Callback
+from lcv_core.core import saving
+from lcv_core.demos import TinyClassifier
+from lcv_core.loop import checkpoint
+from lcv_core.loop.checkpoint import LastCheckpointWriter
+from lcv_core.trainer import CrossValidationTrainer
+
+IN_PLACE, BACKGROUND = sys.maxsize, 0  # LastCheckpointWriter(background_bytes=...): never / always in the background
+
+
+class AdamTiny(TinyClassifier):
+    """The tiny classifier with Adam, whose moments the next epoch updates in place while the last one is written."""
+
+    def configure_optimizers(self) -> Any:
+        """Return Adam."""
+        return torch.optim.Adam(self.parameters(), lr=0.01)
+
+
+def _trainer(kwargs: dict[str, Any], run: Path | None, background_bytes: int, **extra: Any) -> CrossValidationTrainer:
+    trainer = CrossValidationTrainer(**{**kwargs, **extra}, default_root_dir=str(run) if run else None)
+    trainer.schedule.last_writer = LastCheckpointWriter(background_bytes=background_bytes)
+    return trainer
+
+
+def _record_writes(monkeypatch: pytest.MonkeyPatch, delay: float) -> list[dict[str, Any]]:
+    """Record what each write puts on disk, as read back from its bytes; background writes take ``delay`` longer."""
+    written: list[dict[str, Any]] = []
+
+    def slow_save(state: Any, path: Any) -> Path:
+        if threading.current_thread() is not threading.main_thread():
+            time.sleep(delay)  # training goes on meanwhile
+        buffer = io.BytesIO()
+        torch.save(dict(state), buffer)
+        buffer.seek(0)
+        written.append(saving.unpack(torch.load(buffer, weights_only=True)))
+        return saving.save(state, path)
+
+    monkeypatch.setattr(checkpoint, "save", slow_save)
+    return written
+
+
+def _assert_same(a: Any, b: Any, where: str = "state") -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            _assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b or (a != a and b != b), f"{where}: {a!r} != {b!r}"  # NaN == NaN here
+
+
+def test_background_writes_hold_their_epoch_exactly_while_training_goes_on(
+    data, tiny, trainer_kwargs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kwargs = {**trainer_kwargs, "max_epochs": 4, "schedule": "interleaved"}
+    in_place = _record_writes(monkeypatch, delay=0.0)
+    _trainer(kwargs, tmp_path / "a", IN_PLACE).fit(AdamTiny, data)
+    background = _record_writes(monkeypatch, delay=0.3)  # longer than an epoch of the tiny model
+    trainer = _trainer(kwargs, tmp_path / "b", BACKGROUND)
+    trainer.fit(AdamTiny, data)
+    assert trainer.schedule.last_writer.background_s > 0  # the writes did run in the background
+    assert [w["trainer"]["current_epoch"] for w in background] == [0, 1, 2, 3]
+    for a, b in zip(in_place, background, strict=True):
+        a["trainer"].pop("checkpoint_paths"), b["trainer"].pop("checkpoint_paths")  # the two run directories
+        for key in ("folds", "rng", "trainer", "best_weights", "callbacks", "split"):
+            _assert_same(a[key], b[key], key)
+
+
+def test_the_last_epoch_is_on_disk_when_fit_returns(data, tiny, trainer_kwargs, tmp_path: Path) -> None:
+    trainer = _trainer({**trainer_kwargs, "max_epochs": 3}, tmp_path, BACKGROUND)
+    result = trainer.fit(tiny, data)
+    state = saving.load(tmp_path / "checkpoints" / "last.ckpt")
+    assert state["trainer"]["current_epoch"] == 2
+    assert [f["history"] for f in state["folds"]] == result.history
+    assert not trainer.schedule.last_writer.pending
+    assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")], "a temporary file is left"
+
+
+class _Crash(Callback):
+    def on_train_batch_start_per_fold(self, *, trainer: Any, fold: int, batch_idx: int, **kwargs: Any) -> None:
+        if (trainer.current_epoch, fold, batch_idx) == (2, 1, 1):
+            raise KeyboardInterrupt("crash")
+
+
+@pytest.mark.parametrize("schedule", ["interleaved", "sequential"])
+def test_after_an_error_the_pending_write_is_complete_and_resume_is_exact(
+    data, tiny, trainer_kwargs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, schedule: str
+) -> None:
+    kwargs = {**trainer_kwargs, "max_epochs": 4, "schedule": schedule}
+    straight = CrossValidationTrainer(**kwargs).fit(AdamTiny, data)
+    _record_writes(monkeypatch, delay=0.2)  # the write before the crash is still running when it comes
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(kwargs, tmp_path, BACKGROUND, callbacks=[_Crash()]).fit(AdamTiny, data)
+    state = saving.load(tmp_path / "checkpoints" / "last.ckpt")  # complete: fit flushed it before raising
+    done = [len(f["history"]) for f in state["folds"]]
+    assert done == ([4, 2, 0, 0, 0] if schedule == "sequential" else [2] * 5)
+    resumed = _trainer(kwargs, tmp_path, BACKGROUND).fit(AdamTiny, data, ckpt_path="last")
+    for fold_a, fold_b in zip(straight.history, resumed.history, strict=True):
+        assert len(fold_a) == len(fold_b) == 4
+        for row_a, row_b in zip(fold_a, fold_b, strict=True):
+            assert row_a == pytest.approx(row_b, abs=1e-6)
+
+
+def test_a_failed_background_write_fails_the_fit_with_its_message(
+    data, tiny, trainer_kwargs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(state: Any, path: Any) -> Path:
+        raise OSError(28, f"Cannot write checkpoint {path}: the disk is full.")
+
+    monkeypatch.setattr(checkpoint, "save", full_disk)
+    with pytest.raises(OSError, match="the disk is full"):
+        _trainer({**trainer_kwargs, "max_epochs": 2}, tmp_path, BACKGROUND).fit(tiny, data)
+
+
+def test_a_small_checkpoint_is_written_in_place_and_a_large_one_in_the_background(
+    data, tiny, trainer_kwargs, tmp_path: Path
+) -> None:
+    small = _trainer({**trainer_kwargs, "max_epochs": 2}, tmp_path / "small", checkpoint.BACKGROUND_BYTES)
+    small.fit(tiny, data)
+    assert small.schedule.last_writer.background_s == 0.0  # the tiny model's checkpoint is far below 1 MiB
+    large = _trainer({**trainer_kwargs, "max_epochs": 2}, tmp_path / "large", 1)
+    large.fit(tiny, data)
+    assert large.schedule.last_writer.background_s > 0.0
+
+
+class _CrashAt(Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_start_per_fold(self, *, trainer: Any, fold: int, batch_idx: int, **kwargs: Any) -> None:
+        if (trainer.current_epoch, fold, batch_idx) == (self.epoch, 1, 1):
+            raise KeyboardInterrupt("crash")
+
+
+@pytest.mark.parametrize("schedule", ["interleaved", "sequential"])
+def test_checkpoint_every_n_epochs_writes_less_often_and_resume_stays_exact(
+    data, trainer_kwargs, tmp_path: Path, schedule: str
+) -> None:
+    kwargs = {**trainer_kwargs, "max_epochs": 5, "schedule": schedule, "checkpoint_every_n_epochs": 2}
+    straight = CrossValidationTrainer(**kwargs).fit(AdamTiny, data)
+    with pytest.raises(KeyboardInterrupt):
+        CrossValidationTrainer(**kwargs, default_root_dir=str(tmp_path), callbacks=[_CrashAt(3)]).fit(AdamTiny, data)
+    state = saving.load(tmp_path / "checkpoints" / "last.ckpt")
+    done = [len(f["history"]) for f in state["folds"]]
+    # written after epochs 2 and 4 (1-based) and after a fold's last: not after epoch 3, in which the crash came
+    assert done == ([5, 2, 0, 0, 0] if schedule == "sequential" else [2] * 5)
+    resumed = CrossValidationTrainer(**kwargs, default_root_dir=str(tmp_path)).fit(AdamTiny, data, ckpt_path="last")
+    assert saving.load(tmp_path / "checkpoints" / "last.ckpt")["trainer"]["current_epoch"] == 4  # the last epoch
+    for fold_a, fold_b in zip(straight.history, resumed.history, strict=True):
+        assert len(fold_a) == len(fold_b) == 5
+        for row_a, row_b in zip(fold_a, fold_b, strict=True):
+            assert row_a == pytest.approx(row_b, abs=1e-6)
