@@ -143,6 +143,97 @@ def goals(cases: list[Case], cli: dict[str, Any], memory: dict[int, dict[str, An
     return out
 
 
+Section = tuple[str, list[str], list[list[str]], list[str]]
+"""An extra measurement printed after the cases: title, headers, rows, notes below the table."""
+
+
+def scaling_section(rows: list[dict[str, Any]]) -> Section:
+    """The fold-parallel rows of ``scaling.rows()`` as a section."""
+    headers = ["runner", "wall s", "speed-up", "s per added epoch", "speed-up per epoch", "bound", "per-fold equal"]
+    table = [
+        [
+            r["row"],
+            f"{r['wall_s']:.2f}",
+            f"{r['speedup']:.2f}×",
+            f"{r['epoch_s']:.3f}",
+            f"{r['epoch_speedup']:.2f}×",
+            f"{r['bound']:.2f}×",
+            "yes" if r["equal"] else "NO",
+        ]
+        for r in rows
+    ]
+    notes = [
+        "schedule='parallel', digits, 5 folds, width 256, one torch thread per process; launch excluded. "
+        f"Bound: folds / ceil(folds / processes). 1-minute load average after the runs: {rows[-1]['load']:.2f}."
+    ]
+    return "fold-parallel scaling, 1 vs 2 processes", headers, table, notes
+
+
+def scaling_goals(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """Goal of issue #24: 2 processes give the 1-process per-fold numbers and ≥ 1.6× its speed (width 256)."""
+    two = next(r for r in rows if r["devices"] == 2)
+    return [
+        (
+            "fold-parallel, 2 processes: per-fold numbers equal to 1 process",
+            "yes" if two["equal"] else "no",
+            "PASS" if two["equal"] else "MISS",
+        ),
+        (
+            "fold-parallel, 2 processes: ≥ 1.6× the speed of 1 (width 256)",
+            f"{two['speedup']:.2f}× (per added epoch {two['epoch_speedup']:.2f}×)",
+            "PASS" if two["speedup"] >= 1.6 else "MISS",
+        ),
+    ]
+
+
+def checkpoint_section(rows: list[dict[str, Any]]) -> Section:
+    """The ``last.ckpt`` rows of ``checkpoint_cost.checkpoint_rows()`` as a section."""
+    headers = ["width", "epochs", "writing", "MB", "fit s", "fit s without", "ms per epoch on the loop", "share of fit"]
+    table = [
+        [
+            str(r["width"]),
+            str(r["epochs"]),
+            r["mode"],
+            f"{r['size_mb']:.2f}",
+            f"{r['fit_s']:.2f}",
+            f"{r['fit_s_without']:.2f}",
+            f"{r['ckpt_ms_per_epoch']:.1f}",
+            f"{100 * r['share']:.1f}%",
+        ]
+        for r in rows
+    ]
+    notes = [
+        "interleaved, digits, 5 folds. 'in place': every epoch on the training thread (before #24); 'lcv': the "
+        "default (captured at the epoch's end, large files written in the background); 'lcv, every N': "
+        "checkpoint_every_n_epochs=N."
+    ]
+    return "last.ckpt: what writing it costs the fit", headers, table, notes
+
+
+def checkpoint_goals(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """Goal of issue #24: with lcv's default writing, ``last.ckpt`` takes ≤ 5% of the fit on every digits row."""
+    return [
+        (
+            f"digits W={r['width']}: last.ckpt ≤ 5% of the fit (default writing)",
+            f"{100 * r['share']:.1f}%",
+            "PASS" if r["share"] <= 0.05 else "MISS",
+        )
+        for r in rows
+        if r["mode"] == "lcv"
+    ]
+
+
+def print_sections(console: Console, sections: list[Section]) -> None:
+    """Print the extra measurements, one table each."""
+    for title, headers, rows, notes in sections:
+        table = Table(title=title, title_justify="left", caption=" ".join(notes), caption_justify="left")
+        for h in headers:
+            table.add_column(h)
+        for row in rows:
+            table.add_row(*(escape(c) for c in row))
+        console.print(table)
+
+
 def print_report(console: Console, cases: list[Case], goal_rows: list[tuple[str, str, str]]) -> None:
     """Print one table per case and the goals."""
     for case in cases:
@@ -161,7 +252,14 @@ def print_report(console: Console, cases: list[Case], goal_rows: list[tuple[str,
     console.print(table)
 
 
-def markdown(args: argparse.Namespace, info: dict[str, str], peer_note: str, cases: list[Case], goal_rows: Any) -> str:
+def markdown(
+    args: argparse.Namespace,
+    info: dict[str, str],
+    peer_note: str,
+    cases: list[Case],
+    goal_rows: Any,
+    sections: list[Section] | None = None,
+) -> str:
     """Return the results as markdown."""
     lines = [
         "# Benchmark results",
@@ -185,6 +283,10 @@ def markdown(args: argparse.Namespace, info: dict[str, str], peer_note: str, cas
         lines += [f"## {case.name}", "", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
         lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in case_rows(case)]
         lines.append("")
+    for title, headers, rows, notes in sections or []:
+        lines += [f"## {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows]
+        lines += ["", *notes, ""]
     lines += ["## Goals", "", "| goal | measured | verdict |", "|---|---|---|"]
     lines += [f"| {g} | {m} | {v} |" for g, m, v in goal_rows]
     return "\n".join(lines) + "\n"

@@ -31,7 +31,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from _report import goals, markdown, print_report
+from _report import (
+    Section,
+    checkpoint_goals,
+    checkpoint_section,
+    goals,
+    markdown,
+    print_report,
+    print_sections,
+    scaling_goals,
+    scaling_section,
+)
 from _runners import PEER_REQUIREMENT, RUNNERS, Case, Runner, thread_env
 from data_memory import measure as measure_data_memory
 from rich.console import Console
@@ -249,6 +259,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--synthetic-width", type=int, default=256, help="MLP width on the synthetic set (default 256)")
     p.add_argument("--runners", help="comma-separated row labels or child names to run (default: all)")
     p.add_argument("--no-peer", action="store_true", help="skip lightning-cv (no separate environment)")
+    p.add_argument("--no-scaling", action="store_true", help="skip the fold-parallel 1-vs-2-process rows")
+    p.add_argument("--no-checkpoint-cost", action="store_true", help="skip the last.ckpt cost rows")
     p.add_argument("--out", type=Path, default=None, help="markdown file (default benchmarks/RESULTS.md; quick: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -320,9 +332,25 @@ def main(argv: list[str] | None = None) -> int:
     cli = cli_timings()
     memory = measure_data_memory(n=args.synthetic_n or 100_000, threads=args.threads)
     goal_rows = goals(cases, cli, memory)
+    sections: list[Section] = []
+    if not args.no_scaling:
+        import scaling
+
+        console.print("[dim]fold-parallel scaling: schedule='parallel' on 1 and 2 processes[/dim]")
+        rows = scaling.rows(epochs=2 if args.quick else 10, repeats=args.repeats)
+        sections.append(scaling_section(rows))
+        goal_rows += scaling_goals(rows)
+    if not args.no_checkpoint_cost:
+        from checkpoint_cost import checkpoint_rows
+
+        console.print("[dim]last.ckpt: fits with and without writing it[/dim]")
+        ckpt = checkpoint_rows(widths=tuple(args.widths), epochs=args.epochs, epochs_1024=2 if args.quick else 4)
+        sections.append(checkpoint_section(ckpt))
+        goal_rows += checkpoint_goals(ckpt)
     print_report(console, cases, goal_rows)
+    print_sections(console, sections)
     if args.out:
-        args.out.write_text(markdown(args, info, peer_note, cases, goal_rows), encoding="utf-8")
+        args.out.write_text(markdown(args, info, peer_note, cases, goal_rows, sections), encoding="utf-8")
         console.print(f"wrote {args.out}")
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
