@@ -152,3 +152,19 @@ def test_rank_zero_writes_every_folds_checkpoint(parallel_run: tuple[Path, list[
 def test_parallel_refuses_a_strategy_it_cannot_spread_folds_with() -> None:
     with pytest.raises(LcvError, match=r"strategy='fsdp' does not go with schedule='parallel'.*'auto' or 'ddp'"):
         CrossValidationTrainer(schedule="parallel", strategy="fsdp", devices=2, accelerator="cpu")
+
+
+@pytest.mark.parametrize("strategy", ["auto", "ddp"])
+def test_parallel_on_one_device_opens_no_process_group(
+    monkeypatch: pytest.MonkeyPatch, strategy: str, fold_data: Any, tiny: Any, trainer_kwargs: dict[str, Any]
+) -> None:
+    # a one-process group would hold a TCP port and leave MASTER_PORT in the user's process, which scripts and
+    # subprocesses started afterwards inherit (a later DDP job then failed with EADDRINUSE)
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    data = fold_data(n_folds=3, n=60)
+    kwargs = {**trainer_kwargs, "devices": 1}
+    result = CrossValidationTrainer(**kwargs, schedule="parallel", strategy=strategy).fit(tiny, data)
+    assert not torch.distributed.is_initialized()
+    assert "MASTER_PORT" not in os.environ
+    reference = CrossValidationTrainer(**kwargs, schedule="sequential").fit(tiny, data)
+    assert result.history == reference.history

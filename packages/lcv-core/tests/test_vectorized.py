@@ -417,3 +417,49 @@ def test_other_networks_and_criteria_are_not_grouped() -> None:
     assert not grouped_supported(SupervisedLearner(model=mlp(), criterion=nn.CrossEntropyLoss(reduction="sum")))
     assert not grouped_supported(SupervisedLearner(model=mlp(), criterion="KLDivLoss"))
     assert not grouped_supported(SupervisedLearner(model=mlp(), custom_training_step=lambda m, b, i: m(b[0]).sum()))
+
+
+class StepLogged(AdamMLP):
+    """Logs its losses with on_step=True too (Lightning's per-step curves)."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        x, y = batch
+        loss = nn.functional.cross_entropy(self(x), y)
+        self.log("train_loss", loss, on_step=True, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", nn.functional.cross_entropy(self(x), y), on_step=True, on_epoch=True)
+
+
+class BeforeLog(Callback):
+    """Records every hand-over to the loggers and adds the fold's learning rate, as an LR logger would."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def on_before_log_metrics(self, *, metrics: dict[str, Any], fold: Any, step: int, stage: str, optimizer: Any,
+                              **kwargs: Any) -> None:  # fmt: skip
+        self.calls.append((fold, step, stage, {k: round(float(v), 5) for k, v in metrics.items()}))
+        if optimizer is not None:
+            metrics["lr"] = optimizer.param_groups[0]["lr"]
+
+
+def test_on_step_values_reach_callbacks_and_loggers_as_under_interleaved(data, trainer_kwargs, tmp_path) -> None:
+    # the default schedule picks vectorized for small modules: per-step values were recorded but never logged
+    runs = {}
+    for schedule in ("interleaved", "vectorized"):
+        spy = BeforeLog()
+        run = tmp_path / schedule
+        kwargs = {**trainer_kwargs, "precision": "64-true", "default_root_dir": str(run)}
+        result = CrossValidationTrainer(**kwargs, schedule=schedule, callbacks=[spy]).fit(StepLogged, data)
+        assert result.schedule == schedule
+        rows = (run / "logs" / "csv" / "metrics.csv").read_text().splitlines()
+        runs[schedule] = (spy.calls, rows[0].split(","), len(rows))
+    calls, header, n_rows = runs["vectorized"]
+    steps = [c for c in calls if c[2] == "train"]
+    assert {c[0] for c in steps} == set(range(data.n_folds)) and len({c[1] for c in steps if c[0] == 0}) > 1
+    assert "fold_0/train_loss_step" in header and "fold_2/val_loss_step" in header and "lr" in header
+    assert calls == runs["interleaved"][0]  # the same hand-overs in the same order, with the same values
+    assert (header, n_rows) == runs["interleaved"][1:]

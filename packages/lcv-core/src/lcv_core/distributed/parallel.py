@@ -95,6 +95,17 @@ def strategy_for(config: TrainerConfig, whole_folds: bool) -> Any:
     return FoldParallelStrategy()
 
 
+def one_process_fold_parallel(fabric: Fabric) -> bool:
+    """Whether ``fabric`` spreads whole folds over a single process (one device, one node, no torchrun job).
+
+    The trainer then uses the configured strategy instead: a one-process group would gain nothing, and it would hold
+    a TCP port, ``MASTER_PORT`` and a process group in the user's process after the fit.
+    """
+    if not isinstance(fabric.strategy, FoldParallelStrategy) or dist.is_initialized():
+        return False
+    return int(fabric.world_size) == 1 and not (dist.is_available() and dist.is_torchelastic_launched())
+
+
 def launch(fabric: Fabric) -> None:
     """Start the processes and the process group of a multi-process strategy, once (no-op on one device).
 

@@ -296,17 +296,20 @@ class FoldLoop:
             if sched.interval == "step" and (batch_idx + 1) % sched.frequency == 0:
                 f.module.lr_scheduler_step(sched.scheduler, None)
 
-    def log_steps(self, f: FoldState) -> None:
+    def log_steps(
+        self, f: FoldState, rows: list[tuple[int, dict[str, float]]] | None = None, stage: str | None = None
+    ) -> None:
         """Give the loggers the per-step values the fold logged with ``on_step=True`` in this stage.
 
         ``on_before_log_metrics`` gets each step's dict first (with the fold, its stage and its first optimizer);
-        what a callback adds or changes there is what the loggers receive.
+        what a callback adds or changes there is what the loggers receive. ``rows`` and ``stage`` default to the
+        fold's own log (the vectorized engine passes what it recorded for the fold).
         """
-        rows = f.log.step_values()
+        rows = f.log.step_values() if rows is None else rows
         if not rows:
             return
         trainer = self.trainer
-        stage, epoch = f.log.stage, trainer.state.current_epoch
+        stage, epoch = stage or f.log.stage, trainer.state.current_epoch
         optimizer = f.optimizers[0] if f.optimizers else None
         for step, values in rows:
             metrics: dict[str, Any] = {f"fold_{f.index}/{k}_step": v for k, v in values.items()}
@@ -424,6 +427,7 @@ class FoldLoop:
         module.on_validation_model_zero_grad()
         module.on_validation_model_eval()
         f.log.start("val")
+        f.log.step = f.global_step  # on_step values of validation are logged at the fold's optimizer step
         call("on_validation_start_per_fold", trainer=trainer, fold=f.index, epoch=epoch, module=module)
         self.hook(f, "on_validation_start")
         self.hook(f, "on_validation_epoch_start")

@@ -402,8 +402,9 @@ class VectorizedSchedule(InterleavedSchedule):
         """Run the epochs on the batched engine, with every decision on the fold mean as in ``interleaved``.
 
         Per-batch and per-fold callback hooks do not fire here (the folds step as one computation); the epoch-level
-        ones (``on_train_fold_start``, ``on_before_log_metrics`` of the epoch, ``on_validation_end``,
-        ``on_train_fold_end``) and every decision on the fold mean do.
+        ones (``on_train_fold_start``, ``on_before_log_metrics``, ``on_validation_end``, ``on_train_fold_end``) and
+        every decision on the fold mean do. Values logged with ``on_step=True`` reach ``on_before_log_metrics`` and
+        the loggers after validation, fold by fold, with the steps, keys and order of ``interleaved``.
         """
         trainer, state, cfg = self.trainer, self.trainer.state, self.trainer.config
         for epoch in range(first_epoch, cfg.max_epochs):
@@ -412,8 +413,13 @@ class VectorizedSchedule(InterleavedSchedule):
             state.current_epoch = epoch
             self.start_epoch(epoch)
             train = engine.train_epoch(epoch)
+            train_steps = [engine.step_values(i) for i in range(len(trainer.folds))]
             validate = (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs
             val = engine.validate(epoch) if validate else [{} for _ in trainer.folds]
+            for i, f in enumerate(trainer.folds):  # fold by fold, training then validation, as interleaved
+                trainer.fold_loop.log_steps(f, train_steps[i], "train")
+                if validate:
+                    trainer.fold_loop.log_steps(f, engine.step_values(i), "val")
             for i, f in enumerate(trainer.folds):
                 f.history.append({**train[i], **val[i]})
                 f.global_step = int(engine.global_steps[i])
