@@ -121,12 +121,15 @@ def test_a_killed_worker_loses_nothing(lcv_cli: LcvCli, pg_url: str, tmp_path: P
     proc = lcv_cli.start([*args, "--study", study_name, "--run-dir", str(run_dir)], cwd=tmp_path)
     deadline = time.monotonic() + 300
     killed = None
+    # one storage (one connection pool) for every poll: load_study(storage=<url>) opens a new engine each time, and
+    # their idle connections exhausted the server's max_connections on a slow machine
+    storage = optuna.storages.RDBStorage(pg_url)
     while killed is None:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "worker 1 never trained a trial"
         time.sleep(0.2)
         try:
-            study = optuna.load_study(study_name=study_name, storage=pg_url)
+            study = optuna.load_study(study_name=study_name, storage=storage)
         except KeyError:
             continue  # not created yet
         running = {t.number: t.params for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
@@ -140,7 +143,7 @@ def test_a_killed_worker_loses_nothing(lcv_cli: LcvCli, pg_url: str, tmp_path: P
     assert done.returncode == 0, done.stderr
     assert "worker 1 died (killed by signal 9)" in done.stderr
 
-    trials = optuna.load_study(study_name=study_name, storage=pg_url).get_trials(deepcopy=False)
+    trials = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) >= N_TRIALS
     failed = [t for t in trials if t.state == TrialState.FAIL]
