@@ -7,8 +7,10 @@ Usage (from the repository root)::
 
 For each width it fits the workload of ``run.py`` (digits, 5 stratified folds, MLP ``64-W-W-10``, Adam, batch 64)
 four times in this process: without a run directory (no ``last.ckpt``), with one and the checkpoint written in
-place after every epoch (everything on the training thread, as before #24), with one as lcv writes it by default
-(every epoch; large checkpoints in a background thread), and with ``checkpoint_every_n_epochs=N`` (``--every``).
+place after every epoch (everything on the training thread, as before #24), with lcv's writer after every epoch
+(``checkpoint_every_n_epochs=1``: large checkpoints in a background thread), and as lcv writes it by default
+(``checkpoint_every_n_epochs="auto"``: as often as keeps the loop's share under 5%), or with
+``checkpoint_every_n_epochs=N`` for the last row when ``--every N`` is given.
 It prints the seconds the training loop spent on ``last.ckpt`` per epoch, the file's size, and that time as a
 share of the fit's wall time, plus where the megabytes come from.
 `checkpoint_rows()` returns the same figures as rows, for ``run.py``.
@@ -52,7 +54,8 @@ def _datamodule(data: dict[str, Any], batch_size: int, seed: int) -> Any:
 
 
 def _fit(
-    data: dict[str, Any], width: int, epochs: int, schedule: str, run_dir: Path | None, mode: str, every: int = 1
+    data: dict[str, Any], width: int, epochs: int, schedule: str, run_dir: Path | None, mode: str,
+    every: int | str = 1,
 ) -> Any:
     """Fit once; return the trainer (its schedule's writer holds the checkpoint timings) and the wall seconds."""
     from _child import _module_class, _module_config
@@ -106,12 +109,13 @@ def checkpoint_rows(
     epochs_1024: int = 4,
     schedule: str = "interleaved",
     threads: int = 1,
-    every: int = 3,
+    every: int | str = "auto",
 ) -> list[dict[str, Any]]:
     """Measure ``last.ckpt`` on the digits workload; one row per width and way of writing, with the fit without it.
 
     Each row: ``width``, ``epochs``, ``mode`` (``"in place"``: every epoch on the training thread, as before #24;
-    ``"lcv"``: as lcv writes it by default; ``"lcv, every N"``: with ``checkpoint_every_n_epochs=N``, ``every``),
+    ``"lcv, every epoch"``: lcv's writer with ``checkpoint_every_n_epochs=1``; ``"lcv"``: as lcv writes it by
+    default, ``auto``; ``"lcv, every N"`` instead when ``every`` is a number),
     ``fit_s`` (wall seconds of the fit that wrote it), ``fit_s_without`` (the same fit without a run directory),
     ``ckpt_ms_per_epoch`` (training-loop milliseconds spent on ``last.ckpt`` per epoch: capture, write in place,
     waits), ``writes``,
@@ -125,9 +129,9 @@ def checkpoint_rows(
     for width in widths:
         n_epochs = epochs_1024 if width >= 1024 else epochs
         _, without = _fit(data, width, n_epochs, schedule, None, "none")
-        for mode in ("in place", "lcv", f"lcv, every {every}"):
+        last_mode = "lcv" if every == "auto" else f"lcv, every {every}"
+        for mode, n in (("in place", 1), ("lcv, every epoch", 1), (last_mode, every)):
             with tempfile.TemporaryDirectory() as tmp:
-                n = every if mode.startswith("lcv, every") else 1
                 trainer, wall = _fit(data, width, n_epochs, schedule, Path(tmp), mode, n)
                 writer = trainer.schedule.last_writer
                 last = Path(tmp) / "checkpoints" / "last.ckpt"
@@ -144,7 +148,7 @@ def checkpoint_rows(
                         "writes": writes,
                         "share": writer.blocked_s / wall,
                         "size_mb": last.stat().st_size / 1e6,
-                        "parts_mb": breakdown(last) if mode == "lcv" else {},  # the same file in every mode
+                        "parts_mb": breakdown(last) if mode == last_mode else {},  # the same file in every mode
                     }
                 )
     return rows
@@ -177,10 +181,11 @@ def main() -> None:
     parser.add_argument("--epochs-1024", type=int, default=4, help="epochs for widths >= 1024 (slow on a CPU)")
     parser.add_argument("--schedule", default="interleaved")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--every", type=int, default=3, help="checkpoint_every_n_epochs of the third row per width")
+    parser.add_argument("--every", default="auto", help="checkpoint_every_n_epochs of the third row per width")
     args = parser.parse_args()
+    every = args.every if args.every == "auto" else int(args.every)
     widths = tuple(int(w) for w in args.widths.split(","))
-    print_rows(checkpoint_rows(widths, args.epochs, args.epochs_1024, args.schedule, args.threads, args.every))
+    print_rows(checkpoint_rows(widths, args.epochs, args.epochs_1024, args.schedule, args.threads, every))
 
 
 if __name__ == "__main__":

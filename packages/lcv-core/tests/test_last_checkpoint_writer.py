@@ -32,7 +32,9 @@ class AdamTiny(TinyClassifier):
 
 
 def _trainer(kwargs: dict[str, Any], run: Path | None, background_bytes: int, **extra: Any) -> CrossValidationTrainer:
-    trainer = CrossValidationTrainer(**{**kwargs, **extra}, default_root_dir=str(run) if run else None)
+    """A trainer whose writer goes to the background above ``background_bytes``, writing after every epoch."""
+    every = {"checkpoint_every_n_epochs": 1}  # these tests are about how each write is made, not how often
+    trainer = CrossValidationTrainer(**{**every, **kwargs, **extra}, default_root_dir=str(run) if run else None)
     trainer.schedule.last_writer = LastCheckpointWriter(background_bytes=background_bytes)
     return trainer
 
@@ -170,3 +172,86 @@ def test_checkpoint_every_n_epochs_writes_less_often_and_resume_stays_exact(
         assert len(fold_a) == len(fold_b) == 5
         for row_a, row_b in zip(fold_a, fold_b, strict=True):
             assert row_a == pytest.approx(row_b, abs=1e-6)
+
+
+def test_auto_writes_when_the_training_since_the_last_write_is_19_times_its_cost() -> None:
+    writer = LastCheckpointWriter()
+    assert writer.due()  # the first write: its cost is not known yet
+    writer.writes, writer.last_cost_s = 1, 10.0
+    assert writer.due()  # the second too: the first pays one-time work (a slow first write is no trend)
+    writer.writes, writer.previous_cost_s, writer.last_cost_s = 2, 10.0, 0.01
+    writer.last_end = time.perf_counter() - 0.1
+    assert not writer.due()  # 0.1 s of training against 19 x 0.01 s
+    writer.last_end = time.perf_counter() - 0.2
+    assert writer.due()
+    writer.previous_cost_s, writer.last_cost_s = 0.01, 10.0  # one slow write: the smaller cost of the last two
+    assert writer.due()
+
+
+class _SlowState(Callback):
+    """A callback whose state takes ``seconds`` to capture (a checkpoint slow against the epochs); notes each time."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.captured: list[float] = []
+
+    def state_dict(self) -> dict[str, Any]:
+        self.captured.append(time.perf_counter())
+        time.sleep(self.seconds)
+        return {}
+
+
+class _SlowEpochs(Callback):
+    """Each epoch takes ``seconds`` longer."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_fold_start(self, **kwargs: Any) -> None:
+        time.sleep(self.seconds)
+
+
+def test_auto_writes_a_slow_checkpoint_seldom_always_after_the_last_epoch_and_resumes_exactly(
+    data, trainer_kwargs, tmp_path: Path
+) -> None:
+    epochs, capture = 30, 0.02  # a 20 ms capture against epochs of ~10 ms: every epoch would cost ~2/3 of the fit
+    # checkpoint_every_n_epochs: auto, the default; interleaved for every run (the crash callback needs it)
+    kwargs = {**trainer_kwargs, "max_epochs": epochs, "schedule": "interleaved"}
+    slow = _SlowState(capture)
+    callbacks = [slow, _SlowEpochs(0.005)]
+    trainer = CrossValidationTrainer(**kwargs, default_root_dir=str(tmp_path / "run"), callbacks=callbacks)
+    straight = trainer.fit(AdamTiny, data)
+    writer = trainer.schedule.last_writer
+    assert len(slow.captured) == writer.writes < epochs / 3
+    # after the first two, a write comes only once the training since the one before took 19 times its cost
+    between = slow.captured[1:-1]  # from the second write to the one before the last (which the end forces)
+    gaps = [b - a for a, b in zip(between, between[1:], strict=False)]
+    assert gaps, slow.captured
+    assert all(gap >= 20 * capture for gap in gaps), gaps
+    state = saving.load(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert state["trainer"]["current_epoch"] == epochs - 1  # always after the last epoch
+    # killed in epoch 20, resumed from whatever epoch auto wrote last: the uninterrupted history
+    run = tmp_path / "crashed"
+    with pytest.raises(KeyboardInterrupt):
+        CrossValidationTrainer(**kwargs, default_root_dir=str(run), callbacks=[_SlowState(capture), _CrashAt(20)]).fit(
+            AdamTiny, data
+        )
+    written = saving.load(run / "checkpoints" / "last.ckpt")["trainer"]["current_epoch"]
+    assert 1 <= written <= 19
+    resumed = CrossValidationTrainer(**kwargs, default_root_dir=str(run), callbacks=[_SlowState(capture)]).fit(
+        AdamTiny, data, ckpt_path="last"
+    )
+    for fold_a, fold_b in zip(straight.history, resumed.history, strict=True):
+        assert len(fold_a) == len(fold_b) == epochs
+        for row_a, row_b in zip(fold_a, fold_b, strict=True):
+            assert row_a == pytest.approx(row_b, abs=1e-6)
+
+
+def test_auto_writes_after_every_epoch_when_the_checkpoint_is_cheap_against_them(
+    data, trainer_kwargs, tmp_path: Path
+) -> None:
+    trainer = CrossValidationTrainer(
+        **{**trainer_kwargs, "max_epochs": 4}, default_root_dir=str(tmp_path), callbacks=[_SlowEpochs(0.5)]
+    )
+    trainer.fit(AdamTiny, data)
+    assert trainer.schedule.last_writer.writes == 4  # a tiny model's checkpoint (ms) against 0.5 s epochs

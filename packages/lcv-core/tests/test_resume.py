@@ -85,6 +85,7 @@ def fit(run_dir, pause_at=None, marker="", resume=False):
     ckpt = ModelCheckpoint(save_top_k=2)
     trainer = CrossValidationTrainer(
         accelerator="cpu", devices=1, max_epochs=6, seed=3, enable_progress_bar=False, default_root_dir=run_dir,
+        checkpoint_every_n_epochs=1,  # the kill points below are placed against last.ckpt after every epoch
         callbacks=[EarlyStopping(patience=10), ckpt, Pause(pause_at, marker)],
     )
     result = trainer.fit(Net, Data(), ckpt_path="last" if resume else None)
@@ -164,7 +165,7 @@ class Crash(Callback):
 
 @pytest.mark.parametrize("schedule", ["sequential", "offload"])
 def test_crash_mid_epoch_then_resume_in_process(data, tiny, trainer_kwargs, tmp_path: Path, schedule: str) -> None:
-    kwargs = {**trainer_kwargs, "max_epochs": 3, "schedule": schedule}
+    kwargs = {**trainer_kwargs, "max_epochs": 3, "schedule": schedule, "checkpoint_every_n_epochs": 1}
     straight = CrossValidationTrainer(**kwargs).fit(tiny, data)
     run = str(tmp_path / "run")
     with pytest.raises(KeyboardInterrupt):

@@ -160,6 +160,9 @@ def check_schedule(state: Mapping[str, Any], path: str, schedule: Schedule) -> N
         )
 
 
+CHECKPOINT_SHARE = 0.05
+"""With ``checkpoint_every_n_epochs="auto"``, the most of the fit's time that writing ``last.ckpt`` may take."""
+
 BACKGROUND_BYTES = 1 << 20
 """A ``last.ckpt`` whose tensors hold more bytes than this is written by a background thread while training goes on.
 
@@ -198,6 +201,12 @@ class LastCheckpointWriter:
         """Seconds the background writes took (beside training)."""
         self.writes = 0
         """Checkpoints written (or being written)."""
+        self.last_cost_s = 0.0
+        """Seconds the training loop spent on the latest write (capture, write in place, wait for the one before)."""
+        self.previous_cost_s = 0.0
+        """The same for the write before it (``due`` goes by the smaller: one slow write is no trend)."""
+        self.last_end = 0.0
+        """``time.perf_counter()`` when the latest write handed control back to the training loop."""
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._background_next = False
@@ -206,6 +215,19 @@ class LastCheckpointWriter:
     def pending(self) -> bool:
         """Whether a background write is still running."""
         return self._thread is not None and self._thread.is_alive()
+
+    def due(self, share: float = CHECKPOINT_SHARE) -> bool:
+        """Whether a write now keeps ``last.ckpt``'s cost within ``share`` of the training time (``auto``).
+
+        True for the first two writes (the first also pays one-time work), then once the time since the latest write
+        ended is at least ``(1 - share) / share`` times what a write costs the loop (19 times at 5%; the smaller of
+        the last two writes' costs): a checkpoint that costs 2 ms against 50 ms epochs is written after every
+        epoch, one that costs 10 ms after every fourth.
+        """
+        if self.writes < 2:
+            return True
+        cost = min(self.last_cost_s, self.previous_cost_s)
+        return time.perf_counter() - self.last_end >= cost * (1 - share) / share
 
     def write(self, capture: Callable[[bool], Mapping[str, Any]], targets: Sequence[Path]) -> None:
         """Capture the state with ``capture(frozen)`` and write it to every path in ``targets``.
@@ -234,7 +256,9 @@ class LastCheckpointWriter:
             )
             self._thread.start()
         finally:
-            self.blocked_s += time.perf_counter() - start
+            self.last_end = time.perf_counter()
+            self.previous_cost_s, self.last_cost_s = self.last_cost_s, self.last_end - start
+            self.blocked_s += self.last_cost_s
 
     def flush(self) -> None:
         """Wait for the pending background write.

@@ -171,12 +171,14 @@ class Schedule:
     def save_last(self) -> None:
         """Write ``last.ckpt`` to the run directory and to every folder a callback registered.
 
-        Only after every ``checkpoint_every_n_epochs``-th epoch and after the fit's (or, ``sequential``, the fold's)
-        last one; the state is captured now, a large file is written in the background (`LastCheckpointWriter`).
+        Only after every ``checkpoint_every_n_epochs``-th epoch (``auto``: when `LastCheckpointWriter.due` says
+        the cost stays under 5%) and after the fit's (or, ``sequential``, the fold's) last one; the state is captured
+        now, a large file is written in the background (`LastCheckpointWriter`).
         """
         trainer, state, cfg = self.trainer, self.trainer.state, self.trainer.config
         every = cfg.checkpoint_every_n_epochs
-        if not (state.finished or (state.current_epoch + 1) % every == 0 or state.current_epoch + 1 >= cfg.max_epochs):
+        due = self.last_writer.due() if every == "auto" else (state.current_epoch + 1) % every == 0
+        if not (state.finished or due or state.current_epoch + 1 >= cfg.max_epochs):
             return
         targets = [d / "last.ckpt" for d in trainer.last_checkpoint_dirs]
         if trainer.run_dir is not None:
