@@ -54,7 +54,12 @@ def _datamodule(data: dict[str, Any], batch_size: int, seed: int) -> Any:
 
 
 def _fit(
-    data: dict[str, Any], width: int, epochs: int, schedule: str, run_dir: Path | None, mode: str,
+    data: dict[str, Any],
+    width: int,
+    epochs: int,
+    schedule: str,
+    run_dir: Path | None,
+    mode: str,
     every: int | str = 1,
 ) -> Any:
     """Fit once; return the trainer (its schedule's writer holds the checkpoint timings) and the wall seconds."""
