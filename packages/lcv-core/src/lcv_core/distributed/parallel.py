@@ -95,15 +95,19 @@ def strategy_for(config: TrainerConfig, whole_folds: bool) -> Any:
     return FoldParallelStrategy()
 
 
-def one_process_fold_parallel(fabric: Fabric) -> bool:
-    """Whether ``fabric`` spreads whole folds over a single process (one device, one node, no torchrun job).
+def make_fabric(config: TrainerConfig, whole_folds: bool, **kwargs: Any) -> Fabric:
+    """Return the fit's Fabric: ``config``'s strategy, or `strategy_for`'s when whole folds go to processes.
 
-    The trainer then uses the configured strategy instead: a one-process group would gain nothing, and it would hold
-    a TCP port, ``MASTER_PORT`` and a process group in the user's process after the fit.
+    Whole folds on a single process (one device, one node, no torchrun job) get Fabric's own choice instead of a
+    `FoldParallelStrategy`: a one-process group would gain nothing, and it would hold a TCP port, ``MASTER_PORT`` and
+    a process group in the user's process after the fit. ``kwargs`` are Fabric's other arguments.
     """
-    if not isinstance(fabric.strategy, FoldParallelStrategy) or dist.is_initialized():
-        return False
-    return int(fabric.world_size) == 1 and not (dist.is_available() and dist.is_torchelastic_launched())
+    fabric = Fabric(strategy=strategy_for(config, whole_folds), **kwargs)
+    alone = isinstance(fabric.strategy, FoldParallelStrategy) and int(fabric.world_size) == 1
+    torchrun = dist.is_available() and dist.is_torchelastic_launched()
+    if alone and isinstance(config.strategy, str) and not torchrun and not dist.is_initialized():
+        return Fabric(strategy="auto", **kwargs)
+    return fabric
 
 
 def launch(fabric: Fabric) -> None:

@@ -415,13 +415,13 @@ class VectorizedSchedule(InterleavedSchedule):
             state.current_epoch = epoch
             self.start_epoch(epoch)
             train = engine.train_epoch(epoch)
-            train_steps = [engine.step_values(i) for i in range(len(trainer.folds))]
+            train_steps = engine.step_rows()
             validate = (epoch + 1) % cfg.check_val_every_n_epoch == 0 or epoch + 1 == cfg.max_epochs
             val = engine.validate(epoch) if validate else [{} for _ in trainer.folds]
+            val_steps = engine.step_rows() if validate else [[] for _ in trainer.folds]
             for i, f in enumerate(trainer.folds):  # fold by fold, training then validation, as interleaved
                 trainer.fold_loop.log_steps(f, train_steps[i], "train")
-                if validate:
-                    trainer.fold_loop.log_steps(f, engine.step_values(i), "val")
+                trainer.fold_loop.log_steps(f, val_steps[i], "val")
             for i, f in enumerate(trainer.folds):
                 f.history.append({**train[i], **val[i]})
                 f.global_step = int(engine.global_steps[i])

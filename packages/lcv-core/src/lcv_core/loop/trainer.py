@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.fabric import Fabric
 from lightning.fabric.loggers.csv_logs import CSVLogger
 from lightning.pytorch import LightningModule
 from torch.utils.data import DataLoader
@@ -98,20 +97,17 @@ class CrossValidationTrainer:
             loggers = [CSVLogger(root_dir=str(self.run_dir / "logs"), name="csv", version="")]  # <run>/logs/csv/
         self.schedule: Schedule = make_schedule(cfg.schedule, self)
         """How the folds' epochs are ordered (``TrainerConfig.schedule``), chosen once."""
-        fabric_kwargs: dict[str, Any] = {
-            "accelerator": cfg.accelerator,
-            "devices": cfg.devices,
-            "num_nodes": cfg.num_nodes,
-            "precision": cfg.precision,  # validated by Fabric itself
-            "plugins": cfg.plugins,
-            "callbacks": self.callbacks,
-            "loggers": loggers,
-        }
-        strategy = parallel.strategy_for(cfg, self.schedule.whole_folds_per_process)
-        self.fabric = Fabric(strategy=strategy, **fabric_kwargs)
-        if isinstance(cfg.strategy, str) and parallel.one_process_fold_parallel(self.fabric):
-            # whole folds on one process: no process group (it would hold a port and MASTER_PORT for the process)
-            self.fabric = Fabric(strategy="auto", **fabric_kwargs)
+        self.fabric = parallel.make_fabric(
+            cfg,
+            self.schedule.whole_folds_per_process,
+            accelerator=cfg.accelerator,
+            devices=cfg.devices,
+            num_nodes=cfg.num_nodes,
+            precision=cfg.precision,  # validated by Fabric itself
+            plugins=cfg.plugins,
+            callbacks=self.callbacks,
+            loggers=loggers,
+        )
         self.folds: list[FoldState] = []
         self.compile_arguments = compiling.compile_arguments(cfg.compile)
         """The ``torch.compile`` arguments each fold's module is compiled with (``TrainerConfig.compile``, or those of a

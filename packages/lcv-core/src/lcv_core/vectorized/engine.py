@@ -194,9 +194,13 @@ class VectorizedFolds:
             result[fold].update(metrics)
         return result
 
+    def step_rows(self) -> list[list[tuple[int, dict[str, float]]]]:
+        """Return every fold's ``on_step=True`` values of the last stage as ``(step, {name: value})`` rows."""
+        return self._log.step_rows()
+
     def step_values(self, fold: int) -> list[tuple[int, dict[str, float]]]:
         """Return fold ``fold``'s ``on_step=True`` values of the last stage as ``(step, {name: value})`` rows."""
-        return self._log.step_values(fold)
+        return self._log.step_rows()[fold]
 
     def step_epoch_schedulers(self, epoch: int, metrics: Mapping[str, float] | None = None) -> None:
         """Step the folds' epoch-interval schedulers (``ReduceLROnPlateau`` with the fold mean in ``metrics``)."""

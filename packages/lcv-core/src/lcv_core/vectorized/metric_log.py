@@ -173,13 +173,16 @@ class _FoldsLog:
                     out[fold][n] = values[fold]
         return out
 
-    def step_values(self, fold: int) -> list[tuple[int, dict[str, float]]]:
-        """Return fold ``fold``'s ``on_step`` values as ``(step, {name: value})`` rows."""
-        rows: dict[int, dict[str, float]] = {}
-        for folds, steps, name, values in self.steps:
-            if fold in folds:
-                rows.setdefault(steps[folds.index(fold)], {})[name] = float(values[folds.index(fold)])
-        return list(rows.items())
+    def step_rows(self) -> list[list[tuple[int, dict[str, float]]]]:
+        """Return every fold's ``on_step`` values as ``(step, {name: value})`` rows (one host read for all)."""
+        rows: list[dict[int, dict[str, float]]] = [{} for _ in range(self.k)]
+        if not self.steps:
+            return [[] for _ in range(self.k)]
+        read = iter(torch.cat([v.reshape(-1).to(torch.float64) for *_, v in self.steps]).cpu().tolist())
+        for folds, steps, name, _ in self.steps:
+            for fold, step in zip(folds, steps, strict=True):
+                rows[fold].setdefault(step, {})[name] = next(read)
+        return [list(r.items()) for r in rows]
 
 
 class _HookLog:
