@@ -49,14 +49,20 @@ SCRIPT = textwrap.dedent(
             self.folds.add(fold)
 
 
-    def fit(schedule, devices, root):
+    def fit(schedule, devices, root, files=True):
         trained = Trained()
-        callbacks = [EarlyStopping(patience=1, min_delta=0.03), ModelCheckpoint(save_top_k=1), trained]
+        if files:
+            callbacks = [EarlyStopping(patience=1, min_delta=0.03), ModelCheckpoint(save_top_k=1), trained]
+            extra = {"default_root_dir": str(root)}
+        else:  # nothing written, so only the end gathers; the best epoch by the highest val_loss is an early one
+            callbacks, extra = [trained], {"mode": "max", "max_epochs": 5}
         trainer = CrossValidationTrainer(
-            accelerator="cpu", schedule=schedule, devices=devices, max_epochs=8, seed=0, enable_progress_bar=False,
-            default_root_dir=str(root), callbacks=callbacks,
+            **{"accelerator": "cpu", "schedule": schedule, "devices": devices, "max_epochs": 8, "seed": 0,
+               "enable_progress_bar": False, "callbacks": callbacks, **extra}
         )
         result = trainer.fit(TinyModule, FoldData(n_folds=3, n=90))
+        name = f"{schedule}_{'files' if files else 'nofiles'}_rank{rank}"
+        torch.save([m.state_dict() for m in result.models], out / f"models_{name}.pt")
         return {
             "history": result.history,
             "best_epoch": result.best_epoch,
@@ -67,9 +73,13 @@ SCRIPT = textwrap.dedent(
         }
 
 
-    report = {"parallel": fit("parallel", 2, out / f"parallel_rank{rank}")}
+    report = {
+        "parallel": fit("parallel", 2, out / f"parallel_rank{rank}"),
+        "parallel_nofiles": fit("parallel", 2, None, files=False),
+    }
     if rank == 0:
         report["interleaved"] = fit("interleaved", 1, out / "interleaved")
+        report["interleaved_nofiles"] = fit("interleaved", 1, None, files=False)
     (out / f"rank{rank}.json").write_text(json.dumps(report))
 
     # how a multi-process script ends (docs: trainer guide): wait for every rank, then destroy the group
@@ -115,6 +125,28 @@ def test_parallel_gives_the_per_fold_metrics_of_one_process(parallel_run: tuple[
                 assert row.keys() == ref.keys()
                 for name in ref:
                     assert row[name] == pytest.approx(ref[name], abs=1e-6), (fold, epoch, name)
+
+
+@pytest.mark.parametrize("files", ["files", "nofiles"])
+def test_every_rank_returns_every_folds_best_model_of_one_process(
+    parallel_run: tuple[Path, list[dict[str, Any]]], files: str
+) -> None:
+    """Each rank holds only its own folds' weights between epochs; the fit still ends with every fold's best model.
+
+    ``files``: checkpoints gather the folds as they are written; ``nofiles``: nothing is written, so the other
+    ranks' folds (and their best-epoch weights) arrive only when the fit ends.
+    """
+    out, (r0, _) = parallel_run
+    key = "interleaved" if files == "files" else "interleaved_nofiles"
+    if files == "nofiles":  # the best weights are not simply the last ones
+        assert r0[key]["best_epoch"] < len(r0[key]["history"][0]) - 1
+    want = torch.load(out / f"models_interleaved_{files}_rank0.pt", weights_only=True)
+    for rank in (0, 1):
+        got = torch.load(out / f"models_parallel_{files}_rank{rank}.pt", weights_only=True)
+        assert len(got) == len(want) == 3
+        for fold, (mine, ref) in enumerate(zip(got, want, strict=True)):
+            for name, tensor in ref.items():
+                torch.testing.assert_close(mine[name], tensor, atol=1e-6, rtol=0, msg=f"rank {rank} fold {fold}")
 
 
 def test_early_stopping_on_the_fold_mean_stops_where_one_process_does(

@@ -171,6 +171,7 @@ class ModelCheckpoint(Callback):
                 epoch=epoch, **{k[3:-5]: v for k, v in metrics.items() if k.startswith("cv/") and k.endswith("_mean")}
             )
         )
+        trainer.gather_folds()  # parallel on several processes: rank 0 writes folds the others trained
         if trainer.fabric.is_global_zero:
             self._write_epoch(trainer, epoch, score, name)
         self.kept.append((score, epoch, name))

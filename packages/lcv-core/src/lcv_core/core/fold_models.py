@@ -134,17 +134,20 @@ class BestWeights:
         self.every_epoch = every_epoch
         self.score: float | None = None
         self.epoch: int | None = None
-        self.states: list[dict[str, torch.Tensor]] = []
+        self.states: list[dict[str, torch.Tensor] | None] = []
         self.per_epoch: dict[int, list[dict[str, torch.Tensor]]] = {}
 
-    def update(self, epoch: int, metrics: Mapping[str, float], modules: list[LightningModule]) -> None:
-        """Snapshot every fold if the fold mean of ``epoch`` is the best so far (interleaved schedules)."""
+    def update(self, epoch: int, metrics: Mapping[str, float], modules: list[LightningModule | None]) -> None:
+        """Snapshot every fold if the fold mean of ``epoch`` is the best so far (interleaved schedules).
+
+        A ``None`` module is a fold another process trains (``parallel``); its snapshot arrives with the fold's state.
+        """
         value = metrics.get(self.key)
         if value is None or math.isnan(value):
             return
         if self.score is None or (value < self.score if self.mode == "min" else value > self.score):
             self.score, self.epoch = value, epoch
-            self.states = [_cpu_copy(m) for m in modules]
+            self.states = [None if m is None else _cpu_copy(m) for m in modules]
 
     def record(self, fold: int, module: LightningModule) -> None:
         """Keep fold ``fold``'s weights of the epoch it just finished (sequential schedule)."""
@@ -152,11 +155,13 @@ class BestWeights:
 
     def load_best(self, modules: list[LightningModule], best_epoch: int) -> list[LightningModule]:
         """Load each fold's best weights into its module, switch it to eval mode and return the modules."""
+        states: list[dict[str, torch.Tensor] | None]
         if self.every_epoch:
             states = [self.per_epoch[i][min(best_epoch, len(self.per_epoch[i]) - 1)] for i in range(len(modules))]
         else:
             states = self.states
         for module, state in zip(modules, states, strict=False):  # no snapshot (monitor never finite): last weights
+            assert state is not None, "parallel: every fold's snapshot is gathered before the fit ends"
             module.load_state_dict(state)
         for module in modules:
             module.eval()

@@ -7,8 +7,9 @@
   the same history, fold mean and stop decision.
 - **parallel** (``schedule="parallel"``, ``devices=N``): the same launch and process group, but no DDP: fold ``i``
   is trained by rank ``i % N`` on its whole data, in its own random stream. After every epoch each rank sends its
-  folds' full state (history row, weights, optimizer, schedulers, RNG) to every other rank, so fold means, early
-  stopping, checkpoints and pruning see all folds exactly as in one process.
+  folds' history rows and step counts to every other rank, so fold means, early stopping, logging and pruning see
+  all folds exactly as in one process. A fold's full state (weights, optimizers, schedulers, RNG, best weights)
+  travels only when another rank needs it: before a checkpoint is written and when the fit ends.
 
 In both, a stop asked for on any rank (a Timer, a callback) stops every rank after the same epoch, and only rank 0
 writes files and talks to loggers and tuners.
@@ -36,6 +37,7 @@ from lcv_core.core.metric_log import FoldMetricLog
 
 if TYPE_CHECKING:
     from lcv_core.core.fold import FoldState
+    from lcv_core.core.fold_models import BestWeights
     from lcv_core.loop.state import RunState
 
 _PARALLEL_STRATEGIES = ("auto", "ddp")
@@ -272,23 +274,59 @@ def setup_fold(fabric: Fabric, fold: FoldState, whole_folds: bool) -> None:
         fold.log = SyncedFoldMetricLog(fabric)
 
 
-def share_stop(fabric: Fabric, state: RunState) -> None:
-    """Make a stop asked for on any rank the stop of every rank, with that rank's reason (lowest rank first)."""
+def share_stop(fabric: Fabric, state: RunState, wish: tuple[bool, ...] = ()) -> tuple[bool, ...]:
+    """Make a stop asked for on any rank the stop of every rank, with that rank's reason (lowest rank first).
+
+    Returns rank 0's ``wish``, sent in the same exchange: flags only rank 0 can set (whether ``last.ckpt`` is due).
+    """
     if world_size(fabric) <= 1:
-        return
-    flags = _all_gather(torch.tensor([int(state.should_stop)], device=fabric.device))
-    asked = [rank for rank, flag in enumerate(flags.reshape(-1).tolist()) if flag]
-    if not asked:
-        return
-    state.stop(str(fabric.broadcast(state.stop_reason, src=asked[0])))
+        return wish
+    flags = _all_gather(torch.tensor([int(state.should_stop), *map(int, wish)], device=fabric.device)).tolist()
+    asked = [rank for rank, row in enumerate(flags) if row[0]]
+    if asked:
+        state.stop(str(fabric.broadcast(state.stop_reason, src=asked[0])))
+    return tuple(bool(flag) for flag in flags[0][1:])
 
 
-def sync_folds(fabric: Fabric, folds: list[FoldState]) -> None:
-    """Give every rank the state of the folds other ranks trained this epoch (whole folds per process)."""
-    mine = {f.index: f.state_dict() for f in folds if owns(fabric, f)}
+def share_epoch_rows(fabric: Fabric, folds: list[FoldState], epoch: int) -> None:
+    """Give every rank the history rows from ``epoch`` on and the step count of the folds other ranks trained.
+
+    What the fold means, the loggers and the stop decisions read each epoch; small, exchanged every epoch. The rest of
+    a fold's state (weights, optimizers, random stream) travels only when a rank needs it (`gather_folds`).
+    """
+    mine = {f.index: (f.history[epoch:], f.global_step) for f in folds if owns(fabric, f)}
+    every: list[Any] = [None] * world_size(fabric)
+    dist.all_gather_object(every, mine)
+    for rows in every:
+        for index, (history, step) in rows.items():
+            if index not in mine:
+                fold = folds[index]
+                fold.history[epoch:] = [dict(row) for row in history]
+                fold.global_step = int(step)
+
+
+def gather_folds(fabric: Fabric, folds: list[FoldState], best: BestWeights, send_best: bool) -> None:
+    """Give every rank the whole state of the folds other ranks trained (and, with ``send_best``, their best weights).
+
+    Collective: every rank calls it at the same point of the fit.
+    """
+    mine = {
+        f.index: (f.state_dict(), best.states[f.index] if send_best and best.states else None)
+        for f in folds
+        if owns(fabric, f)
+    }
     every: list[Any] = [None] * world_size(fabric)
     dist.all_gather_object(every, mine)
     for states in every:
-        for index, state in states.items():
+        for index, (state, best_state) in states.items():
             if index not in mine:
                 folds[index].load_state_dict(state)
+                if best_state is not None:
+                    best.states[index] = best_state
+
+
+def agree(fabric: Fabric, decision: bool) -> bool:
+    """Return rank 0's ``decision`` on every rank (a decision only rank 0 can take, e.g. when to write)."""
+    if world_size(fabric) <= 1:
+        return decision
+    return bool(fabric.broadcast(decision, src=0))

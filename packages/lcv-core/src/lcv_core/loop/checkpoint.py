@@ -229,7 +229,9 @@ class LastCheckpointWriter:
         cost = min(self.last_cost_s, self.previous_cost_s)
         return time.perf_counter() - self.last_end >= cost * (1 - share) / share
 
-    def write(self, capture: Callable[[bool], Mapping[str, Any]], targets: Sequence[Path]) -> None:
+    def write(
+        self, capture: Callable[[bool], Mapping[str, Any]], targets: Sequence[Path], started: float | None = None
+    ) -> None:
         """Capture the state with ``capture(frozen)`` and write it to every path in ``targets``.
 
         ``capture(True)`` must return a state that shares nothing training changes later (`trainer_state()` with
@@ -237,10 +239,13 @@ class LastCheckpointWriter:
         checkpoint larger than `background_bytes` (sizes hardly change between epochs). A frozen state larger than
         that is written in the background, any other in place.
 
+        ``started``: when the work for this write began (``time.perf_counter()``), if before the call (gathering the
+        folds of other processes first); it counts in the write's cost.
+
         Raises:
             OSError: This write, or the previous background one, failed (the message names the file).
         """
-        start = time.perf_counter()
+        start = time.perf_counter() if started is None else started
         try:
             self._join()
             frozen = self._background_next or self.writes == 0  # the first: the size is not known yet

@@ -9,9 +9,11 @@ example `Schedule.epoch_major`) instead of comparing its name.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -85,6 +87,17 @@ class Schedule:
 
     def check_fold_schedulers(self, fold: int, schedulers: list[LRSchedulerConfig]) -> None:
         """Refuse LR schedulers this schedule cannot step (no-op but for ``sequential``)."""
+
+    def agree(self, decision: bool) -> bool:
+        """Return the decision every process takes (``parallel`` on several processes: rank 0's)."""
+        return decision
+
+    def gather_folds(self) -> None:
+        """Bring every fold's whole state to this process (``parallel`` on several processes; collective there)."""
+
+    def snapshot_modules(self) -> list[LightningModule | None]:
+        """Return the fold modules whose best weights this process snapshots (``None``: another process's fold)."""
+        return [f.module for f in self.trainer.folds]
 
     def check_folds(self, n_folds: int) -> None:
         """Refuse a fold count this schedule cannot run (no-op but for ``parallel``)."""
@@ -161,12 +174,31 @@ class Schedule:
     def decide_stop(self, epoch: int) -> None:
         """Honour a stop asked for during ``epoch`` once ``min_epochs`` are done (on every process alike)."""
         trainer, state = self.trainer, self.trainer.state
-        parallel.share_stop(trainer.fabric, state)  # several processes: a stop asked for on any rank stops every rank
+        self.share_stop()  # several processes: a stop asked for on any rank stops every rank
         if state.should_stop:
             if epoch + 1 >= trainer.config.min_epochs:
                 state.finished = True
             else:
                 state.should_stop, state.stop_reason = False, None  # min_epochs not reached: keep going
+
+    def share_stop(self) -> None:
+        """Make a stop asked for on any process the stop of every process."""
+        parallel.share_stop(self.trainer.fabric, self.trainer.state)
+
+    def last_targets(self) -> list[Path]:
+        """Return where ``last.ckpt`` goes: the run directory's ``checkpoints/``, the folders callbacks registered."""
+        trainer = self.trainer
+        targets = [d / "last.ckpt" for d in trainer.last_checkpoint_dirs]
+        if trainer.run_dir is not None:
+            targets.insert(0, trainer.run_dir / "checkpoints" / "last.ckpt")
+        return list(dict.fromkeys(t.resolve() for t in targets))
+
+    def last_wish(self) -> tuple[bool, bool]:
+        """Return whether ``last.ckpt`` has somewhere to go, and whether it is due after this epoch (stop aside)."""
+        state, cfg = self.trainer.state, self.trainer.config
+        every = cfg.checkpoint_every_n_epochs
+        due = self.last_writer.due() if every == "auto" else (state.current_epoch + 1) % every == 0
+        return bool(self.last_targets()), due or state.current_epoch + 1 >= cfg.max_epochs
 
     def save_last(self) -> None:
         """Write ``last.ckpt`` to the run directory and to every folder a callback registered.
@@ -175,19 +207,17 @@ class Schedule:
         the cost stays under 5%) and after the fit's (or, ``sequential``, the fold's) last one; the state is captured
         now, a large file is written in the background (`LastCheckpointWriter`).
         """
-        trainer, state, cfg = self.trainer, self.trainer.state, self.trainer.config
-        every = cfg.checkpoint_every_n_epochs
-        due = self.last_writer.due() if every == "auto" else (state.current_epoch + 1) % every == 0
-        if not (state.finished or due or state.current_epoch + 1 >= cfg.max_epochs):
+        trainer, state = self.trainer, self.trainer.state
+        targets = self.last_targets()
+        somewhere, due = self.last_wish()
+        if not self.agree(somewhere and (state.finished or due)):  # several processes: rank 0, which writes, decides
             return
-        targets = [d / "last.ckpt" for d in trainer.last_checkpoint_dirs]
-        if trainer.run_dir is not None:
-            targets.insert(0, trainer.run_dir / "checkpoints" / "last.ckpt")
-        targets = list(dict.fromkeys(t.resolve() for t in targets))
+        started = time.perf_counter()
+        self.gather_folds()  # counted in the write's cost, so that `auto` spaces the writes by both
         if not targets:
             return
         if trainer.fabric.is_global_zero:
-            self.last_writer.write(lambda frozen: trainer_state(trainer, frozen), targets)
+            self.last_writer.write(lambda frozen: trainer_state(trainer, frozen), targets, started=started)
         trainer.state.checkpoint_paths["last"] = str(targets[0])
 
     def check_monitor(self, metrics: Mapping[str, float]) -> None:
@@ -287,7 +317,7 @@ class InterleavedSchedule(Schedule):
                         validated = trainer.fold_loop.run_epoch(f, epoch) or validated
             self.after_folds()
             self.end_epoch(epoch, validated)
-            state.best.update(epoch, state.epoch_metrics, [f.module for f in trainer.folds])
+            state.best.update(epoch, state.epoch_metrics, self.snapshot_modules())
             self.finish_epoch(epoch)
             self.decide_stop(epoch)
             self.save_last()
@@ -326,10 +356,58 @@ class ParallelSchedule(InterleavedSchedule):
         """Whether this rank owns ``fold``."""
         return parallel.world_size(self.trainer.fabric) <= 1 or parallel.owns(self.trainer.fabric, fold)
 
+    def __init__(self, trainer: CrossValidationTrainer) -> None:
+        super().__init__(trainer)
+        self._best_sent: int | None = None
+        """The best epoch whose snapshots were last gathered (they travel again only when the best epoch moves)."""
+        self._wish: tuple[bool, bool] | None = None
+        """Rank 0's `last_wish`, received with the stop of this epoch."""
+
+    def _several(self) -> bool:
+        return parallel.world_size(self.trainer.fabric) > 1
+
+    def _run(self, first_epoch: int) -> None:
+        trainer = self.trainer
+        for f in trainer.folds:
+            self.start_fold(f)
+        self.run_epochs(first_epoch)
+        self.gather_folds()  # every rank ends with every fold's final and best weights, as in one process
+        for f in trainer.folds:
+            self.end_fold(f)
+
     def after_folds(self) -> None:
-        """Give every rank the folds the other ranks trained this epoch."""
-        if parallel.world_size(self.trainer.fabric) > 1:
-            parallel.sync_folds(self.trainer.fabric, self.trainer.folds)
+        """Give every rank the history rows of the folds the other ranks trained this epoch (not their weights)."""
+        if self._several():
+            parallel.share_epoch_rows(self.trainer.fabric, self.trainer.folds, self.trainer.state.current_epoch)
+
+    def share_stop(self) -> None:
+        """Share the stop, and rank 0's wish to write ``last.ckpt`` in the same exchange (`agree` then uses it)."""
+        if not self._several():
+            return
+        wish = self.last_wish() if self.trainer.fabric.is_global_zero else (False, False)
+        somewhere, due = parallel.share_stop(self.trainer.fabric, self.trainer.state, wish)
+        self._wish = (somewhere, due)
+
+    def agree(self, decision: bool) -> bool:
+        """Return rank 0's decision on every rank (sent with the stop after an epoch, else broadcast now)."""
+        if not self._several():
+            return decision
+        if self._wish is None:
+            return parallel.agree(self.trainer.fabric, decision)
+        (somewhere, due), self._wish = self._wish, None
+        return somewhere and (self.trainer.state.finished or due)
+
+    def gather_folds(self) -> None:
+        """Give every rank the whole state of the folds the other ranks trained, and their best weights if new."""
+        if not self._several():
+            return
+        best = self.trainer.state.best
+        parallel.gather_folds(self.trainer.fabric, self.trainer.folds, best, send_best=best.epoch != self._best_sent)
+        self._best_sent = best.epoch
+
+    def snapshot_modules(self) -> list[LightningModule | None]:
+        """This rank's folds; the others' snapshots arrive with `gather_folds`."""
+        return [f.module if self.runs_here(f) else None for f in self.trainer.folds]
 
 
 class VectorizedSchedule(InterleavedSchedule):
@@ -428,7 +506,7 @@ class VectorizedSchedule(InterleavedSchedule):
                 trainer.fold_loop.step_epoch_schedulers(f, epoch)
             engine.write_back()
             self.end_epoch(epoch, validate)
-            state.best.update(epoch, state.epoch_metrics, [f.module for f in trainer.folds])
+            state.best.update(epoch, state.epoch_metrics, self.snapshot_modules())
             self.finish_epoch(epoch)
             self.decide_stop(epoch)
             self.save_last()

@@ -422,13 +422,26 @@ class CrossValidationTrainer:
         """Write the whole CV state (every fold, callbacks, RNG, trainer) to ``path`` atomically, on rank 0 only.
 
         ``fit(..., ckpt_path=path)`` resumes from it at the epoch after ``current_epoch``, so call it between
-        epochs (``on_validation_end``, ``on_train_end``); the trainer itself writes ``last.ckpt`` after every
-        epoch when it has a ``default_root_dir``.
+        epochs (``on_validation_end``, ``on_train_end``); the trainer itself writes ``last.ckpt`` between epochs
+        (``checkpoint_every_n_epochs``) when it has a ``default_root_dir``. Under ``schedule="parallel"`` on several
+        processes every process calls it at the same point (it gathers the folds first, `gather_folds`).
         """
         path = Path(path)
+        self.gather_folds()
         if self.fabric.is_global_zero:
             save(checkpoint.trainer_state(self), path)
         return path
+
+    def gather_folds(self) -> None:
+        """Bring every fold's current state (weights, optimizers, best weights) to this process.
+
+        Only ``schedule="parallel"`` on several processes needs it: between epochs each process holds the current
+        weights of its own folds only (every fold's metrics reach every process each epoch). lcv gathers before it
+        writes a checkpoint (``last.ckpt``, `ModelCheckpoint`, `save_checkpoint`) and when the fit ends; a callback
+        that reads other folds' modules during the fit calls this first, on every process at the same point (it is
+        a collective operation there). Elsewhere it does nothing.
+        """
+        self.schedule.gather_folds()
 
     # -- setup --------------------------------------------------------------------------------------
 
