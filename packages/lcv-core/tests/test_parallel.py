@@ -73,13 +73,36 @@ SCRIPT = textwrap.dedent(
         }
 
 
+    def resumed():
+        # 3 epochs with last.ckpt after each, then the same run resumed from rank 0's last.ckpt to 6 epochs
+        kwargs = {"accelerator": "cpu", "schedule": "parallel", "devices": 2, "seed": 0, "enable_progress_bar": False,
+                  "checkpoint_every_n_epochs": 1}
+        CrossValidationTrainer(max_epochs=3, default_root_dir=str(out / f"first_rank{rank}"), **kwargs).fit(
+            TinyModule, FoldData(n_folds=3, n=90)
+        )
+        torch.distributed.barrier()  # rank 0 has written last.ckpt
+        result = CrossValidationTrainer(max_epochs=6, default_root_dir=str(out / f"second_rank{rank}"), **kwargs).fit(
+            TinyModule, FoldData(n_folds=3, n=90), ckpt_path=str(out / "first_rank0" / "checkpoints" / "last.ckpt")
+        )
+        torch.save([m.state_dict() for m in result.models], out / f"models_resumed_rank{rank}.pt")
+        return {"history": result.history}
+
+
     report = {
         "parallel": fit("parallel", 2, out / f"parallel_rank{rank}"),
         "parallel_nofiles": fit("parallel", 2, None, files=False),
+        "resumed": resumed(),
     }
     if rank == 0:
         report["interleaved"] = fit("interleaved", 1, out / "interleaved")
         report["interleaved_nofiles"] = fit("interleaved", 1, None, files=False)
+        whole = CrossValidationTrainer(
+            accelerator="cpu", schedule="interleaved", max_epochs=6, seed=0, enable_progress_bar=False
+        ).fit(
+            TinyModule, FoldData(n_folds=3, n=90)
+        )
+        torch.save([m.state_dict() for m in whole.models], out / "models_whole.pt")
+        report["whole"] = {"history": whole.history}
     (out / f"rank{rank}.json").write_text(json.dumps(report))
 
     # how a multi-process script ends (docs: trainer guide): wait for every rank, then destroy the group
@@ -147,6 +170,21 @@ def test_every_rank_returns_every_folds_best_model_of_one_process(
         for fold, (mine, ref) in enumerate(zip(got, want, strict=True)):
             for name, tensor in ref.items():
                 torch.testing.assert_close(mine[name], tensor, atol=1e-6, rtol=0, msg=f"rank {rank} fold {fold}")
+
+
+def test_resuming_from_a_parallel_last_ckpt_continues_as_one_uninterrupted_process(
+    parallel_run: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    """last.ckpt holds every fold (gathered from both ranks before rank 0 writes), so a resumed run goes on exactly."""
+    out, (r0, r1) = parallel_run
+    want = r0["whole"]["history"]
+    assert len(want[0]) == 6
+    for rank, report in enumerate((r0, r1)):
+        assert report["resumed"]["history"] == want, f"rank {rank}"
+        got = torch.load(out / f"models_resumed_rank{rank}.pt", weights_only=True)
+        for mine, ref in zip(got, torch.load(out / "models_whole.pt", weights_only=True), strict=True):
+            for name, tensor in ref.items():
+                torch.testing.assert_close(mine[name], tensor, atol=0, rtol=0)
 
 
 def test_early_stopping_on_the_fold_mean_stops_where_one_process_does(

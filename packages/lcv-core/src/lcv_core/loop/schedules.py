@@ -360,6 +360,8 @@ class ParallelSchedule(InterleavedSchedule):
         super().__init__(trainer)
         self._best_sent: int | None = None
         """The best epoch whose snapshots were last gathered (they travel again only when the best epoch moves)."""
+        self._stale = True
+        """Whether folds trained since the last gather (same on every rank; nothing to send otherwise)."""
         self._wish: tuple[bool, bool] | None = None
         """Rank 0's `last_wish`, received with the stop of this epoch."""
 
@@ -379,6 +381,7 @@ class ParallelSchedule(InterleavedSchedule):
         """Give every rank the history rows of the folds the other ranks trained this epoch (not their weights)."""
         if self._several():
             parallel.share_epoch_rows(self.trainer.fabric, self.trainer.folds, self.trainer.state.current_epoch)
+            self._stale = True
 
     def share_stop(self) -> None:
         """Share the stop, and rank 0's wish to write ``last.ckpt`` in the same exchange (`agree` then uses it)."""
@@ -399,11 +402,11 @@ class ParallelSchedule(InterleavedSchedule):
 
     def gather_folds(self) -> None:
         """Give every rank the whole state of the folds the other ranks trained, and their best weights if new."""
-        if not self._several():
-            return
         best = self.trainer.state.best
+        if not self._several() or not (self._stale or best.epoch != self._best_sent):
+            return
         parallel.gather_folds(self.trainer.fabric, self.trainer.folds, best, send_best=best.epoch != self._best_sent)
-        self._best_sent = best.epoch
+        self._best_sent, self._stale = best.epoch, False
 
     def snapshot_modules(self) -> list[LightningModule | None]:
         """This rank's folds; the others' snapshots arrive with `gather_folds`."""
