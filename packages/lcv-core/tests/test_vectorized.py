@@ -18,6 +18,7 @@ from lcv_config import LcvError, TrainerConfig
 from lcv_core import Callback, CrossValidationTrainer, SupervisedLearner
 from lcv_core.core.fold_models import fold_seeds, fold_stream_seeds, make_fold_model
 from lcv_core.core.rng import FoldRNG
+from lcv_core.vectorized import batched_ops
 from lcv_core.vectorized.batches import _Stepper
 from lcv_core.vectorized.engine import VectorizedFolds, can_vectorize
 from lcv_core.vectorized.grouped import _GroupedStepper, grouped_supported
@@ -120,6 +121,26 @@ def test_vectorized_matches_interleaved_per_fold(data, trainer_kwargs, model) ->
     # and each fold's optimizer holds its slice of the stacked state (Adam's moments), ready for a checkpoint
     state = engine.cohorts[0].originals[1].state
     assert len(state) == 4 and all(s["exp_avg"].dim() > 0 for s in state.values())
+
+
+def test_fast_linear_and_cross_entropy_change_no_number_of_a_fit(data, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole path users take (nn.Linear, F.cross_entropy, the engine): identical histories and weights."""
+    wrapped: list[int] = []
+    add_batch_dim = batched_ops._add_batch_dim
+
+    def counted(*args: Any) -> torch.Tensor:
+        wrapped.append(1)
+        return add_batch_dim(*args)
+
+    monkeypatch.setattr(batched_ops, "_add_batch_dim", counted)
+    fast, fast_engine = run_vectorized(AdamMLP, data, precision="32-true")
+    assert len(wrapped) >= 48  # 16 training steps took the fast path (2 linear + 1 cross_entropy each), and validation
+    monkeypatch.setattr(batched_ops, "_AVAILABLE", False)
+    slow, slow_engine = run_vectorized(AdamMLP, data, precision="32-true")
+    assert fast == slow
+    for a, b in zip(fast_engine.modules, slow_engine.modules, strict=True):
+        for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            assert torch.equal(pa, pb), name
 
 
 def test_ragged_folds_uneven_batch_counts_and_sizes(data, trainer_kwargs) -> None:

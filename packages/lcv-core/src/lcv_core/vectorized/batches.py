@@ -17,6 +17,7 @@ from torchmetrics import Metric
 from lcv_config import LcvError
 from lcv_core.core.lightning_compat import is_fabric_loader
 from lcv_core.core.metric_log import batch_size_of, checked_scalar, on_device
+from lcv_core.vectorized.batched_ops import batched_ops
 from lcv_core.vectorized.metric_log import Deferred
 
 
@@ -345,7 +346,8 @@ class _Stepper:
         saved: dict[str, Any] = {k: attrs[k] for k in ("log", "log_dict") if k in attrs}
         attrs["log"], attrs["log_dict"] = recorder.log, recorder.log_dict
         try:
-            loss, values = vmap(step, in_dims=(0, in_dims), randomness="different")(state, batch)
+            with batched_ops():  # F.linear / F.cross_entropy on the stacked tensors directly (same numbers, faster)
+                loss, values = vmap(step, in_dims=(0, in_dims), randomness="different")(state, batch)
         finally:
             attrs.pop("log", None)
             attrs.pop("log_dict", None)
