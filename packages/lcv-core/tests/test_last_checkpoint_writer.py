@@ -255,3 +255,32 @@ def test_auto_writes_after_every_epoch_when_the_checkpoint_is_cheap_against_them
     )
     trainer.fit(AdamTiny, data)
     assert trainer.schedule.last_writer.writes == 4  # a tiny model's checkpoint (ms) against 0.5 s epochs
+
+
+@pytest.mark.parametrize("schedule", ["interleaved", "vectorized"])
+def test_best_weights_of_the_epoch_just_trained_are_written_once_and_resume_to_the_best_models(
+    data, trainer_kwargs, tmp_path: Path, schedule: str
+) -> None:
+    """While the best epoch is the last one, its weights are the folds' models: stored once, restored from them.
+
+    ``mode="max"`` on the falling ``val_loss`` makes epoch 0 the best of all: the 1-epoch checkpoint holds it only
+    as the folds' models, and the fit resumed from it to 4 epochs must still return epoch 0's weights, as the
+    uninterrupted fit does (not the last epoch's).
+    """
+    kwargs = {**trainer_kwargs, "mode": "max", "schedule": schedule, "checkpoint_every_n_epochs": 1}
+    kwargs.pop("max_epochs", None)
+    CrossValidationTrainer(**kwargs, max_epochs=1, default_root_dir=str(tmp_path / "a")).fit(AdamTiny, data)
+    state = saving.load(tmp_path / "a" / "checkpoints" / "last.ckpt")
+    assert state["best_weights"]["epoch"] == 0 and state["best_weights"]["states_are_the_models"]
+    assert state["best_weights"]["states"] == []  # not a second copy of every fold's weights
+    resumed = CrossValidationTrainer(**kwargs, max_epochs=4, default_root_dir=str(tmp_path / "a")).fit(
+        AdamTiny, data, ckpt_path="last"
+    )
+    whole = CrossValidationTrainer(**kwargs, max_epochs=4, default_root_dir=str(tmp_path / "b")).fit(AdamTiny, data)
+    assert resumed.best_epoch == whole.best_epoch == 0
+    assert resumed.history == whole.history
+    last = saving.load(tmp_path / "b" / "checkpoints" / "last.ckpt")
+    for got, want, trained in zip(resumed.models, whole.models, last["folds"], strict=True):
+        for name, tensor in want.state_dict().items():
+            assert torch.equal(got.state_dict()[name], tensor), name
+        assert not torch.equal(want.state_dict()["net.0.weight"], trained["model"]["net.0.weight"])  # best != last

@@ -74,6 +74,10 @@ def trainer_state(trainer: CrossValidationTrainer, frozen: bool = False) -> dict
     With ``frozen``, nothing in it is shared with the live fit, so it can be written while training goes on: what
     training changes in place (optimizer states, random states, callback states) is cloned; the fold weights are
     copies already, and the best-epoch weights are snapshots nothing changes (only their lists are copied).
+
+    When the best epoch is the epoch just trained (the usual case while a model improves), the best-epoch weights
+    are the folds' model weights: ``best_weights`` then says ``states_are_the_models`` instead of holding a second
+    copy (a quarter of an Adam checkpoint), and `restore_trainer_state` takes them from the folds.
     """
     seen: dict[str, int] = {}
     callbacks = {
@@ -100,6 +104,10 @@ def trainer_state(trainer: CrossValidationTrainer, frozen: bool = False) -> dict
         "experiment_config": trainer.experiment_config_yaml,
         "versions": package_versions(),
     }
+    best = trainer.state.best
+    if best.states and not best.every_epoch and best.epoch == trainer.state.current_epoch:
+        # the best epoch is the one just trained: its weights are the folds' models, written once (not twice)
+        state["best_weights"] = {**state["best_weights"], "states": [], "states_are_the_models": True}
     if frozen:
         state["folds"] = [{k: v if k == "model" else snapshot(v) for k, v in fold.items()} for fold in state["folds"]]
         state["best_weights"] = snapshot(state["best_weights"], clone=False)
@@ -130,7 +138,10 @@ def restore_trainer_state(trainer: CrossValidationTrainer, state: Mapping[str, A
     if state.get("precision"):
         trainer.fabric.strategy.precision.load_state_dict(state["precision"])
     trainer.state.load_state_dict(state["trainer"])
-    trainer.state.best.load_state_dict(state["best_weights"])
+    best = dict(state["best_weights"])
+    if best.get("states_are_the_models"):  # written once, as the folds' models (`trainer_state`)
+        best["states"] = [fold["model"] for fold in state["folds"]]
+    trainer.state.best.load_state_dict(best)
 
 
 def resolve_path(ckpt_path: str | Path, run_dir: Path | None) -> Path:
