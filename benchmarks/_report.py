@@ -125,6 +125,25 @@ def goals(cases: list[Case], cli: dict[str, Any], memory: dict[int, dict[str, An
                 ratio = auto["wall_s"] / den["wall_s"]
                 cpu = f" ({auto['cpu_s'] / den['cpu_s']:.2f}× CPU time)" if den["cpu_s"] else ""
                 out.append((goal, f"{ratio:.2f}×{cpu}{chose}", "PASS" if ratio <= 1.05 else "MISS"))
+    issue_24 = {  # width: (learner vectorized ≤ × B, module vectorized ≤ × B, lightning-cv ≥ × auto, 5 × fit ≥ × auto)
+        8: (0.30, 0.50, 2.5, 3.0),
+        256: (0.50, None, 2.0, None),
+    }
+    for case in (c for c in cases if c.dataset == "digits" and c.width in issue_24):
+        tag, b, auto = f"digits W={case.width}:", wall(case, B_LABEL), wall(case, RUNNERS[10].label)
+        learner, module, peer, trainer = issue_24[case.width]
+        check(f"{tag} lcv vectorized, lcv learner ≤ {learner:.2f}× B", wall(case, RUNNERS[9].label), b, "<=", learner)
+        if module is not None:
+            check(
+                f"{tag} lcv vectorized (the module under vmap) ≤ {module:.2f}× B",
+                wall(case, RUNNERS[7].label),
+                b,
+                "<=",
+                module,
+            )
+        check(f"{tag} lightning-cv ≥ {peer}× lcv auto", wall(case, RUNNERS[3].label), auto, ">=", peer)
+        if trainer is not None:
+            check(f"{tag} 5 × Trainer.fit ≥ {trainer}× lcv auto", wall(case, RUNNERS[2].label), auto, ">=", trainer)
     goal = "peak RSS of the data pipeline at k=10 within 10% of k=2"
     if 2 in memory and 10 in memory:
         peak2, peak10 = memory[2]["peak_mib"], memory[10]["peak_mib"]
