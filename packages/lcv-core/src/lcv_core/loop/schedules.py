@@ -193,12 +193,13 @@ class Schedule:
             targets.insert(0, trainer.run_dir / "checkpoints" / "last.ckpt")
         return list(dict.fromkeys(t.resolve() for t in targets))
 
-    def last_wish(self) -> tuple[bool, bool]:
-        """Return whether ``last.ckpt`` has somewhere to go, and whether it is due after this epoch (stop aside)."""
+    def last_wish(self, targets: list[Path] | None = None) -> tuple[bool, bool]:
+        """Return whether ``last.ckpt`` has somewhere to go (``targets``, if known), and whether it is due now."""
         state, cfg = self.trainer.state, self.trainer.config
         every = cfg.checkpoint_every_n_epochs
         due = self.last_writer.due() if every == "auto" else (state.current_epoch + 1) % every == 0
-        return bool(self.last_targets()), due or state.current_epoch + 1 >= cfg.max_epochs
+        somewhere = bool(self.last_targets() if targets is None else targets)
+        return somewhere, due or state.current_epoch + 1 >= cfg.max_epochs
 
     def save_last(self) -> None:
         """Write ``last.ckpt`` to the run directory and to every folder a callback registered.
@@ -209,7 +210,7 @@ class Schedule:
         """
         trainer, state = self.trainer, self.trainer.state
         targets = self.last_targets()
-        somewhere, due = self.last_wish()
+        somewhere, due = self.last_wish(targets)
         if not self.agree(somewhere and (state.finished or due)):  # several processes: rank 0, which writes, decides
             return
         started = time.perf_counter()
