@@ -44,22 +44,31 @@ SCRIPT = textwrap.dedent(
     class Trained(Callback):
         def __init__(self):
             self.folds = set()
+            self.cores = set()
 
         def on_train_epoch_start_per_fold(self, *, fold, **kwargs):
             self.folds.add(fold)
+            self.cores |= os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+
+
+    def cores():
+        return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 
 
     def fit(schedule, devices, root, files=True):
+        global trainer
         trained = Trained()
         if files:
             callbacks = [EarlyStopping(patience=1, min_delta=0.03), ModelCheckpoint(save_top_k=1), trained]
             extra = {"default_root_dir": str(root)}
         else:  # nothing written, so only the end gathers; the best epoch by the highest val_loss is an early one
-            callbacks, extra = [trained], {"mode": "max", "max_epochs": 5}
+            # and the processes are left where the operating system puts them
+            callbacks, extra = [trained], {"mode": "max", "max_epochs": 5, "cpu_binding": False}
         trainer = CrossValidationTrainer(
             **{"accelerator": "cpu", "schedule": schedule, "devices": devices, "max_epochs": 8, "seed": 0,
                "enable_progress_bar": False, "callbacks": callbacks, **extra}
         )
+        before = cores()
         result = trainer.fit(TinyModule, FoldData(n_folds=3, n=90))
         name = f"{schedule}_{'files' if files else 'nofiles'}_rank{rank}"
         torch.save([m.state_dict() for m in result.models], out / f"models_{name}.pt")
@@ -70,6 +79,7 @@ SCRIPT = textwrap.dedent(
             "stop_reason": result.stop_reason,
             "trained": sorted(trained.folds),
             "world_size": trainer.fabric.world_size,
+            "cores": {"before": before, "during": sorted(trained.cores), "after": cores()},
         }
 
 
@@ -93,6 +103,10 @@ SCRIPT = textwrap.dedent(
         "parallel_nofiles": fit("parallel", 2, None, files=False),
         "resumed": resumed(),
     }
+    # the fold states' wire format, on every kind of value a state holds (the test builds the same payloads)
+    from test_parallel import odd_payload
+    from lcv_core.distributed import parallel
+    torch.save(parallel.all_gather_states(trainer.fabric, odd_payload(rank)), out / f"gathered_rank{rank}.pt")
     if rank == 0:
         report["interleaved"] = fit("interleaved", 1, out / "interleaved")
         report["interleaved_nofiles"] = fit("interleaved", 1, None, files=False)
@@ -126,6 +140,70 @@ def parallel_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[d
     # every rank exits cleanly: no gloo abort at interpreter exit (the script ends with barrier + destroy)
     assert "terminate called" not in proc.stderr, proc.stderr[-3000:]
     return out, [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def odd_payload(rank: int) -> dict[str, Any]:
+    """What `all_gather_states` must carry unchanged: odd tensors, shared ones, nested containers, plain values."""
+    shared = torch.full((2,), float(rank))
+    return {
+        "transposed": torch.arange(6.0).reshape(2, 3).t() + rank,
+        "flags": torch.tensor([True, rank == 1, False]),
+        "step": torch.tensor(3.0 + rank),
+        "half": torch.ones(3, dtype=torch.float16) * (rank + 0.5),
+        "long": torch.arange(5, dtype=torch.int64) * (rank + 7),
+        "empty": torch.empty(0, 4),
+        "same": [shared, shared],
+        "sparse": torch.eye(3).to_sparse() * (rank + 1),
+        "plain": ("text", rank, None, [1.5, {"deep": torch.zeros(1) + rank}]),
+    }
+
+
+def test_fold_states_travel_between_ranks_unchanged(parallel_run: tuple[Path, list[dict[str, Any]]]) -> None:
+    """Fold states cross ranks as raw tensor bytes (not pickled tensors): every dtype, shape and value arrives."""
+    out, _ = parallel_run
+    for rank in (0, 1):
+        got = torch.load(out / f"gathered_rank{rank}.pt", weights_only=False)
+        assert len(got) == 2
+        for sender, payload in enumerate(got):
+            want = odd_payload(sender)
+            assert payload.keys() == want.keys()
+            for key in want:
+                if key == "sparse":
+                    torch.testing.assert_close(payload[key].to_dense(), want[key].to_dense(), rtol=0, atol=0)
+                    continue
+                if key == "plain":
+                    assert payload[key][:3] == want[key][:3] and payload[key][3][0] == 1.5
+                    assert type(payload[key]) is tuple and type(payload[key][3]) is list
+                    torch.testing.assert_close(payload[key][3][1]["deep"], want[key][3][1]["deep"], rtol=0, atol=0)
+                    continue
+                torch.testing.assert_close(payload[key], want[key], rtol=0, atol=0, msg=f"{rank} <- {sender}: {key}")
+            assert payload["transposed"].dtype == torch.float32 and payload["flags"].dtype == torch.bool
+            assert payload["step"].shape == () and payload["empty"].shape == (0, 4)
+        # what came from the other rank holds one tensor where the sender had one (shared stays shared)
+        other = got[1 - rank]
+        assert other["same"][0] is other["same"][1]
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="binding 2 processes to cores of their own needs 2 cores and Linux's sched_setaffinity",
+)
+def test_processes_run_on_cores_of_their_own_and_get_theirs_back(
+    parallel_run: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    """cpu_binding (the default): during the fit the 2 ranks use disjoint cores; after it, the cores they had."""
+    _, (r0, r1) = parallel_run
+    bound = [r0["parallel"]["cores"], r1["parallel"]["cores"]]
+    allowed = set(bound[0]["before"])
+    assert bound[1]["before"] == bound[0]["before"]
+    during = [set(c["during"]) for c in bound]
+    assert during[0] and during[1] and not during[0] & during[1], during
+    assert during[0] | during[1] == allowed  # every core used, each by one rank
+    for c in bound:
+        assert c["after"] == c["before"]
+    for report in (r0, r1):  # cpu_binding=False: the operating system's placement, untouched
+        free = report["parallel_nofiles"]["cores"]
+        assert free["during"] == free["before"] == free["after"]
 
 
 def test_each_rank_trains_its_own_folds(parallel_run: tuple[Path, list[dict[str, Any]]]) -> None:

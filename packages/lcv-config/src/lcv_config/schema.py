@@ -265,6 +265,11 @@ class TrainerConfig(_Strict):
     """Compile each fold's module with ``torch.compile`` for training and validation (``true``: torch's defaults, or
     the arguments of ``torch.compile``: ``{mode, fullgraph, dynamic, backend, options}``); the fold models returned,
     checkpointed and exported stay plain modules."""
+    cpu_binding: bool = True
+    """Multi-process fits on CPU (``schedule: parallel``, DDP): while the fit runs, each process on a machine is
+    bound to its own share of the cores the processes may use (as Lightning gives each its share of torch threads),
+    so that the exchanges between epochs do not wait for a busy core. ``false`` leaves placement to the operating
+    system; nothing is bound when a launcher already placed the processes (``srun --cpu-bind``)."""
     default_root_dir: str | None = None
     """Run directory for logs and checkpoints."""
     checkpoint_every_n_epochs: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"

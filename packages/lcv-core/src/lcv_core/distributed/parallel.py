@@ -315,14 +315,91 @@ def gather_folds(fabric: Fabric, folds: list[FoldState], best: BestWeights, send
         for f in folds
         if owns(fabric, f)
     }
-    every: list[Any] = [None] * world_size(fabric)
-    dist.all_gather_object(every, mine)
-    for states in every:
+    for states in all_gather_states(fabric, mine):
         for index, (state, best_state) in states.items():
             if index not in mine:
                 folds[index].load_state_dict(state)
                 if best_state is not None:
                     best.states[index] = best_state
+
+
+class _Slot(int):
+    """Where a tensor sent apart by `all_gather_states` goes back into its payload (the tensor's number)."""
+
+
+def _sendable(value: Any) -> bool:
+    """Whether ``value`` is a dense tensor whose bytes can travel in `all_gather_states`' flat buffer."""
+    return (
+        type(value) in (torch.Tensor, torch.nn.Parameter)
+        and value.layout is torch.strided
+        and not value.is_quantized
+        and value.device.type != "meta"
+    )
+
+
+def _take_tensors(value: Any, tensors: list[torch.Tensor], seen: dict[int, int]) -> Any:
+    """Return ``value`` with each dense tensor replaced by its `_Slot` in ``tensors`` (the same tensor once)."""
+    if _sendable(value):
+        slot = seen.get(id(value))
+        if slot is None:
+            slot = seen[id(value)] = len(tensors)
+            tensors.append(value)
+        return _Slot(slot)
+    if type(value) is dict:
+        return {key: _take_tensors(item, tensors, seen) for key, item in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_take_tensors(item, tensors, seen) for item in value)
+    return value
+
+
+def _put_tensors(value: Any, tensors: list[torch.Tensor]) -> Any:
+    """Undo `_take_tensors`: put ``tensors`` back at their slots."""
+    if type(value) is _Slot:
+        return tensors[value]
+    if type(value) is dict:
+        return {key: _put_tensors(item, tensors) for key, item in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_put_tensors(item, tensors) for item in value)
+    return value
+
+
+def all_gather_states(fabric: Fabric, payload: Any) -> list[Any]:
+    """Return every rank's ``payload`` in rank order (this rank's as given), its tensors sent as raw bytes.
+
+    ``all_gather_object`` pickles every tensor through torch's serializer: 35 ms for the 2.7 MB of two folds' states
+    at width 256. Here the payload's dicts, lists and tuples are sent without their dense tensors (one small
+    ``all_gather_object``), and the tensors' bytes travel in one ``all_gather`` of a flat ``uint8`` buffer per rank
+    (padded to the longest). The tensors come back as CPU tensors of the same dtype, shape and values (a tensor met
+    twice comes back as one); sparse or quantized tensors and tensor subclasses travel pickled, as before.
+    Collective: every rank calls it at the same point.
+    """
+    tensors: list[torch.Tensor] = []
+    skeleton = _take_tensors(payload, tensors, {})
+    layout = [(t.dtype, t.shape) for t in tensors]
+    flat = [t.detach().contiguous().reshape(-1).view(torch.uint8) for t in tensors]
+    length = sum(part.numel() for part in flat)
+    every: list[Any] = [None] * world_size(fabric)
+    dist.all_gather_object(every, (skeleton, layout, length))
+    longest = max(size for _, _, size in every)
+    device = fabric.device if dist.get_backend() == "nccl" else torch.device("cpu")  # NCCL moves CUDA tensors only
+    sent = torch.empty(longest, dtype=torch.uint8, device=device)
+    if flat:
+        torch.cat([part.to(device) for part in flat], out=sent[:length])
+    sent[length:] = 0
+    parts = [torch.empty_like(sent) for _ in every]
+    dist.all_gather(parts, sent)
+    gathered: list[Any] = []
+    for rank, ((other, shapes, _), part) in enumerate(zip(every, parts, strict=True)):
+        if rank == fabric.global_rank:
+            gathered.append(payload)
+            continue
+        part, offset, received = part.cpu(), 0, []
+        for dtype, shape in shapes:
+            size = shape.numel() * dtype.itemsize
+            received.append(part[offset : offset + size].clone().view(dtype).reshape(shape))
+            offset += size
+        gathered.append(_put_tensors(other, received))
+    return gathered
 
 
 def agree(fabric: Fabric, decision: bool) -> bool:

@@ -87,12 +87,20 @@ def overrides(module: Any, hooks: Sequence[str]) -> bool:
 
 
 def lean_steps(fabric: Fabric, profiler: Any) -> bool:
-    """Whether steps may skip Fabric's wrappers: one device, full precision, no profiler (see ``_call_step``)."""
+    """Whether steps may skip Fabric's wrappers: modules not wrapped, full precision, no profiler (see `call_step`).
+
+    Unwrapped modules: one device, or ``schedule="parallel"`` (`FoldParallelStrategy` trains each fold on one rank
+    without a DDP wrapper; its backward and optimizer step are the base strategy's, which in full precision come down
+    to ``loss.backward()`` and ``optimizer.step()``: 7% of a fold's epoch at width 256 went to the wrappers).
+    """
     from lightning.fabric.plugins.precision import Precision
     from lightning.fabric.strategies.single_device import SingleDeviceStrategy
 
+    from lcv_core.distributed.parallel import FoldParallelStrategy
+
     strategy = fabric.strategy
-    return type(strategy) is SingleDeviceStrategy and type(strategy.precision) is Precision and profiler is None
+    unwrapped = type(strategy) in (SingleDeviceStrategy, FoldParallelStrategy)
+    return unwrapped and type(strategy.precision) is Precision and profiler is None
 
 
 class FoldLoop:

@@ -43,7 +43,7 @@ from lcv_core.core.lightning_compat import (
 from lcv_core.core.optimizers import configure_optimizers
 from lcv_core.core.rng import FoldRNG
 from lcv_core.core.saving import load, save
-from lcv_core.distributed import parallel
+from lcv_core.distributed import cpu_binding, parallel
 from lcv_core.loop import checkpoint
 from lcv_core.loop.fold_loop import STEP_HOOKS, TRANSFER_HOOKS, FoldLoop, overrides
 from lcv_core.loop.fold_trainer import FoldTrainer
@@ -259,8 +259,23 @@ class CrossValidationTrainer:
         start = time.perf_counter()
         path = checkpoint.resolve_path(ckpt_path, self.run_dir) if ckpt_path is not None else None
         resume = load(path) if path is not None else None
-        seed = cfg.seed if cfg.seed is not None else 0
         parallel.launch(self.fabric)  # DDP / parallel: start the other ranks and the process group, once
+        with cpu_binding.bound_cpus(self.fabric, cfg.cpu_binding):  # on CPU, each process on cores of its own
+            return self._train(model, datamodule, resume, path, model_kwargs, min_folds, start)
+
+    def _train(
+        self,
+        model: ModelSpec,
+        datamodule: Any,
+        resume: dict[str, Any] | None,
+        path: Path | None,
+        model_kwargs: Mapping[str, Any] | None,
+        min_folds: int,
+        start: float,
+    ) -> CVResult:
+        """Set up the folds, run the schedule and return the result (the processes are launched and placed)."""
+        cfg = self.config
+        seed = cfg.seed if cfg.seed is not None else 0
         self.fabric.seed_everything(seed, workers=True, verbose=False)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
