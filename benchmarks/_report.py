@@ -198,8 +198,13 @@ def scaling_goals(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
             "PASS" if two["equal"] else "MISS",
         ),
         (
-            "fold-parallel, 2 processes: ≥ 1.6× the speed of 1 (width 256)",
-            f"{two['speedup']:.2f}× (per added epoch {two['epoch_speedup']:.2f}×)",
+            f"fold-parallel, 2 processes: ≥ 1.6× the speed of 1 per added epoch (width 256; bound {two['bound']:.2f}×)",
+            f"{two['epoch_speedup']:.2f}×",
+            "PASS" if two["epoch_speedup"] >= 1.6 else "MISS",
+        ),
+        (
+            "fold-parallel, 2 processes: ≥ 1.6× the speed of 1 for the whole 10-epoch fit (with the fixed part)",
+            f"{two['speedup']:.2f}×",
             "PASS" if two["speedup"] >= 1.6 else "MISS",
         ),
     ]

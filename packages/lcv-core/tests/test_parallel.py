@@ -98,7 +98,37 @@ SCRIPT = textwrap.dedent(
         return {"history": result.history}
 
 
+    class Predicting(TinyModule):
+        def predict_step(self, batch, batch_idx):
+            return self(batch[0]).softmax(-1)
+
+
+    class SplitData(FoldData):  # its folds known to the trainer: out-of-fold predictions
+        @property
+        def folds(self):
+            return list(zip(self.train_indices, self.val_indices))
+
+
+    def after_fit():
+        # nothing written during the fit and the best epoch is the last: the end of the fit gathers weights only
+        # (the best ones as the model's own); save_checkpoint after the fit gathers the rest, and the run resumes
+        # from that file as one uninterrupted process
+        kwargs = {"accelerator": "cpu", "seed": 0, "enable_progress_bar": False}
+        trainer = CrossValidationTrainer(schedule="parallel", devices=2, max_epochs=4, **kwargs)
+        result = trainer.fit(Predicting, SplitData(n_folds=3, n=90))
+        torch.save([m.state_dict() for m in result.models], out / f"models_after_fit_rank{rank}.pt")
+        torch.save(result.oof_predictions, out / f"oof_rank{rank}.pt")
+        trainer.save_checkpoint(out / f"after_fit_rank{rank}.ckpt")  # rank 0 writes it
+        torch.distributed.barrier()
+        resumed = CrossValidationTrainer(schedule="parallel", devices=2, max_epochs=6, **kwargs).fit(
+            Predicting, SplitData(n_folds=3, n=90), ckpt_path=str(out / "after_fit_rank0.ckpt")
+        )
+        torch.save([m.state_dict() for m in resumed.models], out / f"models_after_fit_resumed_rank{rank}.pt")
+        return {"best_epoch": result.best_epoch, "resumed_history": resumed.history}
+
+
     report = {
+        "after_fit": after_fit(),
         "parallel": fit("parallel", 2, out / f"parallel_rank{rank}"),
         "parallel_nofiles": fit("parallel", 2, None, files=False),
         "resumed": resumed(),
@@ -116,6 +146,11 @@ SCRIPT = textwrap.dedent(
             TinyModule, FoldData(n_folds=3, n=90)
         )
         torch.save([m.state_dict() for m in whole.models], out / "models_whole.pt")
+        four = CrossValidationTrainer(
+            accelerator="cpu", schedule="interleaved", max_epochs=4, seed=0, enable_progress_bar=False
+        ).fit(Predicting, SplitData(n_folds=3, n=90))
+        torch.save([m.state_dict() for m in four.models], out / "models_four.pt")
+        torch.save(four.oof_predictions, out / "oof_four.pt")
         report["whole"] = {"history": whole.history}
     (out / f"rank{rank}.json").write_text(json.dumps(report))
 
@@ -261,6 +296,32 @@ def test_resuming_from_a_parallel_last_ckpt_continues_as_one_uninterrupted_proce
         assert report["resumed"]["history"] == want, f"rank {rank}"
         got = torch.load(out / f"models_resumed_rank{rank}.pt", weights_only=True)
         for mine, ref in zip(got, torch.load(out / "models_whole.pt", weights_only=True), strict=True):
+            for name, tensor in ref.items():
+                torch.testing.assert_close(mine[name], tensor, atol=0, rtol=0)
+
+
+def test_the_end_of_the_fit_gathers_weights_and_save_checkpoint_the_rest(
+    parallel_run: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    """The fit's end brings only weights (best = last epoch: sent once); a checkpoint after it still resumes exactly."""
+    out, (r0, r1) = parallel_run
+    assert r0["after_fit"]["best_epoch"] == r1["after_fit"]["best_epoch"] == 3  # the best weights are the last ones
+    want = torch.load(out / "models_four.pt", weights_only=True)
+    for rank in (0, 1):
+        got = torch.load(out / f"models_after_fit_rank{rank}.pt", weights_only=True)
+        for fold, (mine, ref) in enumerate(zip(got, want, strict=True)):
+            for name, tensor in ref.items():
+                torch.testing.assert_close(mine[name], tensor, atol=0, rtol=0, msg=f"rank {rank} fold {fold}")
+    oof = torch.load(out / "oof_four.pt", weights_only=True)  # each rank predicted its own folds' samples
+    assert oof.shape == (90, 3) and not oof.isnan().any()
+    for rank in (0, 1):
+        torch.testing.assert_close(torch.load(out / f"oof_rank{rank}.pt", weights_only=True), oof, atol=0, rtol=0)
+    whole = torch.load(out / "models_whole.pt", weights_only=True)
+    for rank, report in enumerate((r0, r1)):
+        # fold 1's optimizer state came from rank 1 with save_checkpoint: without it epochs 4-5 would differ
+        assert report["after_fit"]["resumed_history"] == r0["whole"]["history"], f"rank {rank}"
+        got = torch.load(out / f"models_after_fit_resumed_rank{rank}.pt", weights_only=True)
+        for mine, ref in zip(got, whole, strict=True):
             for name, tensor in ref.items():
                 torch.testing.assert_close(mine[name], tensor, atol=0, rtol=0)
 

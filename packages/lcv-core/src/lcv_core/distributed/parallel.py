@@ -34,6 +34,7 @@ from torch.nn import Module
 from lcv_config import LcvError, TrainerConfig
 from lcv_core.core.lightning_compat import fabric_launched, spawns_processes
 from lcv_core.core.metric_log import FoldMetricLog
+from lcv_core.core.saving import cpu_state
 
 if TYPE_CHECKING:
     from lcv_core.core.fold import FoldState
@@ -305,22 +306,33 @@ def share_epoch_rows(fabric: Fabric, folds: list[FoldState], epoch: int) -> None
                 fold.global_step = int(step)
 
 
-def gather_folds(fabric: Fabric, folds: list[FoldState], best: BestWeights, send_best: bool) -> None:
-    """Give every rank the whole state of the folds other ranks trained (and, with ``send_best``, their best weights).
+def gather_folds(
+    fabric: Fabric, folds: list[FoldState], best: BestWeights, send_best: bool, epoch: int, whole: bool = True
+) -> None:
+    """Give every rank the state of the folds other ranks trained (and, with ``send_best``, their best weights).
 
+    ``whole``: everything that continues a fold (weights, optimizers, schedulers, random stream: before a checkpoint
+    is written); otherwise the weights only (the end of a fit: what its results are made of). A fold's best-epoch
+    weights travel as a note when the best epoch is ``epoch``, the one just trained: they are its current weights.
     Collective: every rank calls it at the same point of the fit.
     """
-    mine = {
-        f.index: (f.state_dict(), best.states[f.index] if send_best and best.states else None)
-        for f in folds
-        if owns(fabric, f)
-    }
+    current = send_best and bool(best.states) and best.epoch == epoch and not best.every_epoch
+    mine = {}
+    for f in folds:
+        if owns(fabric, f):
+            state = f.state_dict() if whole else {"model": cpu_state(f.module.state_dict())}
+            snapshot = None if not (send_best and best.states) else "model" if current else best.states[f.index]
+            mine[f.index] = (state, snapshot)
     for states in all_gather_states(fabric, mine):
-        for index, (state, best_state) in states.items():
-            if index not in mine:
+        for index, (state, snapshot) in states.items():
+            if index in mine:
+                continue
+            if whole:
                 folds[index].load_state_dict(state)
-                if best_state is not None:
-                    best.states[index] = best_state
+            else:
+                folds[index].module.load_state_dict(state["model"])
+            if snapshot is not None:
+                best.states[index] = state["model"] if snapshot == "model" else snapshot
 
 
 class _Slot(int):

@@ -178,6 +178,8 @@ def out_of_fold_predictions(
     val_loaders: Sequence[Any],
     val_indices: Sequence[Sequence[int]],
     n_samples: int,
+    *,
+    outputs: Sequence[Any] | None = None,
 ) -> torch.Tensor:
     """Return every sample's prediction from the fold model that did not train on it, in dataset order.
 
@@ -190,6 +192,8 @@ def out_of_fold_predictions(
         val_loaders: Each fold's validation loader, unshuffled.
         val_indices: Per fold, the dataset indices in the order its validation loader yields them.
         n_samples: The dataset's size.
+        outputs: Each fold's predictions over its validation loader, when they are already computed (the models
+            are then not run; ``schedule="parallel"`` computes each fold's on the process that trained it).
 
     Returns:
         A float tensor of shape ``(n_samples, *output_shape)`` on the CPU.
@@ -206,8 +210,10 @@ def out_of_fold_predictions(
         )
     total: torch.Tensor | None = None
     counts = torch.zeros(n_samples)
+    if outputs is not None and len(outputs) != len(fold_models):
+        raise LcvError(f"out_of_fold_predictions: got {len(outputs)} outputs for {len(fold_models)} folds.")
     for fold, (model, loader, indices) in enumerate(zip(fold_models, val_loaders, val_indices, strict=True)):
-        out = run_predict(model, loader)
+        out = run_predict(model, loader) if outputs is None else outputs[fold]
         if not isinstance(out, torch.Tensor):
             raise LcvError(
                 f"out_of_fold_predictions: fold {fold}'s predict_step returned {type(out).__name__}; a tensor "

@@ -365,6 +365,8 @@ class ParallelSchedule(InterleavedSchedule):
         """Whether folds trained since the last gather (same on every rank; nothing to send otherwise)."""
         self._wish: tuple[bool, bool] | None = None
         """Rank 0's `last_wish`, received with the stop of this epoch."""
+        self._weights_only = False
+        """Whether the last gather brought the other ranks' weights only (the end of the fit), not their optimizers."""
 
     def _several(self) -> bool:
         return parallel.world_size(self.trainer.fabric) > 1
@@ -374,7 +376,7 @@ class ParallelSchedule(InterleavedSchedule):
         for f in trainer.folds:
             self.start_fold(f)
         self.run_epochs(first_epoch)
-        self.gather_folds()  # every rank ends with every fold's final and best weights, as in one process
+        self.gather_folds(whole=False)  # every rank ends with every fold's final and best weights, as in one process
         for f in trainer.folds:
             self.end_fold(f)
 
@@ -401,13 +403,20 @@ class ParallelSchedule(InterleavedSchedule):
         (somewhere, due), self._wish = self._wish, None
         return somewhere and (self.trainer.state.finished or due)
 
-    def gather_folds(self) -> None:
-        """Give every rank the whole state of the folds the other ranks trained, and their best weights if new."""
+    def gather_folds(self, whole: bool = True) -> None:
+        """Give every rank the state of the folds the other ranks trained, and their best weights if new.
+
+        ``whole``: weights, optimizers, schedulers and random streams (before a checkpoint, or when a callback asks);
+        otherwise weights only (the end of the fit; a later whole gather, e.g. ``save_checkpoint``, sends the rest).
+        """
         best = self.trainer.state.best
-        if not self._several() or not (self._stale or best.epoch != self._best_sent):
+        behind = self._stale or (whole and self._weights_only)
+        if not self._several() or not (behind or best.epoch != self._best_sent):
             return
-        parallel.gather_folds(self.trainer.fabric, self.trainer.folds, best, send_best=best.epoch != self._best_sent)
-        self._best_sent, self._stale = best.epoch, False
+        send_best = best.epoch != self._best_sent
+        epoch = self.trainer.state.current_epoch
+        parallel.gather_folds(self.trainer.fabric, self.trainer.folds, best, send_best, epoch, whole=whole)
+        self._best_sent, self._stale, self._weights_only = best.epoch, False, not whole
 
     def snapshot_modules(self) -> list[LightningModule | None]:
         """This rank's folds; the others' snapshots arrive with `gather_folds`."""
