@@ -9,7 +9,8 @@
   is trained by rank ``i % N`` on its whole data, in its own random stream. After every epoch each rank sends its
   folds' history rows and step counts to every other rank, so fold means, early stopping, logging and pruning see
   all folds exactly as in one process. A fold's full state (weights, optimizers, schedulers, RNG, best weights)
-  travels only when another rank needs it: before a checkpoint is written and when the fit ends.
+  travels only when another rank needs it: before a checkpoint is written; when the fit ends, its weights and best
+  weights only (`gather_folds`). Tensors cross ranks as raw bytes (`all_gather_states`).
 
 In both, a stop asked for on any rank (a Timer, a callback) stops every rank after the same epoch, and only rank 0
 writes files and talks to loggers and tuners.
