@@ -149,6 +149,13 @@ class BestWeights:
             self.score, self.epoch = value, epoch
             self.states = [None if m is None else _cpu_copy(m) for m in modules]
 
+    def are_current(self, epoch: int) -> bool:
+        """Whether the snapshots were taken at ``epoch`` (the one just trained): they equal the folds' weights now.
+
+        A checkpoint then stores the weights once and a fold-parallel gather sends them once.
+        """
+        return bool(self.states) and not self.every_epoch and self.epoch == epoch
+
     def record(self, fold: int, module: LightningModule) -> None:
         """Keep fold ``fold``'s weights of the epoch it just finished (sequential schedule)."""
         self.per_epoch.setdefault(fold, []).append(_cpu_copy(module))

@@ -317,12 +317,12 @@ def gather_folds(
     weights travel as a note when the best epoch is ``epoch``, the one just trained: they are its current weights.
     Collective: every rank calls it at the same point of the fit.
     """
-    current = send_best and bool(best.states) and best.epoch == epoch and not best.every_epoch
+    send_best = send_best and bool(best.states)
     mine = {}
     for f in folds:
         if owns(fabric, f):
             state = f.state_dict() if whole else {"model": cpu_state(f.module.state_dict())}
-            snapshot = None if not (send_best and best.states) else "model" if current else best.states[f.index]
+            snapshot = ("model" if best.are_current(epoch) else best.states[f.index]) if send_best else None
             mine[f.index] = (state, snapshot)
     for states in all_gather_states(fabric, mine):
         for index, (state, snapshot) in states.items():
@@ -413,6 +413,34 @@ def all_gather_states(fabric: Fabric, payload: Any) -> list[Any]:
             offset += size
         gathered.append(_put_tensors(other, received))
     return gathered
+
+
+def predict_own_folds(fabric: Fabric, models: list[Module], val_loaders: list[Any]) -> list[Any]:
+    """Return every fold's validation predictions, each computed by the rank that trained the fold.
+
+    Collective: every rank calls it. A rank whose prediction failed sends the error instead, so that every rank
+    raises it rather than one waiting for the others.
+
+    Raises:
+        LcvError: A fold's ``predict_step`` failed on some rank.
+    """
+    from lcv_core.inference.fold_predict import run_predict
+
+    size, rank = world_size(fabric), fabric.global_rank
+    mine: dict[int, Any] = {}
+    for fold, (model, loader) in enumerate(zip(models, val_loaders, strict=True)):
+        if owner(fold, size) == rank:
+            try:
+                mine[fold] = run_predict(model, loader)
+            except Exception as exc:  # noqa: BLE001  # sent to every rank, raised there (below)
+                mine = {-1: f"{type(exc).__name__}: {exc} (fold {fold}, rank {rank})"}
+                break
+    outputs: dict[int, Any] = {}
+    for part in all_gather_states(fabric, mine):
+        outputs.update(part)
+    if -1 in outputs:
+        raise LcvError(f"predict_step failed: {outputs[-1]}")
+    return [outputs[fold] for fold in range(len(models))]
 
 
 def agree(fabric: Fabric, decision: bool) -> bool:

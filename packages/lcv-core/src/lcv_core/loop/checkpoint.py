@@ -104,8 +104,7 @@ def trainer_state(trainer: CrossValidationTrainer, frozen: bool = False) -> dict
         "experiment_config": trainer.experiment_config_yaml,
         "versions": package_versions(),
     }
-    best = trainer.state.best
-    if best.states and not best.every_epoch and best.epoch == trainer.state.current_epoch:
+    if trainer.state.best.are_current(trainer.state.current_epoch):
         # the best epoch is the one just trained: its weights are the folds' models, written once (not twice)
         state["best_weights"] = {**state["best_weights"], "states": [], "states_are_the_models": True}
     if frozen:
