@@ -415,34 +415,6 @@ def all_gather_states(fabric: Fabric, payload: Any) -> list[Any]:
     return gathered
 
 
-def predict_own_folds(fabric: Fabric, models: list[Module], val_loaders: list[Any]) -> list[Any]:
-    """Return every fold's validation predictions, each computed by the rank that trained the fold.
-
-    Collective: every rank calls it. A rank whose prediction failed sends the error instead, so that every rank
-    raises it rather than one waiting for the others.
-
-    Raises:
-        LcvError: A fold's ``predict_step`` failed on some rank.
-    """
-    from lcv_core.inference.fold_predict import run_predict
-
-    size, rank = world_size(fabric), fabric.global_rank
-    mine: dict[int, Any] = {}
-    for fold, (model, loader) in enumerate(zip(models, val_loaders, strict=True)):
-        if owner(fold, size) == rank:
-            try:
-                mine[fold] = run_predict(model, loader)
-            except Exception as exc:  # noqa: BLE001  # sent to every rank, raised there (below)
-                mine = {-1: f"{type(exc).__name__}: {exc} (fold {fold}, rank {rank})"}
-                break
-    outputs: dict[int, Any] = {}
-    for part in all_gather_states(fabric, mine):
-        outputs.update(part)
-    if -1 in outputs:
-        raise LcvError(f"predict_step failed: {outputs[-1]}")
-    return [outputs[fold] for fold in range(len(models))]
-
-
 def agree(fabric: Fabric, decision: bool) -> bool:
     """Return rank 0's ``decision`` on every rank (a decision only rank 0 can take, e.g. when to write)."""
     if world_size(fabric) <= 1:

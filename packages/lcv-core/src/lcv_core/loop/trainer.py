@@ -432,10 +432,35 @@ class CrossValidationTrainer:
             n_samples = 1 + max(max(val, default=-1) for _train, val in self.state.split)
         val_loaders = [unwrap_loader(f.val_loader) for f in self.folds]
         indices = [val for _train, val in self.state.split]
-        outputs = None  # each model run here, unless the folds' own processes predicted them
-        if self.schedule.whole_folds_per_process and parallel.world_size(self.fabric) > 1:
-            outputs = parallel.predict_own_folds(self.fabric, result.models, val_loaders)
+        outputs = self._predict_where_trained(result.models, val_loaders)
         return out_of_fold_predictions(result.models, val_loaders, indices, n_samples, outputs=outputs)
+
+    def _predict_where_trained(self, models: list[LightningModule], val_loaders: list[Any]) -> list[Any] | None:
+        """Under ``parallel`` on several processes: each fold's validation predictions, computed by its own rank.
+
+        ``None`` elsewhere (`out_of_fold_predictions` runs every model). Collective there; a rank whose prediction
+        failed sends the error instead, so that every rank raises it rather than one waiting for the others.
+        (Here, not in ``lcv_core.distributed``: that layer may not import ``lcv_core.inference``.)
+        """
+        size = parallel.world_size(self.fabric)
+        if size <= 1 or not self.schedule.whole_folds_per_process:
+            return None
+        from lcv_core.inference.fold_predict import run_predict
+
+        mine: dict[int, Any] = {}
+        for fold, (model, loader) in enumerate(zip(models, val_loaders, strict=True)):
+            if parallel.owner(fold, size) == self.fabric.global_rank:
+                try:
+                    mine[fold] = run_predict(model, loader)
+                except Exception as exc:  # noqa: BLE001  # sent to every rank, raised there (below)
+                    mine = {-1: f"{type(exc).__name__}: {exc} (fold {fold}, rank {self.fabric.global_rank})"}
+                    break
+        outputs: dict[int, Any] = {}
+        for part in parallel.all_gather_states(self.fabric, mine):
+            outputs.update(part)
+        if -1 in outputs:
+            raise LcvError(f"predict_step failed: {outputs[-1]}")
+        return [outputs[fold] for fold in range(len(models))]
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Write the whole CV state (every fold, callbacks, RNG, trainer) to ``path`` atomically, on rank 0 only.
