@@ -231,6 +231,27 @@ def test_check_arguments_accepts_anything_with_var_keyword() -> None:
         check_arguments(f, {"whatever": 2}, "model", "model")
 
 
+def test_check_arguments_reads_the_signature_of_an_unhashable_factory_too() -> None:
+    # signatures are remembered per target; a callable object without a hash is inspected each time, not refused
+    class Factory:
+        __hash__ = None  # type: ignore[assignment]  # as a class defining __eq__ only
+
+        def __call__(self, width: int) -> int:
+            return width
+
+    check_arguments(Factory(), {"width": 3}, "model", "model")
+    with pytest.raises(ConfigError, match="Unknown argument 'widht' for model .*Did you mean 'width'"):
+        check_arguments(Factory(), {"widht": 3}, "model", "model")
+
+    def first(a: int) -> None: ...
+
+    def second(b: int) -> None: ...
+
+    check_arguments(first, {"a": 1}, "model", "model")  # each target its own remembered signature
+    with pytest.raises(ConfigError, match="Unknown argument 'a' for model"):
+        check_arguments(second, {"a": 1}, "model", "model")
+
+
 def test_a_component_with_extra_keys_is_refused_with_the_fix(fake_optim: None) -> None:
     with pytest.raises(ConfigError) as info:
         build("optimizer", {"name": "SGD", "lr": 0.1}, "optimizer", [])

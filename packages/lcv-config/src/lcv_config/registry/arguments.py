@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 import typing
@@ -13,6 +14,28 @@ from lcv_config.errors import ConfigError, did_you_mean
 _SIMPLE_TYPES: dict[Any, type] = {t: t for t in (int, float, str, bool)} | {
     t.__name__: t for t in (int, float, str, bool)
 }
+
+
+@functools.lru_cache(maxsize=1024)
+def _remembered_signature(target: Any, eval_str: bool) -> inspect.Signature:
+    return inspect.signature(target, eval_str=eval_str)
+
+
+def signature(target: Any, *, eval_str: bool = False) -> inspect.Signature:
+    """Return ``inspect.signature(target)``, remembered per target.
+
+    The registry asks for the same classes' signatures for every fold and every trial, and ``inspect.signature`` of a
+    class costs ~0.1 ms. An unhashable callable is inspected anew each time.
+
+    Raises:
+        TypeError: ``target`` is not callable or has no signature (as ``inspect.signature``).
+        ValueError: No signature can be provided (as ``inspect.signature``).
+    """
+    try:
+        hash(target)
+    except TypeError:
+        return inspect.signature(target, eval_str=eval_str)
+    return _remembered_signature(target, eval_str)
 
 
 def _is_instance(value: Any, expected: type) -> bool:
@@ -40,7 +63,7 @@ def check_arguments(
             or a value does not match a plain ``int``/``float``/``str``/``bool`` annotation.
     """
     try:
-        sig = inspect.signature(target)
+        sig = signature(target)
     except (TypeError, ValueError):
         return  # builtins without a signature: let the call itself complain
     params = sig.parameters
@@ -72,10 +95,10 @@ def check_arguments(
 def data_arguments(target: Any) -> set[str]:
     """Arguments the target annotates as a dict or mapping: their values are data, never built."""
     try:
-        hints = inspect.signature(target, eval_str=True).parameters
+        hints = signature(target, eval_str=True).parameters
     except Exception:  # noqa: BLE001  # unresolvable string annotations: treat no argument as data
         try:
-            hints = inspect.signature(target).parameters
+            hints = signature(target).parameters
         except (TypeError, ValueError):
             return set()
     data = set()
@@ -98,7 +121,7 @@ def _is_union(annotation: Any) -> bool:
 def positional_params(target: Any) -> list[tuple[str, inspect.Parameter]]:
     """Return the target's positional parameters, ``self`` left out (none when it has no signature)."""
     try:
-        params = inspect.signature(target).parameters
+        params = signature(target).parameters
     except (TypeError, ValueError):
         return []
     return [(n, p) for n, p in params.items() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and n != "self"]

@@ -517,13 +517,13 @@ class VectorizedSchedule(InterleavedSchedule):
                 f.history.append({**train[i], **val[i]})
                 f.global_step = int(engine.global_steps[i])
                 trainer.fold_loop.step_epoch_schedulers(f, epoch)
-            engine.write_back()
+            engine.write_back(optimizers=False)  # the optimizer states when a checkpoint asks (state_dict hook)
             self.end_epoch(epoch, validate)
             state.best.update(epoch, state.epoch_metrics, self.snapshot_modules())
             self.finish_epoch(epoch)
             self.decide_stop(epoch)
             self.save_last()
-        engine.write_back()
+        engine.release()
 
 
 class SequentialSchedule(Schedule):

@@ -390,11 +390,11 @@ class CrossValidationTrainer:
 
     def _log_config(self) -> None:
         """Give the loggers the resolved experiment config as hyperparameters (when the run came from a config)."""
-        if not self.experiment_config_yaml or not self.fabric.is_global_zero:
-            return
+        if not self.experiment_config_yaml or not self.fabric.is_global_zero or not self.fabric.loggers:
+            return  # parsing the YAML costs ~15 ms: only for loggers that take it
         import yaml
 
-        params = yaml.safe_load(self.experiment_config_yaml)
+        params = yaml.load(self.experiment_config_yaml, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
         for logger in self.fabric.loggers:
             # Fabric's CSVLogger raises NotImplementedError; the run directory has config.yaml anyway.
             with contextlib.suppress(NotImplementedError):

@@ -127,12 +127,15 @@ class Cohort:
             g.mul_(coef.view(-1, *([1] * (g.ndim - 1))).to(g.dtype))
 
     def write_back(self, modules: Sequence[LightningModule]) -> None:
-        """Copy the stacked weights and optimizer state into each fold's module and optimizer."""
+        """Copy the stacked weights into each fold's module (`write_back_optimizers` does the optimizer states)."""
         with torch.no_grad():
             for name, stacked in self.params.items():
                 rows = self.layout.module_view(name, stacked).unbind(0)
                 for fold, row in zip(self.folds, rows, strict=True):
                     self._slot(modules[fold], name).copy_(row)
+
+    def write_back_optimizers(self) -> None:
+        """Copy the stacked optimizer's state into each fold's own optimizer (its state of the fold's parameters)."""
         opt = self.optimizer
         for gi, group in enumerate(opt.param_groups):
             for pi, stacked in enumerate(group["params"]):

@@ -24,8 +24,9 @@ Wiring (for the trainer)::
             val = engine.validate(epoch)                 # when validation is due
             # history rows {**train[i], **val[i]}; aggregate; step epoch schedulers on the folds' own
             # optimizers as today (the engine copies their learning rates before each epoch)
-            engine.write_back()                          # before snapshots, checkpoints, predictions
-        engine.write_back()
+            engine.write_back(optimizers=False)          # weights, before snapshots and callbacks; the
+                                                         # optimizer states when a checkpoint asks for them
+        engine.release()                                 # everything back, the hooks off the fold optimizers
 
 Semantics and choices:
 
@@ -68,6 +69,7 @@ from typing import Any
 import torch
 from lightning.fabric import Fabric
 from lightning.pytorch import LightningModule
+from torch.utils.hooks import RemovableHandle
 
 from lcv_config import LcvError, TrainerConfig
 from lcv_core.core.rng import FoldRNG
@@ -151,6 +153,8 @@ class VectorizedFolds:
         self._step_interval = any(s.interval == "step" for _, scheds in self._specs for s in scheds)
         self._ones: dict[tuple[torch.Size, torch.dtype], torch.Tensor] = {}  # d(sum of fold losses)/d(fold loss)
         self.buffers = {n: torch.stack([m.get_buffer(n) for m in self.modules]) for n, _ in template.named_buffers()}
+        self._optimizers_behind = False  # the fold optimizers' states are older than the stacked optimizer's
+        self._hooks_on_optimizers: list[RemovableHandle] = []
 
     # -- public API ---------------------------------------------------------------------------------
 
@@ -218,12 +222,41 @@ class VectorizedFolds:
                     else:
                         sched.scheduler.step()  # type: ignore[call-arg]
 
-    def write_back(self) -> None:
-        """Copy the trained weights and optimizer states into each fold's module and optimizer."""
+    def write_back(self, optimizers: bool = True) -> None:
+        """Copy the trained weights into each fold's module and the optimizer states into each fold's optimizer.
+
+        With ``optimizers=False`` (after each epoch, for the callbacks and the best-epoch snapshot) the optimizer
+        states, the larger part, are copied when a fold optimizer's ``state_dict()`` is first asked for (a checkpoint,
+        the fold's `state_dict`): each fold optimizer carries a state-dict hook for this until `release()`.
+        """
         for cohort in self.cohorts:
             cohort.write_back(self.modules)
+        if optimizers:
+            self._write_back_optimizers()
+            return
+        self._optimizers_behind = True
+        if not self._hooks_on_optimizers:
+            self._hooks_on_optimizers = [
+                opt.register_state_dict_pre_hook(self._before_optimizer_state_dict) for opt, _ in self._specs
+            ]
+
+    def release(self) -> None:
+        """Copy everything back (`write_back`) and take the hooks off the fold optimizers: the engine is done."""
+        self.write_back()
+        for handle in self._hooks_on_optimizers:
+            handle.remove()
+        self._hooks_on_optimizers = []
 
     # -- internals ----------------------------------------------------------------------------------
+
+    def _write_back_optimizers(self) -> None:
+        for cohort in self.cohorts:
+            cohort.write_back_optimizers()
+        self._optimizers_behind = False
+
+    def _before_optimizer_state_dict(self, _optimizer: torch.optim.Optimizer) -> None:
+        if self._optimizers_behind:
+            self._write_back_optimizers()
 
     @staticmethod
     def _set_mode(training: bool, modules: Sequence[LightningModule]) -> None:
