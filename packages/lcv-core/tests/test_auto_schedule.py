@@ -283,3 +283,26 @@ def test_step_code_that_reads_its_fold_trainer_runs_interleaved(
     assert result.schedule == "interleaved"
     assert "Fold2Differs.validation_step reads self.trainer" in (result.schedule_reason or "")
     assert [h[-1]["fold"] for h in result.history] == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_the_step_code_check_follows_a_method_replaced_between_fits(
+    tiny: type, fold_data: type, trainer_kwargs: dict[str, Any]
+) -> None:
+    """The check is remembered per set of methods (a tuning study fits one class per trial), never past a change."""
+
+    class Patched(tiny):  # type: ignore[misc, valid-type]
+        pass
+
+    first = CrossValidationTrainer(**trainer_kwargs).fit(Patched, fold_data())
+    assert first.schedule == "vectorized"
+
+    def validation_step(self: Any, batch: Any, batch_idx: int) -> None:
+        tiny.validation_step(self, batch, batch_idx)
+        self.log("fold", float(self.trainer.fold))
+
+    Patched.validation_step = validation_step  # as a notebook cell redefining the method would
+    second = CrossValidationTrainer(**trainer_kwargs).fit(Patched, fold_data())
+    assert second.schedule == "interleaved"
+    assert "Patched.validation_step reads self.trainer" in (second.schedule_reason or "")
+    del Patched.validation_step
+    assert CrossValidationTrainer(**trainer_kwargs).fit(Patched, fold_data()).schedule == "vectorized"

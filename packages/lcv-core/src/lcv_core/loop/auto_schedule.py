@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import inspect
 import random
 import textwrap
@@ -273,29 +274,37 @@ def _reads_per_fold_state(module: LightningModule) -> str | None:
     """Return where the module's own step code reads ``self.trainer`` or ``self.global_step``, or ``None``.
 
     The methods of the user's classes are read (their source, when it can be found), but for hooks (``on_*``,
-    ``configure_*``, ...) which every fold's module runs for itself.
+    ``configure_*``, ...) which every fold's module runs for itself. The answer is remembered per set of methods:
+    parsing their source costs several milliseconds, and a tuning study fits the same class once per trial.
     """
-    for cls in type(module).__mro__:
-        if cls.__module__.split(".")[0] in ("lightning", "torch", "builtins", "typing"):
-            continue
-        for name, function in vars(cls).items():
-            if not inspect.isfunction(function) or name.startswith(("on_", "configure_")) or name in _CALLED_PER_FOLD:
-                continue
-            try:
-                tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
-            except (OSError, TypeError, SyntaxError):
-                continue  # no source to read (built in a REPL, compiled): nothing to go on
-            for node in ast.walk(tree):
-                if (
-                    isinstance(node, ast.Attribute)
-                    and node.attr in _PER_FOLD_READS
-                    and isinstance(node.value, ast.Name)
-                    and node.value.id == "self"
-                ):
-                    return (
-                        f"{cls.__name__}.{name} reads self.{node.attr}, which one batched computation of the folds "
-                        "answers for fold 0 (self.trainer) or at the epoch start (self.global_step)"
-                    )
+    methods = tuple(
+        (cls.__name__, name, function)
+        for cls in type(module).__mro__
+        if cls.__module__.split(".")[0] not in ("lightning", "torch", "builtins", "typing")
+        for name, function in vars(cls).items()
+        if inspect.isfunction(function) and not name.startswith(("on_", "configure_")) and name not in _CALLED_PER_FOLD
+    )
+    return _methods_read_per_fold_state(methods)
+
+
+@functools.lru_cache(maxsize=256)
+def _methods_read_per_fold_state(methods: tuple[tuple[str, str, Callable[..., Any]], ...]) -> str | None:
+    for cls_name, name, function in methods:
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+        except (OSError, TypeError, SyntaxError):
+            continue  # no source to read (built in a REPL, compiled): nothing to go on
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in _PER_FOLD_READS
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "self"
+            ):
+                return (
+                    f"{cls_name}.{name} reads self.{node.attr}, which one batched computation of the folds "
+                    "answers for fold 0 (self.trainer) or at the epoch start (self.global_step)"
+                )
     return None
 
 
