@@ -134,9 +134,11 @@ SCRIPT = textwrap.dedent(
         "resumed": resumed(),
     }
     # the fold states' wire format, on every kind of value a state holds (the test builds the same payloads)
-    from test_parallel import odd_payload
-    from lcv_core.distributed import parallel
-    torch.save(parallel.all_gather_states(trainer.fabric, odd_payload(rank)), out / f"gathered_rank{rank}.pt")
+    from test_parallel import object_payload, odd_payload
+    from lcv_core.distributed import exchange
+    torch.save(exchange.all_gather_states(trainer.fabric, odd_payload(rank)), out / f"gathered_rank{rank}.pt")
+    # objects of either size: rank 0's fits the first call, rank 1's needs the second (exchange.CAPACITY)
+    report["objects"] = exchange.all_gather_objects(trainer.fabric, object_payload(rank))
     if rank == 0:
         report["interleaved"] = fit("interleaved", 1, out / "interleaved")
         report["interleaved_nofiles"] = fit("interleaved", 1, None, files=False)
@@ -188,9 +190,25 @@ def odd_payload(rank: int) -> dict[str, Any]:
         "long": torch.arange(5, dtype=torch.int64) * (rank + 7),
         "empty": torch.empty(0, 4),
         "same": [shared, shared],
+        "large": torch.arange(2000.0 * (rank + 1)),  # past exchange.CAPACITY, of a different size on each rank
         "sparse": torch.eye(3).to_sparse() * (rank + 1),
         "plain": ("text", rank, None, [1.5, {"deep": torch.zeros(1) + rank}]),
     }
+
+
+def object_payload(rank: int) -> dict[str, Any]:
+    """A small object from rank 0 and one larger than `exchange.CAPACITY` from rank 1."""
+    return {"rank": rank, "text": "x" * (10 if rank == 0 else 20_000), "rows": [{"val_loss": 0.5 + rank}]}
+
+
+def test_objects_of_any_size_reach_every_rank(parallel_run: tuple[Path, list[dict[str, Any]]]) -> None:
+    """`all_gather_objects` gives every rank every rank's object, small (one call) or large (two), in rank order."""
+    from lcv_core.distributed import exchange
+
+    _, reports = parallel_run
+    assert len(object_payload(1)["text"]) > exchange.CAPACITY > len(str(object_payload(0)))
+    for report in reports:
+        assert report["objects"] == [object_payload(0), object_payload(1)]
 
 
 def test_fold_states_travel_between_ranks_unchanged(parallel_run: tuple[Path, list[dict[str, Any]]]) -> None:

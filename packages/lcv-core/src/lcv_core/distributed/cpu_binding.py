@@ -20,12 +20,12 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import torch.distributed as dist
 from lightning.fabric import Fabric
 
 from lcv_core.core.lightning_compat import fabric_launched
+from lcv_core.distributed.exchange import all_gather_objects
 
 
 def share(cores: list[int], index: int, count: int) -> list[int]:
@@ -58,8 +58,7 @@ def cores_for(fabric: Fabric) -> set[int] | None:
     if int(fabric.world_size) <= 1 or fabric.device.type != "cpu" or not Path("/proc/self/task").is_dir():
         return None
     mine = (socket.gethostname(), sorted(os.sched_getaffinity(0)))
-    every: list[Any] = [None] * int(fabric.world_size)
-    dist.all_gather_object(every, mine)
+    every = all_gather_objects(fabric, mine)
     neighbours = [cores for host, cores in every if host == mine[0]]
     if len(neighbours) <= 1 or any(cores != mine[1] for cores in neighbours):
         return None  # alone on this machine, or a launcher gave the processes their own cores already

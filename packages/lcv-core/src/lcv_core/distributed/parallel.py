@@ -10,7 +10,7 @@
   folds' history rows and step counts to every other rank, so fold means, early stopping, logging and pruning see
   all folds exactly as in one process. A fold's full state (weights, optimizers, schedulers, RNG, best weights)
   travels only when another rank needs it: before a checkpoint is written; when the fit ends, its weights and best
-  weights only (`gather_folds`). Tensors cross ranks as raw bytes (`all_gather_states`).
+  weights only (`gather_folds`). Tensors cross ranks as raw bytes (`exchange.all_gather_states`).
 
 In both, a stop asked for on any rank (a Timer, a callback) stops every rank after the same epoch, and only rank 0
 writes files and talks to loggers and tuners.
@@ -36,6 +36,7 @@ from lcv_config import LcvError, TrainerConfig
 from lcv_core.core.lightning_compat import fabric_launched, spawns_processes
 from lcv_core.core.metric_log import FoldMetricLog
 from lcv_core.core.saving import cpu_state
+from lcv_core.distributed.exchange import all_gather_objects, all_gather_states
 
 if TYPE_CHECKING:
     from lcv_core.core.fold import FoldState
@@ -230,8 +231,7 @@ class SyncedFoldMetricLog(FoldMetricLog):
         """
         self.flush()
         names = sorted(self._sums)
-        every = [None] * self._fabric.world_size
-        dist.all_gather_object(every, names)
+        every = all_gather_objects(self._fabric, names)
         if any(other != names for other in every):
             raise LcvError(
                 f"Under DDP every rank must log the same metrics in a stage; the ranks logged {every}. Log "
@@ -283,11 +283,12 @@ def share_stop(fabric: Fabric, state: RunState, wish: tuple[bool, ...] = ()) -> 
     """
     if world_size(fabric) <= 1:
         return wish
-    flags = _all_gather(torch.tensor([int(state.should_stop), *map(int, wish)], device=fabric.device)).tolist()
-    asked = [rank for rank, row in enumerate(flags) if row[0]]
+    mine = (bool(state.should_stop), state.stop_reason, tuple(map(bool, wish)))
+    every = all_gather_objects(fabric, mine)  # one collective call, the reasons included
+    asked = [reason for stops, reason, _ in every if stops]
     if asked:
-        state.stop(str(fabric.broadcast(state.stop_reason, src=asked[0])))
-    return tuple(bool(flag) for flag in flags[0][1:])
+        state.stop(str(asked[0]))
+    return tuple(every[0][2])
 
 
 def share_epoch_rows(fabric: Fabric, folds: list[FoldState], epoch: int) -> None:
@@ -297,9 +298,7 @@ def share_epoch_rows(fabric: Fabric, folds: list[FoldState], epoch: int) -> None
     a fold's state (weights, optimizers, random stream) travels only when a rank needs it (`gather_folds`).
     """
     mine = {f.index: (f.history[epoch:], f.global_step) for f in folds if owns(fabric, f)}
-    every: list[Any] = [None] * world_size(fabric)
-    dist.all_gather_object(every, mine)
-    for rows in every:
+    for rows in all_gather_objects(fabric, mine):  # one collective call for a few rows
         for index, (history, step) in rows.items():
             if index not in mine:
                 fold = folds[index]
@@ -334,85 +333,6 @@ def gather_folds(
                 folds[index].module.load_state_dict(state["model"])
             if snapshot is not None:
                 best.states[index] = state["model"] if snapshot == "model" else snapshot
-
-
-class _Slot(int):
-    """Where a tensor sent apart by `all_gather_states` goes back into its payload (the tensor's number)."""
-
-
-def _sendable(value: Any) -> bool:
-    """Whether ``value`` is a dense tensor whose bytes can travel in `all_gather_states`' flat buffer."""
-    return (
-        type(value) in (torch.Tensor, torch.nn.Parameter)
-        and value.layout is torch.strided
-        and not value.is_quantized
-        and value.device.type != "meta"
-    )
-
-
-def _take_tensors(value: Any, tensors: list[torch.Tensor], seen: dict[int, int]) -> Any:
-    """Return ``value`` with each dense tensor replaced by its `_Slot` in ``tensors`` (the same tensor once)."""
-    if _sendable(value):
-        slot = seen.get(id(value))
-        if slot is None:
-            slot = seen[id(value)] = len(tensors)
-            tensors.append(value)
-        return _Slot(slot)
-    if type(value) is dict:
-        return {key: _take_tensors(item, tensors, seen) for key, item in value.items()}
-    if type(value) in (list, tuple):
-        return type(value)(_take_tensors(item, tensors, seen) for item in value)
-    return value
-
-
-def _put_tensors(value: Any, tensors: list[torch.Tensor]) -> Any:
-    """Undo `_take_tensors`: put ``tensors`` back at their slots."""
-    if type(value) is _Slot:
-        return tensors[value]
-    if type(value) is dict:
-        return {key: _put_tensors(item, tensors) for key, item in value.items()}
-    if type(value) in (list, tuple):
-        return type(value)(_put_tensors(item, tensors) for item in value)
-    return value
-
-
-def all_gather_states(fabric: Fabric, payload: Any) -> list[Any]:
-    """Return every rank's ``payload`` in rank order (this rank's as given), its tensors sent as raw bytes.
-
-    ``all_gather_object`` pickles every tensor through torch's serializer: 35 ms for the 2.7 MB of two folds' states
-    at width 256. Here the payload's dicts, lists and tuples are sent without their dense tensors (one small
-    ``all_gather_object``), and the tensors' bytes travel in one ``all_gather`` of a flat ``uint8`` buffer per rank
-    (padded to the longest). The tensors come back as CPU tensors of the same dtype, shape and values (a tensor met
-    twice comes back as one); sparse or quantized tensors and tensor subclasses travel pickled, as before.
-    Collective: every rank calls it at the same point.
-    """
-    tensors: list[torch.Tensor] = []
-    skeleton = _take_tensors(payload, tensors, {})
-    layout = [(t.dtype, t.shape) for t in tensors]
-    flat = [t.detach().contiguous().reshape(-1).view(torch.uint8) for t in tensors]
-    length = sum(part.numel() for part in flat)
-    every: list[Any] = [None] * world_size(fabric)
-    dist.all_gather_object(every, (skeleton, layout, length))
-    longest = max(size for _, _, size in every)
-    device = fabric.device if dist.get_backend() == "nccl" else torch.device("cpu")  # NCCL moves CUDA tensors only
-    sent = torch.empty(longest, dtype=torch.uint8, device=device)
-    if flat:
-        torch.cat([part.to(device) for part in flat], out=sent[:length])
-    sent[length:] = 0
-    parts = [torch.empty_like(sent) for _ in every]
-    dist.all_gather(parts, sent)
-    gathered: list[Any] = []
-    for rank, ((other, shapes, _), part) in enumerate(zip(every, parts, strict=True)):
-        if rank == fabric.global_rank:
-            gathered.append(payload)
-            continue
-        part, offset, received = part.cpu(), 0, []
-        for dtype, shape in shapes:
-            size = shape.numel() * dtype.itemsize
-            received.append(part[offset : offset + size].clone().view(dtype).reshape(shape))
-            offset += size
-        gathered.append(_put_tensors(other, received))
-    return gathered
 
 
 def agree(fabric: Fabric, decision: bool) -> bool:

@@ -43,7 +43,7 @@ from lcv_core.core.lightning_compat import (
 from lcv_core.core.optimizers import configure_optimizers
 from lcv_core.core.rng import FoldRNG
 from lcv_core.core.saving import load, save
-from lcv_core.distributed import cpu_binding, parallel
+from lcv_core.distributed import cpu_binding, exchange, parallel
 from lcv_core.loop import checkpoint
 from lcv_core.loop.fold_loop import STEP_HOOKS, TRANSFER_HOOKS, FoldLoop, overrides
 from lcv_core.loop.fold_trainer import FoldTrainer
@@ -456,7 +456,7 @@ class CrossValidationTrainer:
                     mine = {-1: f"{type(exc).__name__}: {exc} (fold {fold}, rank {self.fabric.global_rank})"}
                     break
         outputs: dict[int, Any] = {}
-        for part in parallel.all_gather_states(self.fabric, mine):
+        for part in exchange.all_gather_states(self.fabric, mine):
             outputs.update(part)
         if -1 in outputs:
             raise LcvError(f"predict_step failed: {outputs[-1]}")
