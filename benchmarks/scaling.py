@@ -7,8 +7,12 @@ the processes and the process group are up (launching and importing lightning ar
 the fit returns on rank 0. Each case also runs for 1 epoch, so that the cost of one more epoch (the part that
 scales) is told apart from the fixed part (setting up the folds on every process, out-of-fold predictions).
 Prints the wall seconds, the ratios, whether the per-fold histories are equal (bitwise: ``parallel`` trains each
-fold in its own random stream, wherever it runs) and the load average, which tells how far other processes on the
-same cores spoil the figure.
+fold in its own random stream, wherever it runs) and the load average. The idle-cores check tells whether the two
+cores behaved as two idle cores during the run: the same 1-process fit alone on core 0, then two of them at once on
+cores 0 and 1 (no exchange between them). On this 2-vCPU machine they keep anywhere from about 0.7 to 1.0 of their
+solo speed, from one hour to the next (two vCPUs are not two idle physical cores: the host runs other work). The
+check runs between the fits, not during them: a low figure says the machine was not two idle cores in that
+stretch of the run, not by how much each fit was slowed.
 
     .venv/bin/python benchmarks/scaling.py              # 10 epochs, width 256, 1 repeat
     .venv/bin/python benchmarks/scaling.py --repeats 3  # the median over 3 interleaved repeats
@@ -65,17 +69,27 @@ def config(epochs: int, width: int, folds: int, devices: int) -> dict[str, Any]:
     }
 
 
-def child(epochs: int, width: int, folds: int, devices: int, out: Path) -> None:
-    """Fit once (this process is one rank); rank 0 writes the wall seconds of the fit and the history to ``out``."""
+def child(epochs: int, width: int, folds: int, devices: int, out: Path, pin: int | None = None) -> None:
+    """Fit once (this process is one rank); rank 0 writes the wall seconds of the fit and the history to ``out``.
+
+    ``pin``: run on that core only, and start the fit once the file ``go`` exists next to ``out`` (after writing
+    ``ready`` there): how the idle-cores check starts two fits at once.
+    """
     import torch
 
     torch.set_num_threads(1)
     from lcv_core.configure import configure_all
     from lcv_core.distributed import parallel
 
+    if pin is not None:
+        os.sched_setaffinity(0, {pin})
     trainer, factory, datamodule = configure_all(config(epochs, width, folds, devices))
     parallel.launch(trainer.fabric)  # start rank 1 and the process group before the clock; fit() reuses them
     trainer.fabric.barrier()
+    if pin is not None:
+        (out.parent / "ready").write_text("")
+        while not (out.parent / "go").exists():
+            time.sleep(0.001)
     start = time.perf_counter()
     result = trainer.fit(factory, datamodule)
     seconds = time.perf_counter() - start
@@ -86,32 +100,76 @@ def child(epochs: int, width: int, folds: int, devices: int, out: Path) -> None:
         torch.distributed.destroy_process_group()
 
 
-def run_child(epochs: int, width: int, folds: int, devices: int) -> dict[str, Any]:
-    """Run one fit in a fresh subprocess; return rank 0's report."""
+def _command(epochs: int, width: int, folds: int, devices: int, out: Path, pin: int | None = None) -> list[str]:
+    command = [sys.executable, str(HERE), "--child", str(devices), str(out)]
+    command += ["--epochs", str(epochs), "--width", str(width), "--folds", str(folds)]
+    return command + (["--pin", str(pin)] if pin is not None else [])
+
+
+def _report(proc: subprocess.CompletedProcess[str] | subprocess.Popen[str], out: Path, what: str) -> dict[str, Any]:
+    if proc.returncode != 0:
+        stdout, stderr = (proc.stdout, proc.stderr) if isinstance(proc, subprocess.CompletedProcess) else ("", "")
+        raise RuntimeError(f"{what} failed:\n{stdout[-2000:]}\n{stderr[-2000:]}")
+    report: dict[str, Any] = json.loads(out.read_text())
+    return report
+
+
+def run_child(epochs: int, width: int, folds: int, devices: int, pin: int | None = None) -> dict[str, Any]:
+    """Run one fit in a fresh subprocess (on core ``pin`` only, if given); return rank 0's report."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "report.json"
-        command = [sys.executable, str(HERE), "--child", str(devices), str(out)]
-        command += ["--epochs", str(epochs), "--width", str(width), "--folds", str(folds)]
+        if pin is not None:
+            (Path(tmp) / "go").write_text("")
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        command = _command(epochs, width, folds, devices, out, pin)
         proc = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True, timeout=1800)
-        if proc.returncode != 0:
-            raise RuntimeError(f"devices={devices} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-        report: dict[str, Any] = json.loads(out.read_text())
-        return report
+        return _report(proc, out, f"devices={devices}")
 
 
-def rows(epochs: int = 10, width: int = 256, folds: int = 5, repeats: int = 1) -> list[dict[str, Any]]:
+def run_pair(epochs: int, width: int, folds: int) -> list[float]:
+    """Run two 1-process fits at once, one on core 0 and one on core 1 (started together); return their seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = [Path(tmp) / f"core{core}" for core in (0, 1)]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        procs = []
+        for core, folder in enumerate(dirs):
+            folder.mkdir()
+            command = _command(epochs, width, folds, 1, folder / "report.json", core)
+            procs.append(
+                subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+        deadline = time.monotonic() + 600
+        while not all((d / "ready").exists() for d in dirs) and all(p.poll() is None for p in procs):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        for folder in dirs:
+            (folder / "go").write_text("")
+        for proc in procs:
+            proc.wait(timeout=1800)
+        return [
+            _report(p, d / "report.json", f"the fit on core {c}")["seconds"]
+            for c, (p, d) in enumerate(zip(procs, dirs, strict=True))
+        ]
+
+
+def rows(
+    epochs: int = 10, width: int = 256, folds: int = 5, repeats: int = 1, cores_check: bool = True
+) -> list[dict[str, Any]]:
     """Measure ``parallel`` on 1 and 2 processes; return one row per process count (medians over the repeats).
 
     Each row has ``row``, ``devices``, ``wall_s`` (the fit of ``epochs`` epochs), ``speedup`` (1-process seconds /
     these seconds), ``epoch_s`` (the cost of one more epoch: the fit of ``epochs`` epochs minus the fit of 1, over
     ``epochs - 1``; what is left out is the fixed part: setting up the folds, the first epoch, out-of-fold
     predictions), ``epoch_speedup``, ``bound`` (folds / ceil(folds / devices)), ``equal`` (per-fold history bitwise
-    the 1-process one) and ``load`` (the 1-minute load average after the runs). The repeats are interleaved.
+    the 1-process one), ``load`` (the 1-minute load average after the runs), ``cores_kept`` (the idle-cores check:
+    the seconds of a 1-process fit alone on core 0 over those of two such fits run at once on cores 0 and 1; 1.0 when
+    the two cores work as two idle cores, lower when the host's other work slows them). The repeats are interleaved.
     """
     seconds: dict[int, list[float]] = {1: [], 2: []}
     per_epoch: dict[int, list[float]] = {1: [], 2: []}
     histories: dict[int, list[Any]] = {1: [], 2: []}
+    kept: list[float] = []
     for _ in range(repeats):
         for devices in (1, 2):
             report = run_child(epochs, width, folds, devices)
@@ -120,10 +178,14 @@ def rows(epochs: int = 10, width: int = 256, folds: int = 5, repeats: int = 1) -
             if epochs > 1:
                 first = run_child(1, width, folds, devices)["seconds"]
                 per_epoch[devices].append((report["seconds"] - first) / (epochs - 1))
+        if cores_check:
+            alone = run_child(epochs, width, folds, 1, pin=0)["seconds"]
+            kept.append(alone / statistics.mean(run_pair(epochs, width, folds)))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     wall = {d: statistics.median(seconds[d]) for d in (1, 2)}
     epoch = {d: statistics.median(per_epoch[d]) if per_epoch[d] else float("nan") for d in (1, 2)}
     reference = histories[1][0]
+    idle = statistics.median(kept) if kept else float("nan")
     return [
         {
             "row": f"lcv parallel, {devices} process{'es' if devices > 1 else ''}",
@@ -135,6 +197,7 @@ def rows(epochs: int = 10, width: int = 256, folds: int = 5, repeats: int = 1) -
             "bound": folds / math.ceil(folds / devices),
             "equal": all(h == reference for h in histories[devices]),
             "load": load,
+            "cores_kept": idle,
         }
         for devices in (1, 2)
     ]
@@ -148,16 +211,18 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="2 epochs: a smoke run")
+    parser.add_argument("--no-cores-check", action="store_true", help="skip the idle-cores check (two fits at once)")
     parser.add_argument("--child", nargs=2, metavar=("DEVICES", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--pin", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.epochs, args.width, args.folds, int(args.child[0]), Path(args.child[1]))
+        child(args.epochs, args.width, args.folds, int(args.child[0]), Path(args.child[1]), args.pin)
         return
     epochs = 2 if args.quick else args.epochs
     cores = os.cpu_count()
     print(f"digits, {args.folds} folds, width {args.width}, batch 64, {epochs} epochs, parallel, 1 thread/process")
     print(f"cores: {cores}, load average before: {os.getloadavg()[0]:.2f}")
-    table = rows(epochs, args.width, args.folds, args.repeats)
+    table = rows(epochs, args.width, args.folds, args.repeats, cores_check=not args.no_cores_check)
     print(
         f"{'row':<26} {'wall s':>7} {'speed-up':>9} {'s/epoch':>8} {'speed-up':>9} {'bound':>6}  per-fold = 1 process"
     )
@@ -173,6 +238,11 @@ def main() -> None:
         f"epoch (goal >= 1.6x on 2 idle cores; bound {two['bound']:.2f}x)"
     )
     print(f"load average after: {two['load']:.2f} (above ~0.5 other processes share the cores: the ratio is low)")
+    if not math.isnan(two["cores_kept"]):
+        print(
+            f"idle-cores check: a 1-process fit alone / each of two at once on cores 0 and 1 = {two['cores_kept']:.2f} "
+            "(1.00: two idle cores)"
+        )
 
 
 if __name__ == "__main__":
