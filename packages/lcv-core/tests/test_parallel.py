@@ -136,9 +136,21 @@ SCRIPT = textwrap.dedent(
     # the fold states' wire format, on every kind of value a state holds (the test builds the same payloads)
     from test_parallel import object_payload, odd_payload
     from lcv_core.distributed import exchange
+    calls = []
+    counted = exchange._gather
+    exchange._gather = lambda tensor: calls.append(tensor.numel()) or counted(tensor)
     torch.save(exchange.all_gather_states(trainer.fabric, odd_payload(rank)), out / f"gathered_rank{rank}.pt")
+    report["calls_in_memory"] = list(calls)
     # objects of either size: rank 0's fits the first call, rank 1's needs the second (exchange.CAPACITY)
     report["objects"] = exchange.all_gather_objects(trainer.fabric, object_payload(rank))
+    # rank 1 cannot leave its long payload in memory for rank 0 (as on another machine): both travel by gloo
+    if rank == 1:
+        exchange._spill_dir = None
+    calls.clear()
+    torch.save(exchange.all_gather_states(trainer.fabric, odd_payload(rank)), out / f"gathered_sent_rank{rank}.pt")
+    report["calls_sent"] = list(calls)
+    torch.distributed.barrier()
+    report["spills_left"] = sorted(p.name for p in Path("/dev/shm").glob("lcv-exchange-*"))
     if rank == 0:
         report["interleaved"] = fit("interleaved", 1, out / "interleaved")
         report["interleaved_nofiles"] = fit("interleaved", 1, None, files=False)
@@ -212,10 +224,13 @@ def test_objects_of_any_size_reach_every_rank(parallel_run: tuple[Path, list[dic
 
 
 def test_fold_states_travel_between_ranks_unchanged(parallel_run: tuple[Path, list[dict[str, Any]]]) -> None:
-    """Fold states cross ranks as raw tensor bytes (not pickled tensors): every dtype, shape and value arrives."""
-    out, _ = parallel_run
-    for rank in (0, 1):
-        got = torch.load(out / f"gathered_rank{rank}.pt", weights_only=False)
+    """Fold states cross ranks as raw tensor bytes (not pickled tensors): every dtype, shape and value arrives,
+    through memory between processes of one machine and through gloo when a rank cannot use memory."""
+    from lcv_core.distributed import exchange
+
+    out, reports = parallel_run
+    for rank, how in ((0, "gathered"), (1, "gathered"), (0, "gathered_sent"), (1, "gathered_sent")):
+        got = torch.load(out / f"{how}_rank{rank}.pt", weights_only=False)
         assert len(got) == 2
         for sender, payload in enumerate(got):
             want = odd_payload(sender)
@@ -235,6 +250,13 @@ def test_fold_states_travel_between_ranks_unchanged(parallel_run: tuple[Path, li
         # what came from the other rank holds one tensor where the sender had one (shared stays shared)
         other = got[1 - rank]
         assert other["same"][0] is other["same"][1]
+    for report in reports:  # the payloads left in memory for the other process are gone once it read them
+        assert report["spills_left"] == []
+        if os.path.isdir("/dev/shm"):  # one machine: the long payloads are read from memory, a 1-byte call says so
+            assert report["calls_in_memory"] == [exchange.CAPACITY, 1]
+        # rank 1 could not leave its payload in memory: every rank's travels in a third call, sized to the longest
+        assert report["calls_sent"][:2] == [exchange.CAPACITY, 1] and len(report["calls_sent"]) == 3
+        assert report["calls_sent"][2] > exchange.CAPACITY
 
 
 @pytest.mark.skipif(

@@ -13,7 +13,11 @@ dense tensors of a state travel as raw bytes after the pickled skeleton of their
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pickle
+import socket
+import tempfile
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -36,32 +40,96 @@ def _device(fabric: Fabric) -> torch.device:
 def all_gather_bytes(fabric: Fabric, data: torch.Tensor) -> list[torch.Tensor]:
     """Return every rank's ``data`` (a flat ``uint8`` tensor) in rank order, as CPU tensors.
 
-    One collective call when every rank's data fits `CAPACITY` (less its 8-byte length header), two otherwise.
-    Collective: every rank calls it at the same point.
+    One collective call when every rank's data fits `CAPACITY` (less its 8-byte length header). A longer payload
+    between processes of one machine is written to a file in ``/dev/shm`` (memory) that the others read: one more
+    call, a few bytes, says they have read it. Elsewhere (other machines, NCCL, no ``/dev/shm``) it travels in one
+    more call, sized to the longest. Collective: every rank calls it at the same point.
     """
     device = _device(fabric)
     length = int(data.numel())
-    head = min(length, CAPACITY - _HEADER)
+    room = CAPACITY - _HEADER
+    spilled = _spill(data) if length > room and device.type == "cpu" else None
+    note = data[:length] if length <= room else _note(spilled)
     first = torch.zeros(CAPACITY, dtype=torch.uint8, device=device)
     first[:_HEADER] = torch.tensor([length], dtype=torch.int64).view(torch.uint8).to(device)
-    first[_HEADER : _HEADER + head] = data[:head].to(device)
-    firsts = [torch.empty_like(first) for _ in range(dist.get_world_size())]
-    dist.all_gather(firsts, first)
-    firsts = [part.cpu() for part in firsts]
+    first[_HEADER : _HEADER + note.numel()] = note.to(device)
+    firsts = [part.cpu() for part in _gather(first)]
     lengths = [int(part[:_HEADER].view(torch.int64)) for part in firsts]
-    rest = max(lengths) - (CAPACITY - _HEADER)
-    if rest <= 0:
+    if max(lengths) <= room:
         return [part[_HEADER : _HEADER + n] for part, n in zip(firsts, lengths, strict=True)]
-    second = torch.zeros(rest, dtype=torch.uint8, device=device)
-    if length > head:
-        second[: length - head] = data[head:].to(device)
-    seconds = [torch.empty_like(second) for _ in firsts]
-    dist.all_gather(seconds, second)
-    out = []
-    for part, tail, n in zip(firsts, seconds, lengths, strict=True):
-        fits = min(n, CAPACITY - _HEADER)
-        out.append(torch.cat([part[_HEADER : _HEADER + fits], tail.cpu()[: n - fits]]))
-    return out
+    rank = dist.get_rank()
+    out: list[torch.Tensor | None] = []
+    for sender, (part, n) in enumerate(zip(firsts, lengths, strict=True)):
+        if sender == rank or n <= room:
+            out.append(data if sender == rank else part[_HEADER : _HEADER + n])
+        else:
+            out.append(_read(part[_HEADER:], n))
+    lacking = _gather(torch.tensor([int(None in out)], dtype=torch.uint8, device=device))
+    if spilled is not None:  # every rank has read it (or given up) once the flags arrived
+        with contextlib.suppress(OSError):
+            os.unlink(spilled)
+    if not any(int(flag) for flag in lacking):
+        return [part for part in out if part is not None]
+    global _spill_dir  # another machine, or a /dev/shm of its own: send the bytes from now on
+    _spill_dir = None
+    longest = max(lengths)
+    whole = torch.zeros(longest, dtype=torch.uint8, device=device)
+    whole[:length] = data.to(device)
+    wholes = _gather(whole)
+    return [part.cpu()[:n] for part, n in zip(wholes, lengths, strict=True)]
+
+
+def _gather(tensor: torch.Tensor) -> list[torch.Tensor]:
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor)
+    return parts
+
+
+_SHM = "/dev/shm"  # noqa: S108  # memory; each file private (mkstemp: O_EXCL, mode 0600), removed after the exchange
+_spill_dir: str | None = _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK) else None
+"""Where long payloads go for the other processes of this machine to read (``None``: they travel by the backend)."""
+
+
+def _spill(data: torch.Tensor) -> str | None:
+    """Write ``data`` to a new private file in `_spill_dir`; return its path (``None`` if that cannot be done)."""
+    if _spill_dir is None:
+        return None
+    try:
+        fd, path = tempfile.mkstemp(prefix="lcv-exchange-", dir=_spill_dir)  # O_EXCL, mode 0600
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.contiguous().numpy().data)
+    except OSError:
+        return None
+    return path
+
+
+def _is_spill(path: str) -> bool:
+    """Whether ``path`` names a file `_spill` makes (nothing else is read, whatever a note says)."""
+    folder, name = os.path.split(path)
+    return folder == _SHM and name.startswith("lcv-exchange-") and os.sep not in name
+
+
+def _note(path: str | None) -> torch.Tensor:
+    """Where another process of this machine finds a spilled payload: host, then path (empty: nowhere)."""
+    if path is None:
+        return torch.zeros(0, dtype=torch.uint8)
+    return torch.frombuffer(bytearray(f"{socket.gethostname()}\0{path}\0".encode()), dtype=torch.uint8)
+
+
+def _read(note: torch.Tensor, length: int) -> torch.Tensor | None:
+    """Read a payload of ``length`` bytes spilled by a process of this machine (``None``: not here to read)."""
+    host, path, *_ = (bytes(note.numpy()).split(b"\0") + [b"", b""])[:3]
+    name = path.decode(errors="replace")
+    if host.decode(errors="replace") != socket.gethostname() or not _is_spill(name):
+        return None
+    try:
+        with open(name, "rb") as fh:
+            read = fh.read(length + 1)
+    except OSError:
+        return None
+    if len(read) != length:
+        return None
+    return torch.frombuffer(bytearray(read), dtype=torch.uint8)
 
 
 def all_gather_objects(fabric: Fabric, obj: Any) -> list[Any]:
