@@ -306,3 +306,20 @@ def test_the_step_code_check_follows_a_method_replaced_between_fits(
     assert "Patched.validation_step reads self.trainer" in (second.schedule_reason or "")
     del Patched.validation_step
     assert CrossValidationTrainer(**trainer_kwargs).fit(Patched, fold_data()).schedule == "vectorized"
+
+
+@pytest.mark.parametrize("schedule", ["auto", "vectorized"])
+def test_the_steps_are_tried_under_vmap_once_per_fit(
+    tiny: type, fold_data: type, trainer_kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch, schedule: str
+) -> None:
+    """``auto`` tries the steps before it chooses ``vectorized``; the engine then does not try them again."""
+    from lcv_core.vectorized import check
+
+    trials: list[int] = []
+    tried = check._trial
+    monkeypatch.setattr(check, "_trial", lambda *args: trials.append(1) or tried(*args))
+    for _ in range(2):  # a second fit of the same trainer class tries again: the answer is per fit
+        trials.clear()
+        result = CrossValidationTrainer(**{**trainer_kwargs, "schedule": schedule}).fit(tiny, fold_data())
+        assert result.schedule == "vectorized"
+        assert trials == [1]

@@ -316,8 +316,6 @@ def blocker(trainer: CrossValidationTrainer, trial: bool) -> str | None:
         trial: Also run the model's steps under ``vmap`` on fold 0's first batches (``can_vectorize``'s trial,
             which leaves no trace); without it only what can be read from the model and the config is checked.
     """
-    from lcv_core.vectorized.engine import can_vectorize
-
     cfg, folds = trainer.config, trainer.folds
     if getattr(trainer, "compile_arguments", None) is not None:  # checked first: the trial step would compile
         return "compile is on, and torch.compile compiles each fold's module, not the batched step of all folds"
@@ -339,6 +337,15 @@ def blocker(trainer: CrossValidationTrainer, trial: bool) -> str | None:
         return "the datamodule transforms batches on the device (on_after_batch_transfer), one fold's at a time"
     if any(not hasattr(loader, "__len__") for f in folds for loader in (f.train_loader, f.val_loader)):
         return "a fold's loader has no len()"
+    return _engine_blocker(trainer, trial)
+
+
+def _engine_blocker(trainer: CrossValidationTrainer, trial: bool) -> str | None:
+    """Return why the vectorized engine refuses the folds (`can_vectorize`, with its trial step if ``trial``)."""
+    from lcv_core.vectorized.engine import can_vectorize
+
+    cfg, folds = trainer.config, trainer.folds
+    modules = [f.module for f in folds]
     loaders = [(f.train_loader, f.val_loader) for f in folds] if trial else None
     optimizers = [(f.optimizers, f.schedulers) for f in folds]
     with kept_loader_state([f.train_loader for f in folds] + [f.val_loader for f in folds]):  # the trial draws a batch
@@ -373,7 +380,7 @@ def choose(
     verdict = by_size(size)
     if verdict is not None and verdict.schedule == "interleaved":
         return verdict
-    reason = blocker(trainer, trial=True)
+    reason = _engine_blocker(trainer, trial=True)  # the rest of `blocker` passed above
     if reason is not None:
         return AutoChoice("interleaved", f"the folds cannot be vectorized: {reason}")
     if verdict is not None:
@@ -517,6 +524,7 @@ class AutoSchedule(VectorizedSchedule):
 
     def _run(self, first_epoch: int) -> None:
         state = self.trainer.state
+        self.vetted = False
         if state.schedule is not None:  # resumed: continue with the schedule that trained the checkpoint
             self.choice = AutoChoice(state.schedule, state.schedule_reason or "")
             line = f"schedule='auto' resumes with {state.schedule!r}, the choice stored in the checkpoint" + (
@@ -526,6 +534,8 @@ class AutoSchedule(VectorizedSchedule):
             self.choice = choose(self.trainer, self.probe)
             state.schedule, state.schedule_reason = self.choice.schedule, self.choice.reason
             line = self.choice.line()
+            # a vectorized choice passed can_vectorize's trial step in choose(): the engine need not run it again
+            self.vetted = self.choice.schedule == "vectorized"
         if self.trainer.config.enable_progress_bar:  # without it a fit prints nothing; the result keeps the choice
             self.trainer.fabric.print(line)
         if self.choice.schedule == "vectorized":

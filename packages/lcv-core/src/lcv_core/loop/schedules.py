@@ -427,6 +427,8 @@ class VectorizedSchedule(InterleavedSchedule):
     """All folds as one batched computation per step; falls back to ``interleaved`` (saying why) when it cannot."""
 
     name = "vectorized"
+    vetted = False
+    """Whether this fit's folds already passed `can_vectorize` with its trial step (``auto`` checks before choosing)."""
 
     def _run(self, first_epoch: int) -> None:
         engine = self.engine()
@@ -454,7 +456,9 @@ class VectorizedSchedule(InterleavedSchedule):
         modules = [f.module for f in trainer.folds]
         loaders = [(f.train_loader, f.val_loader) for f in trainer.folds]
         optimizers = [(f.optimizers, f.schedulers) for f in trainer.folds]
-        reason = can_vectorize(modules, loaders, trainer.config, optimizers=optimizers, fabric=trainer.fabric)
+        reason = None
+        if not self.vetted:
+            reason = can_vectorize(modules, loaders, trainer.config, optimizers=optimizers, fabric=trainer.fabric)
         if any(isinstance(c, GradientAccumulationScheduler) for c in trainer.callbacks):
             reason = "a GradientAccumulationScheduler changes the accumulation (only 1 batch is vectorized)"
         if overridden_hook(trainer.datamodule, "on_after_batch_transfer") is not None:
