@@ -137,8 +137,8 @@ SCRIPT = textwrap.dedent(
     from test_parallel import object_payload, odd_payload
     from lcv_core.distributed import exchange
     calls = []
-    counted = exchange._gather
-    exchange._gather = lambda tensor: calls.append(tensor.numel()) or counted(tensor)
+    counted = exchange.gather_tensors
+    exchange.gather_tensors = lambda tensor: calls.append(tensor.numel()) or counted(tensor)
     torch.save(exchange.all_gather_states(trainer.fabric, odd_payload(rank)), out / f"gathered_rank{rank}.pt")
     report["calls_in_memory"] = list(calls)
     # objects of either size: rank 0's fits the first call, rank 1's needs the second (exchange.CAPACITY)

@@ -5,7 +5,8 @@ Every exchange of a multi-process fit waits for the slowest rank, and each colle
 woken first (measured with gloo on a 2-core VM, `benchmarks/scaling.py`). ``torch.distributed.all_gather_object``
 takes two calls (the sizes, then the data), and sending fold states took three. Here every rank sends a buffer of
 `CAPACITY` bytes that starts with its payload's length: a payload that fits (a fold's history rows, a stop flag, a
-host name) arrives in one call; a longer one sends the rest in one more call, sized to the longest.
+host name) arrives in one call. A longer one is left in ``/dev/shm`` for the other processes of the machine (one
+more call says they read it), or travels whole in one more call, sized to the longest (`all_gather_bytes`).
 
 Objects travel pickled (as with ``all_gather_object``: between the processes of one job, never from a file); the
 dense tensors of a state travel as raw bytes after the pickled skeleton of their containers (`all_gather_states`).
@@ -53,7 +54,7 @@ def all_gather_bytes(fabric: Fabric, data: torch.Tensor) -> list[torch.Tensor]:
     first = torch.zeros(CAPACITY, dtype=torch.uint8, device=device)
     first[:_HEADER] = torch.tensor([length], dtype=torch.int64).view(torch.uint8).to(device)
     first[_HEADER : _HEADER + note.numel()] = note.to(device)
-    firsts = [part.cpu() for part in _gather(first)]
+    firsts = [part.cpu() for part in gather_tensors(first)]
     lengths = [int(part[:_HEADER].view(torch.int64)) for part in firsts]
     if max(lengths) <= room:
         return [part[_HEADER : _HEADER + n] for part, n in zip(firsts, lengths, strict=True)]
@@ -64,7 +65,7 @@ def all_gather_bytes(fabric: Fabric, data: torch.Tensor) -> list[torch.Tensor]:
             out.append(data if sender == rank else part[_HEADER : _HEADER + n])
         else:
             out.append(_read(part[_HEADER:], n))
-    lacking = _gather(torch.tensor([int(None in out)], dtype=torch.uint8, device=device))
+    lacking = gather_tensors(torch.tensor([int(None in out)], dtype=torch.uint8, device=device))
     if spilled is not None:  # every rank has read it (or given up) once the flags arrived
         with contextlib.suppress(OSError):
             os.unlink(spilled)
@@ -75,11 +76,12 @@ def all_gather_bytes(fabric: Fabric, data: torch.Tensor) -> list[torch.Tensor]:
     longest = max(lengths)
     whole = torch.zeros(longest, dtype=torch.uint8, device=device)
     whole[:length] = data.to(device)
-    wholes = _gather(whole)
+    wholes = gather_tensors(whole)
     return [part.cpu()[:n] for part, n in zip(wholes, lengths, strict=True)]
 
 
-def _gather(tensor: torch.Tensor) -> list[torch.Tensor]:
+def gather_tensors(tensor: torch.Tensor) -> list[torch.Tensor]:
+    """Return every rank's ``tensor`` (same shape on every rank) in rank order: one collective call."""
     parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, tensor)
     return parts

@@ -36,7 +36,7 @@ from lcv_config import LcvError, TrainerConfig
 from lcv_core.core.lightning_compat import fabric_launched, spawns_processes
 from lcv_core.core.metric_log import FoldMetricLog
 from lcv_core.core.saving import cpu_state
-from lcv_core.distributed.exchange import all_gather_objects, all_gather_states
+from lcv_core.distributed.exchange import all_gather_objects, all_gather_states, gather_tensors
 
 if TYPE_CHECKING:
     from lcv_core.core.fold import FoldState
@@ -211,9 +211,7 @@ def check_folds(fabric: Fabric, devices: Any, n_folds: int) -> None:
 
 def _all_gather(tensor: torch.Tensor) -> torch.Tensor:
     """Return every rank's ``tensor`` stacked along a new first dimension (rank order)."""
-    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, tensor)
-    return torch.stack(parts)
+    return torch.stack(gather_tensors(tensor))
 
 
 class SyncedFoldMetricLog(FoldMetricLog):
